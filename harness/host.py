@@ -1,0 +1,314 @@
+"""The real ComfyUI host, driven two ways: in-process through its executor, or as a server.
+
+    host = InProcessHost(work_dir).start()
+    outputs = host.run(prompt)            # API-format prompt -> {node_id: ui outputs}
+
+    with ServerHost(work_dir) as server:  # python main.py --cpu on 127.0.0.1, free port
+        server.get_json("/object_info")
+
+Both point the host's input, output, temp and user folders and its model folders at ``work_dir``
+(models under ``work_dir/models/<folder>``), so tests and the demo never touch the host's own tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.bootstrap import host_dir, prepare, shim_paths
+
+# Model folders of the host that the pack's workflows use, plus the pack's own.
+MODEL_FOLDERS = (
+    "diffusion_models",
+    "vae",
+    "text_encoders",
+    "clip_vision",
+    "loras",
+    "checkpoints",
+    "ex4d",
+    "depthcrafter",
+    "depth_anything",
+)
+
+
+def _write_model_paths_yaml(work_dir: Path) -> Path:
+    models = work_dir / "models"
+    lines = ["ex4d_harness:", f"  base_path: {models}", "  is_default: true"]
+    for name in MODEL_FOLDERS:
+        (models / name).mkdir(parents=True, exist_ok=True)
+        lines.append(f"  {name}: {name}")
+    path = work_dir / "extra_model_paths.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _work_dirs(work_dir: Path) -> dict[str, Path]:
+    dirs = {name: work_dir / name for name in ("input", "output", "temp", "user")}
+    for d in dirs.values():
+        d.mkdir(parents=True, exist_ok=True)
+    return dirs
+
+
+class NodeExecutionError(RuntimeError):
+    """A prompt failed inside the host; ``details`` is the host's execution_error message."""
+
+    def __init__(self, details: dict[str, Any]):
+        self.details = details
+        super().__init__(
+            f"{details.get('node_type')} (node {details.get('node_id')}): "
+            f"{details.get('exception_type')}: {details.get('exception_message')}"
+        )
+
+
+class PromptValidationError(RuntimeError):
+    def __init__(self, error: dict[str, Any], node_errors: dict[str, Any]):
+        self.error = error
+        self.node_errors = node_errors
+        super().__init__(f"{error.get('message')}: {json.dumps(node_errors)[:2000]}")
+
+
+@dataclass
+class _RecordingServer:
+    """Stands in for PromptServer during in-process execution; keeps every message sent."""
+
+    client_id: str | None = None
+    last_node_id: str | None = None
+    last_prompt_id: str | None = None
+    sockets_metadata: dict = field(default_factory=dict)
+    messages: list[tuple[str, Any]] = field(default_factory=list)
+
+    def send_sync(self, event, data, sid=None):
+        self.messages.append((event, data))
+
+    def queue_updated(self):
+        pass
+
+
+class InProcessHost:
+    """Imports the host into this process (CPU mode) and executes prompts with its executor."""
+
+    def __init__(self, work_dir: Path, cpu: bool = True):
+        self.work_dir = Path(work_dir)
+        self.cpu = cpu
+        self.server = _RecordingServer()
+        self.executor = None
+        self.import_failures: list[str] = []
+
+    @property
+    def models_dir(self) -> Path:
+        return self.work_dir / "models"
+
+    @property
+    def input_dir(self) -> Path:
+        return self.work_dir / "input"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.work_dir / "output"
+
+    def start(self) -> InProcessHost:
+        root = prepare()
+        dirs = _work_dirs(self.work_dir)
+        yaml_path = _write_model_paths_yaml(self.work_dir)
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        for extra in shim_paths():
+            if extra not in sys.path:
+                sys.path.append(extra)
+        # Without args parsing the host takes its defaults; set what a command line would.
+        from comfy.cli_args import args
+
+        args.cpu = self.cpu
+        args.disable_auto_launch = True
+        import folder_paths
+        import utils.extra_config
+
+        utils.extra_config.load_extra_path_config(str(yaml_path))
+        folder_paths.set_input_directory(str(dirs["input"]))
+        folder_paths.set_output_directory(str(dirs["output"]))
+        folder_paths.set_temp_directory(str(dirs["temp"]))
+        folder_paths.set_user_directory(str(dirs["user"]))
+
+        import comfy.utils
+        import execution
+
+        import nodes
+
+        def progress_hook(value, total, preview_image, prompt_id=None, node_id=None):
+            self.server.send_sync("progress", {"value": value, "max": total, "node": node_id})
+
+        comfy.utils.set_progress_bar_global_hook(progress_hook)
+        self.import_failures = asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
+        self.executor = execution.PromptExecutor(self.server, cache_type=execution.CacheType.CLASSIC,
+                                                 cache_args={"lru": 0, "ram": 0})
+        return self
+
+    @property
+    def node_classes(self) -> dict[str, type]:
+        import nodes
+
+        return nodes.NODE_CLASS_MAPPINGS
+
+    def validate(self, prompt: dict[str, Any]) -> list[str]:
+        import execution
+
+        prompt_id = str(uuid.uuid4())
+        valid = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
+        if not valid[0]:
+            raise PromptValidationError(valid[1], valid[3])
+        return valid[2]
+
+    def run(self, prompt: dict[str, Any]) -> dict[str, Any]:
+        """Validate and execute an API-format prompt; return the UI outputs by node id.
+
+        Raises PromptValidationError or NodeExecutionError with the host's own messages.
+        """
+        outputs_to_execute = self.validate(prompt)
+        prompt_id = str(uuid.uuid4())
+        self.server.messages.clear()
+        self.executor.execute(prompt, prompt_id, {"client_id": "harness"}, outputs_to_execute)
+        for event, data in self.server.messages:
+            if event == "execution_error":
+                raise NodeExecutionError(data)
+            if event == "execution_interrupted":
+                raise InterruptedError(f"execution interrupted at node {data.get('node_id')}")
+        return self.executor.history_result["outputs"]
+
+    def node_output(self, node_id: str) -> list[Any]:
+        """The values a node of the last prompt returned (from the executor's output cache).
+
+        Each output slot is a list (one item per list element; usually one)."""
+        entry = self.executor.caches.outputs.get(str(node_id))
+        if entry is None:
+            raise KeyError(f"node {node_id} has no cached output")
+        return entry.outputs
+
+    def events(self, name: str) -> list[Any]:
+        return [data for event, data in self.server.messages if event == name]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerHost:
+    """``python main.py --cpu`` on 127.0.0.1 and a free port, as a subprocess."""
+
+    def __init__(self, work_dir: Path, extra_args: tuple[str, ...] = (), pack: bool = True):
+        self.work_dir = Path(work_dir)
+        self.extra_args = extra_args
+        self.pack = pack
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.work_dir / f"server-{self.port}.log"
+        self.startup_seconds: float | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        dirs = _work_dirs(self.work_dir)
+        yaml_path = _write_model_paths_yaml(self.work_dir)
+        cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+               "--disable-auto-launch", "--extra-model-paths-config", str(yaml_path),
+               "--input-directory", str(dirs["input"]), "--output-directory", str(dirs["output"]),
+               "--temp-directory", str(dirs["temp"]), "--user-directory", str(dirs["user"]),
+               "--database-url", "sqlite:///:memory:", "--log-stdout"]
+        if not self.pack:
+            cmd.append("--disable-all-custom-nodes")
+        return cmd + list(self.extra_args)
+
+    def start(self, timeout: float = 240.0) -> ServerHost:
+        root = prepare()
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        extra = shim_paths()
+        if extra:
+            env["PYTHONPATH"] = os.pathsep.join([*filter(None, [env.get("PYTHONPATH")]), *extra])
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(self.command(), cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = t0 + timeout
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+            try:
+                self.get_json("/system_stats", timeout=2)
+                self.startup_seconds = time.perf_counter() - t0
+                return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"ComfyUI did not answer within {timeout} s:\n{self.log()[-4000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def get_json(self, path: str, timeout: float = 30) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as r:
+            return json.loads(r.read())
+
+    def get(self, path: str, timeout: float = 30) -> bytes:
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as r:
+            return r.read()
+
+    def post_json(self, path: str, payload: Any, timeout: float = 30) -> Any:
+        req = urllib.request.Request(self.url + path, data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return {"http_status": e.code, **json.loads(e.read() or b"{}")}
+
+    def queue(self, prompt: dict[str, Any]) -> dict[str, Any]:
+        return self.post_json("/prompt", {"prompt": prompt, "client_id": "harness"})
+
+    def wait(self, prompt_id: str, timeout: float = 600) -> dict[str, Any]:
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            history = self.get_json(f"/history/{prompt_id}")
+            if prompt_id in history and history[prompt_id].get("status", {}).get("completed") is not None:
+                entry = history[prompt_id]
+                if entry["status"].get("status_str") in ("success", "error"):
+                    return entry
+            time.sleep(0.2)
+        raise TimeoutError(f"prompt {prompt_id} did not finish in {timeout} s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> ServerHost:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def host_root() -> Path:
+    return host_dir()
+
+
+logging.getLogger("harness").addHandler(logging.NullHandler())

@@ -1,0 +1,5 @@
+"""Placeholder submodule; see the package docstring."""
+
+
+def __getattr__(name):
+    raise ImportError(f"torchvision.transforms.{name}: torchvision is not installed in this test environment")

@@ -1,0 +1,13 @@
+"""ComfyUI adapters over the ``ex4d`` library (V3 schema). Each module lists its nodes in ``NODES``."""
+
+from comfy_api.latest import ComfyExtension, io
+
+from . import _comfy, video
+
+
+class EX4DExtension(ComfyExtension):
+    async def on_load(self) -> None:
+        _comfy.register_model_folders()
+
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return [*video.NODES]

@@ -1,0 +1,86 @@
+"""ComfyUI glue shared by the pack's nodes: model folders, safe input paths, progress and cancel."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import comfy.model_management
+import comfy.utils
+import folder_paths
+
+CATEGORY = "EX-4D"
+
+# Pack-specific model folders (name -> extensions). Wan files stay in the stock folders.
+MODEL_FOLDERS: dict[str, set[str]] = {
+    "ex4d": {".ckpt", ".pt", ".pth", ".safetensors"},
+    "depthcrafter": {"folder"},
+    "depth_anything": {"folder"},
+}
+
+
+def register_model_folders() -> None:
+    """Add ``models/ex4d`` etc. to the host's folder registry, keeping paths users configured."""
+    for name, extensions in MODEL_FOLDERS.items():
+        default = os.path.join(folder_paths.models_dir, name)
+        if name in folder_paths.folder_names_and_paths:
+            paths, exts = folder_paths.folder_names_and_paths[name]
+            if default not in paths:
+                paths.append(default)
+            folder_paths.folder_names_and_paths[name] = (paths, set(exts) | extensions)
+        else:
+            folder_paths.folder_names_and_paths[name] = ([default], set(extensions))
+
+
+def input_files(content_type: str) -> list[str]:
+    """Files in ComfyUI's input folder of one content type ("video", "image", ...), sorted."""
+    input_dir = folder_paths.get_input_directory()
+    if not os.path.isdir(input_dir):
+        return []
+    files = [f for f in os.listdir(input_dir) if os.path.isfile(os.path.join(input_dir, f))]
+    return sorted(folder_paths.filter_files_content_types(files, [content_type]))
+
+
+def resolve_input_file(name: str, input_name: str) -> Path:
+    """The path of an input-folder file chosen in a widget; refuses anything outside that folder."""
+    if not name:
+        raise ValueError(f"{input_name}: no file chosen; upload one or put it in ComfyUI's input folder")
+    path = Path(folder_paths.get_annotated_filepath(name)).resolve()
+    allowed = [Path(folder_paths.get_directory_by_type(t) or "").resolve() for t in ("input", "output", "temp")]
+    annotated = name.endswith(("[output]", "[temp]"))
+    roots = allowed if annotated else allowed[:1]
+    if not any(path.is_relative_to(root) for root in roots):
+        raise ValueError(f"{input_name}: '{name}' lies outside ComfyUI's input folder; choose a file inside it")
+    if not path.is_file():
+        raise ValueError(f"{input_name}: '{name}' was not found in ComfyUI's input folder ({roots[0]})")
+    return path
+
+
+def check_input_file(name: str, input_name: str) -> bool | str:
+    """``validate_inputs`` form of :func:`resolve_input_file`: True, or the error text."""
+    try:
+        resolve_input_file(name, input_name)
+    except ValueError as e:
+        return str(e)
+    return True
+
+
+class Progress:
+    """A node's progress bar and cancel check, as callables the library accepts."""
+
+    def __init__(self, total: int):
+        self.bar = comfy.utils.ProgressBar(max(int(total), 1))
+
+    def __call__(self, done: int, total: int | None = None) -> None:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        self.bar.update_absolute(done, total if total else None)
+
+    @staticmethod
+    def cancel() -> None:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+
+
+def progress_callbacks(total: int) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    progress = Progress(total)
+    return progress, Progress.cancel

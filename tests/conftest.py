@@ -1,0 +1,30 @@
+"""Shared fixtures: one in-process ComfyUI host per session, tiny-model files, GPU marker."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def host(tmp_path_factory):
+    """The real ComfyUI 0.3.75 host with the pack loaded, executing prompts in this process."""
+    from harness.host import InProcessHost
+
+    return InProcessHost(tmp_path_factory.mktemp("comfy")).start()

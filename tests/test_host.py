@@ -1,0 +1,109 @@
+"""The pack inside the real ComfyUI host: loading, the executor, bad input, the server."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ex4d import video
+from harness.bootstrap import REPO
+from harness.host import NodeExecutionError, PromptValidationError, ServerHost
+
+PACK_NODES = {"EX4DLoadVideo"}
+
+
+def load_video_prompt(name: str, **overrides) -> dict:
+    inputs = {"video": name, "frame_load_cap": 5, "skip_first_frames": 0, "select_every_nth": 1,
+              "target_fps": 0.0, "resize": "published (multiple of 64, long side capped)",
+              "max_resolution": 1024, "multiple": 64}
+    inputs.update(overrides)
+    return {"1": {"class_type": "EX4DLoadVideo", "inputs": inputs},
+            "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
+
+
+@pytest.fixture(scope="module")
+def clip_name(host):
+    torch.manual_seed(0)
+    video.save_video(torch.rand(9, 100, 150, 3), host.input_dir / "host_clip.mp4", fps=30)
+    return "host_clip.mp4"
+
+
+def test_pack_nodes_registered(host):
+    assert PACK_NODES <= set(host.node_classes)
+
+
+def test_load_video_through_executor(host, clip_name):
+    outputs = host.run(load_video_prompt(clip_name, frame_load_cap=7))
+    frames, fps, count = host.node_output("1")
+    assert frames[0].shape == (7, 128, 128, 3)  # 150x100 -> published rounding -> 128x128
+    assert fps[0] == pytest.approx(30.0)
+    assert count[0] == 7
+    assert len(outputs["2"]["images"]) == 7  # the stock preview node took our IMAGE
+
+
+def test_missing_file_is_a_validation_error_naming_the_input(host):
+    with pytest.raises(PromptValidationError) as e:
+        host.run(load_video_prompt("does_not_exist.mp4"))
+    assert "video" in str(e.value) and "does_not_exist.mp4" in str(e.value)
+
+
+def test_path_outside_input_folder_is_refused(host, clip_name, tmp_path):
+    outside = tmp_path / "outside.mp4"
+    shutil.copy(host.input_dir / clip_name, outside)
+    with pytest.raises(PromptValidationError) as e:
+        host.run(load_video_prompt(f"../{outside.parent.name}/outside.mp4"))
+    assert "outside" in str(e.value)
+
+
+def test_not_a_video_is_a_node_error_and_host_keeps_working(host, clip_name):
+    (host.input_dir / "fake.mp4").write_bytes(b"\x00garbage" * 100)
+    with pytest.raises(NodeExecutionError) as e:
+        host.run(load_video_prompt("fake.mp4"))
+    assert "video:" in str(e.value) and "fake.mp4" in str(e.value)
+    # zero frames selected
+    with pytest.raises(NodeExecutionError, match="no frames"):
+        host.run(load_video_prompt(clip_name, skip_first_frames=500))
+    host.run(load_video_prompt(clip_name, frame_load_cap=2))
+    assert host.node_output("1")[2][0] == 2
+
+
+def test_pack_import_is_cheap():
+    """Loading the pack must not import the heavy optional libraries."""
+    code = (
+        "import sys, asyncio, importlib.util, pathlib\n"
+        "from harness.bootstrap import prepare, shim_paths\n"
+        "root = prepare(install_requirements=False); sys.path.insert(0, str(root)); sys.path += shim_paths()\n"
+        "from comfy.cli_args import args; args.cpu = True\n"
+        "import nodes\n"
+        "link = root / 'custom_nodes' / 'ComfyUI-EX4D'\n"
+        "ok = asyncio.run(nodes.load_custom_node(str(link)))\n"
+        "heavy = [m for m in ('diffusers', 'nvdiffrast') if m in sys.modules]\n"
+        "print('LOADED', ok, 'HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=str(REPO))
+    assert "LOADED True HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.server
+def test_server_lists_pack_nodes_and_runs_prompt(tmp_path):
+    with ServerHost(tmp_path) as server:
+        info = server.get_json("/object_info")
+        assert PACK_NODES <= set(info)
+        spec = info["EX4DLoadVideo"]
+        assert spec["category"] == "EX-4D"
+        assert spec["output"] == ["IMAGE", "FLOAT", "INT"]
+        torch.manual_seed(1)
+        video.save_video(torch.rand(6, 64, 64, 3), tmp_path / "input" / "s.mp4", fps=30)
+        bad = server.queue(load_video_prompt("missing.mp4"))
+        assert bad.get("http_status") == 400 and "node_errors" in bad
+        queued = server.queue(load_video_prompt("s.mp4", frame_load_cap=4))
+        entry = server.wait(queued["prompt_id"], timeout=120)
+        assert entry["status"]["status_str"] == "success", entry["status"]
+        assert len(entry["outputs"]["2"]["images"]) == 4
+        # the frontend extension is served
+        assert b"EX-4D" in server.get("/extensions/ComfyUI-EX4D/ex4d.js")
