@@ -1,0 +1,47 @@
+"""Packaging metadata: pyproject, requirements.txt and the registry table agree."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import tomllib
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_requirements_match_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    reqs = [line.strip() for line in (REPO / "requirements.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    assert reqs == project["dependencies"]
+    assert not any(r.split(">")[0].split("=")[0] == "torch" for r in reqs), "torch belongs to ComfyUI"
+
+
+def test_registry_metadata():
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())
+    comfy = data["tool"]["comfy"]
+    assert comfy["PublisherId"] and comfy["DisplayName"]
+    assert (REPO / comfy["Icon"]).is_file()
+    assert data["project"]["license"] == "GPL-3.0-or-later"
+
+
+def test_library_never_imports_comfy():
+    for path in (REPO / "ex4d").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                root = name.split(".")[0]
+                assert root not in {"comfy", "comfy_api", "comfy_extras", "folder_paths", "nodes",
+                                    "server", "execution"}, f"{path.name} imports {name}"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (REPO / "README.md").read_text()
+    assert "./dev test" in readme
+    assert "./dev test" in (REPO / ".ci" / "run").read_text()
