@@ -1,0 +1,38 @@
+"""Write the UI-format twin of every ``workflows/*_api.json`` through the real frontend.
+
+    .venv/bin/python scripts/make_ui_workflows.py
+
+The frontend itself maps API inputs to widgets (``app.loadApiJson``) and serialises the graph, so the
+UI files are exactly what a user would get by dropping the API file onto the canvas and saving.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from harness.frontend import Frontend  # noqa: E402
+from harness.host import ServerHost  # noqa: E402
+
+
+def ui_name(api_path: Path) -> Path:
+    return api_path.with_name(api_path.name.replace("_api.json", ".json"))
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp, ServerHost(Path(tmp)) as server, Frontend(server) as ui:
+        for api_path in sorted((REPO / "workflows").glob("*_api.json")):
+            ui.load_api(json.loads(api_path.read_text()))
+            ui.arrange()
+            workflow = ui.serialize()
+            ui_name(api_path).write_text(json.dumps(workflow, indent=2) + "\n")
+            print(f"wrote {ui_name(api_path).relative_to(REPO)} ({len(workflow['nodes'])} nodes)")
+
+
+if __name__ == "__main__":
+    main()
