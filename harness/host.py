@@ -105,6 +105,9 @@ class InProcessHost:
         self.server = _RecordingServer()
         self.executor = None
         self.import_failures: list[str] = []
+        # Called as on_progress(value, total, node_id) from every progress update; tests use it to
+        # interrupt a running prompt the way the UI's cancel button does.
+        self.on_progress = None
 
     @property
     def models_dir(self) -> Path:
@@ -147,7 +150,10 @@ class InProcessHost:
         import nodes
 
         def progress_hook(value, total, preview_image, prompt_id=None, node_id=None):
+            node_id = node_id if node_id is not None else self.server.last_node_id
             self.server.send_sync("progress", {"value": value, "max": total, "node": node_id})
+            if self.on_progress is not None:
+                self.on_progress(value, total, node_id)
 
         comfy.utils.set_progress_bar_global_hook(progress_hook)
         self.import_failures = asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
@@ -185,6 +191,12 @@ class InProcessHost:
             if event == "execution_interrupted":
                 raise InterruptedError(f"execution interrupted at node {data.get('node_id')}")
         return self.executor.history_result["outputs"]
+
+    def interrupt(self) -> None:
+        """What the UI's cancel button does: flag the running prompt for interruption."""
+        import nodes
+
+        nodes.interrupt_processing(True)
 
     def node_output(self, node_id: str) -> list[Any]:
         """The values a node of the last prompt returned (from the executor's output cache).

@@ -10,6 +10,8 @@ AVAILABLE = False
 
 
 def __getattr__(name):
+    if name.startswith("__"):
+        raise AttributeError(name)
     raise ImportError(
         f"torchvision.{name}: torchvision is not installed in this test environment "
         "(the harness only provides a placeholder so that ComfyUI can start)"

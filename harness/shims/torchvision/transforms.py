@@ -2,4 +2,6 @@
 
 
 def __getattr__(name):
+    if name.startswith("__"):
+        raise AttributeError(name)
     raise ImportError(f"torchvision.transforms.{name}: torchvision is not installed in this test environment")
