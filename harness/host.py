@@ -288,6 +288,20 @@ class ServerHost:
         except urllib.error.HTTPError as e:
             return {"http_status": e.code, **json.loads(e.read() or b"{}")}
 
+    def upload(self, path: Path, kind: str = "input") -> dict[str, Any]:
+        """Upload a file the way the frontend's upload button does (``/upload/image``)."""
+        boundary = uuid.uuid4().hex
+        body = b"".join([
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{path.name}\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n".encode(), path.read_bytes(), b"\r\n",
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\n{kind}\r\n".encode(),
+            f"--{boundary}--\r\n".encode(),
+        ])
+        req = urllib.request.Request(self.url + "/upload/image", data=body,
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read())
+
     def queue(self, prompt: dict[str, Any]) -> dict[str, Any]:
         return self.post_json("/prompt", {"prompt": prompt, "client_id": "harness"})
 

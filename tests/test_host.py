@@ -121,7 +121,10 @@ def test_server_lists_pack_nodes_and_runs_prompt(tmp_path):
         assert spec["category"] == "EX-4D"
         assert spec["output"] == ["IMAGE", "FLOAT", "INT"]
         torch.manual_seed(1)
-        video.save_video(torch.rand(6, 64, 64, 3), tmp_path / "input" / "s.mp4", fps=30)
+        video.save_video(torch.rand(6, 64, 64, 3), tmp_path / "s.mp4", fps=30)
+        assert server.upload(tmp_path / "s.mp4")["name"] == "s.mp4"  # the upload button's endpoint
+        assert "s.mp4" in server.get_json("/object_info/EX4DLoadVideo")["EX4DLoadVideo"]["input"][
+            "required"]["video"][1]["options"]
         bad = server.queue(load_video_prompt("missing.mp4"))
         assert bad.get("http_status") == 400 and "node_errors" in bad
         queued = server.queue(load_video_prompt("s.mp4", frame_load_cap=4))
