@@ -1,0 +1,200 @@
+"""ComfyUI glue for EX-4D on the host's own Wan 2.1 model: checks, LoRA patches, camera embedding.
+
+Everything acts on a clone of the ModelPatcher: the LoRA goes through ``add_patches`` (the host's
+LoRA math, merged into the weights when the model is loaded, so it costs nothing per step), and
+the camera encoder's output is added to the patch-embedding output through an object patch of
+``diffusion_model.patch_embedding.forward``. The host applies object patches when it loads that
+clone and restores the original when it loads another, so the input MODEL stays unpatched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import comfy.lora
+import comfy.model_base
+import comfy.model_management
+import comfy.patcher_extension
+import comfy.utils
+import torch
+
+from ..ex4d.adapter import EX4DAdapter
+
+PATCH_EMBED_FORWARD = "diffusion_model.patch_embedding.forward"
+CALLBACK_KEY = "ex4d_camera"
+WAN_I2V_IN_DIM = 36
+
+
+@dataclass(frozen=True)
+class WanInfo:
+    dim: int
+    in_dim: int
+    num_layers: int
+    ffn_dim: int
+
+
+def check_wan_i2v(model) -> WanInfo:
+    """The model's sizes, or a ValueError saying why EX-4D cannot use it (needs Wan 2.1 I2V)."""
+    base = getattr(model, "model", None)
+    dm = getattr(base, "diffusion_model", None)
+    embed = getattr(dm, "patch_embedding", None)
+    name = type(base).__name__ if base is not None else type(model).__name__
+    if not isinstance(base, comfy.model_base.WAN21) or embed is None or not hasattr(dm, "blocks"):
+        raise ValueError(
+            f"model: EX-4D needs a Wan 2.1 image-to-video DiT (Wan2.1-I2V-14B-480P); got a {name} model"
+        )
+    in_dim = int(embed.weight.shape[1])
+    has_clip = getattr(dm, "img_emb", None) is not None
+    if in_dim != WAN_I2V_IN_DIM or not getattr(base, "image_to_video", False) or not has_clip:
+        kind = "text-to-video" if in_dim == 16 and not has_clip else "non-I2V"
+        raise ValueError(
+            f"model: EX-4D needs a Wan 2.1 image-to-video DiT ({WAN_I2V_IN_DIM} input channels and the CLIP image "
+            f"embedding img_emb, e.g. Wan2.1-I2V-14B-480P); this is a Wan {kind} model with {in_dim} input "
+            f"channels{'' if has_clip else ' and no img_emb'}"
+        )
+    return WanInfo(dim=int(dm.dim), in_dim=in_dim, num_layers=len(dm.blocks), ffn_dim=int(dm.ffn_dim))
+
+
+def check_adapter_fits(model, info: WanInfo, adapter: EX4DAdapter) -> None:
+    """Refuse a checkpoint made for another DiT, naming both sizes."""
+    if adapter.out_dim != info.dim:
+        raise ValueError(
+            f"adapter: this EX-4D checkpoint was made for a DiT of width {adapter.out_dim} (its camera encoder "
+            f"outputs {adapter.out_dim} channels), but the model's width is {info.dim}. Use the checkpoint that "
+            f"belongs to this Wan model (EX-4D was trained on Wan2.1-I2V-14B, width 5120)."
+        )
+    if adapter.num_blocks > info.num_layers:
+        raise ValueError(
+            f"adapter: this EX-4D checkpoint has LoRA weights for {adapter.num_blocks} blocks, but the model "
+            f"has {info.num_layers}"
+        )
+    for name, (a, b) in adapter.lora.items():
+        try:
+            weight = comfy.utils.get_attr(model.model, f"diffusion_model.{name}.weight")
+        except AttributeError:
+            raise ValueError(f"adapter: LoRA layer {name} has no counterpart in the model") from None
+        expected = (b.shape[0], a.shape[1])
+        if tuple(weight.shape) != expected:
+            raise ValueError(
+                f"adapter: LoRA layer {name} is [out {expected[0]}, in {expected[1]}] but the model's weight "
+                f"is [out {weight.shape[0]}, in {weight.shape[1]}] (model width {info.dim}, FFN {info.ffn_dim}): "
+                f"the checkpoint was made for another DiT"
+            )
+
+
+def lora_patches(model, adapter: EX4DAdapter) -> dict:
+    """The adapter's LoRA as host weight patches (comfy.lora's own LoRA format and math)."""
+    sd: dict[str, torch.Tensor] = {}
+    for name, (a, b) in adapter.lora.items():
+        prefix = f"diffusion_model.{name}"
+        sd[f"{prefix}.lora_A.weight"] = a
+        sd[f"{prefix}.lora_B.weight"] = b
+        sd[f"{prefix}.alpha"] = torch.tensor(float(adapter.alpha))
+    key_map = comfy.lora.model_lora_keys_unet(model.model, {})
+    patches = comfy.lora.load_lora(sd, key_map, log_missing=False)
+    if len(patches) != len(adapter.lora):
+        raise ValueError(
+            f"adapter: only {len(patches)} of {len(adapter.lora)} LoRA layers map onto the model"
+        )
+    return patches
+
+
+class CameraEmbedding:
+    """The camera encoder's output for one set of camera latents, computed once per device and dtype.
+
+    The encoder runs in float32 on the device of the patch embedding at the first forward pass (it is
+    small: 23 M parameters); the result is kept until the host cleans the model up after sampling.
+    """
+
+    def __init__(self, adapter: EX4DAdapter, latents: torch.Tensor, strength: float = 1.0):
+        self.adapter = adapter
+        self.latents = latents.detach().to("cpu", torch.float32)
+        self.strength = float(strength)
+        self._cache: tuple[tuple[torch.device, torch.dtype], torch.Tensor] | None = None
+
+    def compute(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        encoder = self.adapter.camera_encoder(device=device, dtype=torch.float32)
+        with torch.no_grad():
+            out = encoder(self.latents.to(device))
+        return out * self.strength if self.strength != 1.0 else out
+
+    def get(self, like: torch.Tensor) -> torch.Tensor:
+        key = (like.device, like.dtype)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = None
+            self._cache = (key, self.compute(like.device).to(like.dtype))
+        return self._cache[1]
+
+    def clear(self, *args) -> None:
+        self._cache = None
+
+
+class PatchEmbeddingWithCamera:
+    """Replaces ``patch_embedding.forward`` on the patched clone: original output + camera embedding."""
+
+    def __init__(self, module: torch.nn.Module, camera: CameraEmbedding, previous=None):
+        self.module = module
+        self.camera = camera
+        self.previous = previous
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.previous(x) if self.previous is not None else type(self.module).forward(self.module, x)
+        emb = self.camera.get(out)
+        if emb.shape[2:] != out.shape[2:] or emb.shape[1] != out.shape[1]:
+            raise ValueError(
+                f"EX-4D: the camera embedding has grid {list(emb.shape[2:])} but the latent being sampled gives "
+                f"{list(out.shape[2:])}: width, height and length of EX-4D Apply must match the latent"
+            )
+        return out + emb
+
+
+def apply_ex4d(
+    model,
+    adapter: EX4DAdapter,
+    camera_latents: torch.Tensor,
+    lora_strength: float = 1.0,
+    adapter_strength: float = 1.0,
+):
+    """A clone of ``model`` with the EX-4D LoRA and camera embedding; ``model`` itself is untouched."""
+    info = check_wan_i2v(model)
+    check_adapter_fits(model, info, adapter)
+    patched = model.clone()
+    if lora_strength != 0.0:
+        patched.add_patches(lora_patches(model, adapter), lora_strength)
+    if adapter_strength != 0.0:
+        camera = CameraEmbedding(adapter, camera_latents, adapter_strength)
+        module = patched.get_model_object("diffusion_model.patch_embedding")
+        # Chain onto an earlier object patch of the same forward (e.g. EX-4D applied twice on purpose).
+        previous = patched.object_patches.get(PATCH_EMBED_FORWARD)
+        patched.add_object_patch(PATCH_EMBED_FORWARD, PatchEmbeddingWithCamera(module, camera, previous))
+        patched.add_callback_with_key(
+            comfy.patcher_extension.CallbacksMP.ON_CLEANUP, CALLBACK_KEY, camera.clear
+        )
+    return patched
+
+
+def check_wan_vae(vae) -> None:
+    if getattr(vae, "latent_channels", None) != 16 or getattr(vae, "latent_dim", None) != 3:
+        raise ValueError(
+            f"vae: EX-4D needs the Wan 2.1 VAE (16 latent channels, video); this VAE has "
+            f"{getattr(vae, 'latent_channels', '?')} latent channels"
+        )
+
+
+def vae_encode_pm1(vae, video: torch.Tensor) -> torch.Tensor:
+    """Raw VAE latents of a [T, H, W, 3] video given in the VAE's [-1, 1] input space.
+
+    ComfyUI's VAE.encode takes [0, 1] images and maps them with ``x * 2 - 1`` without clamping (0.3.75,
+    Wan 2.1 VAE), so values outside [-1, 1], such as the published {-3, +1} mask, pass through as
+    ``(x + 1) / 2``. Should a VAE's input mapping differ, the model's own encoder is called directly
+    on the [-1, 1]-space tensor.
+    """
+    probe = vae.process_input(torch.tensor([0.0, 1.0, -1.0]))
+    if torch.allclose(probe.float(), torch.tensor([-1.0, 1.0, -3.0])):
+        return vae.encode((video + 1.0) / 2.0)
+    vae.throw_exception_if_invalid()
+    comfy.model_management.load_models_gpu([vae.patcher])
+    pixels = video.movedim(-1, 0).unsqueeze(0).to(vae.device, vae.vae_dtype)
+    with torch.no_grad():
+        out = vae.first_stage_model.encode(pixels)
+    return out.to(comfy.model_management.intermediate_device()).float()
