@@ -1,0 +1,465 @@
+"""Camera paths for EX-4D: published presets, orbits, dollies, keyframes, EX-4D npz and JSON I/O.
+
+Conventions (EX-4D reference, section 3). World = the source camera's frame: x right, y down, z forward,
+the source camera at the origin looking along +z. ``look_at`` builds the world-to-camera matrix ``V`` whose
+rows are (right, up', fwd); the published renderer negates its first three rows, ``E = diag(-1,-1,-1,1) V``,
+which gives an OpenGL-style camera (x right, y up, looking down -z). ``E`` is what the published tool saves
+as "extrinsics" and what :class:`CameraPath` stores. Clip position = ``P E [p, 1]`` with ``P`` from
+:func:`projection_matrix`.
+
+Everything is computed in float64 and stored as float32, like the published tool.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+PUBLISHED_FOCAL = 500.0
+BORDER_DEPTH = 100.0
+RADIUS_MARGIN = 0.15
+JSON_FORMAT = "ex4d-camera-path"
+
+_FLIP = np.diag([-1.0, -1.0, -1.0, 1.0])
+
+EASINGS = ("linear", "ease_in", "ease_out", "ease_in_out")
+
+
+@dataclass
+class CameraPath:
+    """Per-frame cameras: ``extrinsics`` [N, 4, 4] float32 (E, world-to-camera), ``intrinsics`` [3, 3]."""
+
+    extrinsics: np.ndarray
+    intrinsics: np.ndarray
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        self.extrinsics = np.ascontiguousarray(np.asarray(self.extrinsics, dtype=np.float32))
+        self.intrinsics = np.ascontiguousarray(np.asarray(self.intrinsics, dtype=np.float32))
+        if self.extrinsics.ndim != 3 or self.extrinsics.shape[1:] != (4, 4):
+            raise ValueError(f"extrinsics must be [N, 4, 4], got {list(self.extrinsics.shape)}")
+        if self.intrinsics.shape != (3, 3):
+            raise ValueError(f"intrinsics must be [3, 3], got {list(self.intrinsics.shape)}")
+        if len(self.extrinsics) == 0:
+            raise ValueError("a camera path needs at least one frame")
+        self.width, self.height = int(self.width), int(self.height)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.extrinsics.shape[0])
+
+    @property
+    def focal(self) -> float:
+        return float(self.intrinsics[0, 0])
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def view_matrices(self) -> np.ndarray:
+        """The look-at matrices ``V`` (float64) before the published row negation."""
+        return _FLIP @ self.extrinsics.astype(np.float64)
+
+    def eyes(self) -> np.ndarray:
+        """Camera centres in world coordinates, [N, 3] float64."""
+        e = self.extrinsics.astype(np.float64)
+        return -np.einsum("nji,nj->ni", e[:, :3, :3], e[:, :3, 3])
+
+    def projection(self, near: float = 1e-3, far: float = 1e3) -> np.ndarray:
+        return projection_matrix(self.width, self.height, self.focal, near, far)
+
+    def clip_matrices(self, near: float = 1e-3, far: float = 1e3) -> np.ndarray:
+        """``P @ E`` per frame, [N, 4, 4] float64: world point -> clip position."""
+        return self.projection(near, far) @ self.extrinsics.astype(np.float64)
+
+    # ----- EX-4D npz -----
+    def to_ex4d_npz(self, path: str | Path) -> Path:
+        """Write the published ``camera_<preset>.npz`` layout: "extrinsics" [N,4,4], "intrinsics" [3,3]."""
+        path = Path(path)
+        with open(path, "wb") as f:
+            np.savez(
+                f,
+                extrinsics=self.extrinsics.astype(np.float32),
+                intrinsics=self.intrinsics.astype(np.float32),
+            )
+        return path
+
+    @classmethod
+    def from_ex4d_npz(
+        cls, path: str | Path, width: int | None = None, height: int | None = None
+    ) -> CameraPath:
+        """Read a published camera npz. Image size defaults to 2 * principal point (K = [[f,0,W/2],...])."""
+        with np.load(Path(path)) as data:
+            missing = {"extrinsics", "intrinsics"} - set(data.files)
+            if missing:
+                raise ValueError(f"{path}: not an EX-4D camera file, missing {sorted(missing)}")
+            ext = np.asarray(data["extrinsics"], dtype=np.float32)
+            k = np.asarray(data["intrinsics"], dtype=np.float32)
+        if ext.ndim == 2:
+            ext = ext[None]
+        if k.ndim == 3:  # tolerate per-frame intrinsics; they are all the same in the published files
+            k = k[0]
+        width = int(round(2 * float(k[0, 2]))) if width is None else width
+        height = int(round(2 * float(k[1, 2]))) if height is None else height
+        return cls(ext, k, width, height)
+
+    # ----- JSON -----
+    def to_json_dict(self) -> dict:
+        # float32 -> Python float is exact, and JSON's shortest repr of that double parses back to it.
+        return {
+            "format": JSON_FORMAT,
+            "version": 1,
+            "width": self.width,
+            "height": self.height,
+            "intrinsics": self.intrinsics.astype(np.float64).tolist(),
+            "extrinsics": self.extrinsics.astype(np.float64).tolist(),
+        }
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_json_dict())
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_json_dict(cls, data: dict) -> CameraPath:
+        if data.get("format") != JSON_FORMAT:
+            raise ValueError(f"not an EX-4D camera path JSON (format={data.get('format')!r})")
+        return cls(
+            np.array(data["extrinsics"], dtype=np.float32),
+            np.array(data["intrinsics"], dtype=np.float32),
+            int(data["width"]),
+            int(data["height"]),
+        )
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> CameraPath:
+        text = str(text_or_path)
+        if not text.lstrip().startswith("{"):
+            text = Path(text_or_path).read_text()
+        return cls.from_json_dict(json.loads(text))
+
+
+# ----------------------------------------------------------------------------- primitives
+
+
+def intrinsics_matrix(width: int, height: int, focal: float = PUBLISHED_FOCAL) -> np.ndarray:
+    """K = [[f, 0, W/2], [0, f, H/2], [0, 0, 1]] as float32 (the published file's "intrinsics")."""
+    return np.array(
+        [[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]], dtype=np.float32
+    )
+
+
+def look_at(
+    eye: Sequence[float] | np.ndarray,
+    target: Sequence[float] | np.ndarray,
+    up: Sequence[float] | np.ndarray = (0.0, 1.0, 0.0),
+) -> np.ndarray:
+    """World-to-camera ``V`` (float64), batched over leading dims of ``eye`` / ``target``.
+
+    fwd = normalize(target - eye), right = normalize(fwd x up), up' = normalize(right x fwd); rows of V are
+    right, up', fwd with translation -(right.eye, up'.eye, fwd.eye).
+    """
+    eye = np.asarray(eye, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    eye, target = np.broadcast_arrays(eye, target)
+    up = np.broadcast_to(np.asarray(up, dtype=np.float64), eye.shape)
+
+    def normalize(v: np.ndarray) -> np.ndarray:
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    fwd = normalize(target - eye)
+    right = normalize(np.cross(fwd, up))
+    up2 = normalize(np.cross(right, fwd))
+    v = np.zeros(eye.shape[:-1] + (4, 4))
+    v[..., 0, :3], v[..., 1, :3], v[..., 2, :3] = right, up2, fwd
+    v[..., 0, 3] = -(right * eye).sum(-1)
+    v[..., 1, 3] = -(up2 * eye).sum(-1)
+    v[..., 2, 3] = -(fwd * eye).sum(-1)
+    v[..., 3, 3] = 1.0
+    return v
+
+
+def extrinsics_from_view(view: np.ndarray) -> np.ndarray:
+    """E = diag(-1, -1, -1, 1) V (the published renderer's row negation)."""
+    return _FLIP @ np.asarray(view, dtype=np.float64)
+
+
+def projection_matrix(
+    width: int, height: int, focal: float = PUBLISHED_FOCAL, near: float = 1e-3, far: float = 1e3
+) -> np.ndarray:
+    """The published OpenGL-style projection (float64). Note the -n/y entry: clip y follows image rows."""
+    fov_x = 2.0 * math.atan(width / (2.0 * focal))
+    fov_y = 2.0 * math.atan(height / (2.0 * focal))
+    x = near * math.tan(fov_x / 2.0)
+    y = near * math.tan(fov_y / 2.0)
+    return np.array(
+        [
+            [near / x, 0.0, 0.0, 0.0],
+            [0.0, -near / y, 0.0, 0.0],
+            [0.0, 0.0, -(far + near) / (far - near), -2.0 * far * near / (far - near)],
+            [0.0, 0.0, -1.0, 0.0],
+        ]
+    )
+
+
+def radius_from_depth(depth_frame0) -> float:
+    """Published orbit radius: min depth of frame 0 after pushing its border pixels to 100, plus 0.15.
+
+    Accepts a numpy array or torch tensor [H, W] (or [T, H, W]: frame 0 is used).
+    """
+    d = depth_frame0
+    if hasattr(d, "detach"):
+        d = d.detach().float().cpu().numpy()
+    d = np.array(d, dtype=np.float64)
+    if d.ndim == 3:
+        d = d[0]
+    if d.ndim != 2:
+        raise ValueError(f"depth must be [H, W] or [T, H, W], got {list(d.shape)}")
+    d[0, :] = d[-1, :] = BORDER_DEPTH
+    d[:, 0] = d[:, -1] = BORDER_DEPTH
+    return float(d.min() + RADIUS_MARGIN)
+
+
+def ease(t: np.ndarray, easing: str = "linear") -> np.ndarray:
+    """Map progress t in [0, 1] through an easing curve (linear, ease_in t^2, ease_out, ease_in_out smoothstep)."""
+    t = np.clip(np.asarray(t, dtype=np.float64), 0.0, 1.0)
+    if easing == "linear":
+        return t
+    if easing == "ease_in":
+        return t * t
+    if easing == "ease_out":
+        return 1.0 - (1.0 - t) ** 2
+    if easing == "ease_in_out":
+        return t * t * (3.0 - 2.0 * t)
+    raise ValueError(f"unknown easing {easing!r}; expected one of {EASINGS}")
+
+
+def progress(num_frames: int, easing: str = "linear", hold_start: int = 0, hold_end: int = 0) -> np.ndarray:
+    """Per-frame progress in [0, 1]: 0 for the first ``hold_start`` frames, 1 for the last ``hold_end``."""
+    if num_frames < 1:
+        raise ValueError("num_frames must be >= 1")
+    if hold_start < 0 or hold_end < 0:
+        raise ValueError("hold frames must be >= 0")
+    moving = num_frames - 1 - hold_start - hold_end
+    i = np.arange(num_frames, dtype=np.float64)
+    if moving <= 0:
+        return np.where(i < hold_start, 0.0, 1.0) if hold_start < num_frames else np.zeros(num_frames)
+    return ease((i - hold_start) / moving, easing)
+
+
+def _path(
+    eyes: np.ndarray,
+    targets: np.ndarray,
+    width: int,
+    height: int,
+    focal: float,
+    roll_deg: np.ndarray | None = None,
+) -> CameraPath:
+    view = look_at(eyes, targets)
+    if roll_deg is not None and np.any(roll_deg != 0):
+        a = np.deg2rad(np.asarray(roll_deg, dtype=np.float64))
+        rot = np.zeros((len(a), 4, 4))
+        rot[:, 0, 0], rot[:, 0, 1] = np.cos(a), np.sin(a)
+        rot[:, 1, 0], rot[:, 1, 1] = -np.sin(a), np.cos(a)
+        rot[:, 2, 2] = rot[:, 3, 3] = 1.0
+        view = rot @ view
+    return CameraPath(
+        extrinsics_from_view(view).astype(np.float32), intrinsics_matrix(width, height, focal), width, height
+    )
+
+
+# ----------------------------------------------------------------------------- presets
+
+
+def published_rounds(num_frames: int) -> float:
+    """rounds = N / 49 if N >= 49 else 49 / N (as published)."""
+    return num_frames / 49 if num_frames >= 49 else 49 / num_frames
+
+
+PRESETS = ("180", "30", "60", "90", "zoom_in", "zoom_out")
+
+
+def preset(
+    name: str,
+    num_frames: int,
+    radius: float,
+    width: int,
+    height: int,
+    focal: float = PUBLISHED_FOCAL,
+    zoom_fraction: float = 0.5,
+) -> CameraPath:
+    """A published camera preset, target (0, 0, r).
+
+    - "180": theta = linspace(0, 2 pi rounds, N); eye = (r sin t, 0.2 r (cos t - 1), 0).
+    - "<A>" (digits, degrees; 30/60/90 published): theta = linspace(0, A pi/180 rounds, N);
+      eye = (r sin t, 0.2 r (|cos t| - 1), r - r |cos t|).
+    - "zoom_in" / "zoom_out" (never implemented in the published code; our definition): a linear dolly along
+      the source view axis with the same look-at target (0, 0, r): the eye moves from the origin to
+      (0, 0, +zoom_fraction * r) (toward the target) or to (0, 0, -zoom_fraction * r) (away from it).
+    """
+    if num_frames < 1:
+        raise ValueError("num_frames must be >= 1")
+    r = float(radius)
+    rounds = published_rounds(num_frames)
+    target = np.array([0.0, 0.0, r])
+    name = str(name).strip().lower()
+    if name == "180":
+        t = np.linspace(0.0, 2.0 * np.pi * rounds, num_frames)
+        eyes = np.stack([r * np.sin(t), 0.2 * r * (np.cos(t) - 1.0), np.zeros_like(t)], -1)
+    elif re.fullmatch(r"\d+(\.\d+)?", name):
+        t = np.linspace(0.0, float(name) * np.pi / 180.0 * rounds, num_frames)
+        c = np.abs(np.cos(t))
+        eyes = np.stack([r * np.sin(t), 0.2 * r * (c - 1.0), r - r * c], -1)
+    elif name in ("zoom_in", "zoom_out"):
+        if not 0.0 <= zoom_fraction < 1.0:
+            raise ValueError("zoom_fraction must be in [0, 1)")
+        sign = 1.0 if name == "zoom_in" else -1.0
+        return dolly(num_frames, r, width, height, focal, start=0.0, end=sign * zoom_fraction)
+    else:
+        raise ValueError(
+            f"unknown camera preset {name!r}; expected '180', an angle in degrees such as '30', "
+            f"'zoom_in' or 'zoom_out'"
+        )
+    return _path(eyes, np.broadcast_to(target, eyes.shape), width, height, focal)
+
+
+# ----------------------------------------------------------------------------- custom paths
+
+
+def _spherical_eye(
+    target: np.ndarray, yaw_deg: np.ndarray, pitch_deg: np.ndarray, distance: np.ndarray
+) -> np.ndarray:
+    """Eye on a sphere around ``target``. yaw 0 / pitch 0 is straight behind the target (-z side);
+    positive yaw moves the eye to +x, positive pitch raises it (world y points down)."""
+    yaw, pitch = np.deg2rad(yaw_deg), np.deg2rad(pitch_deg)
+    d = np.asarray(distance, dtype=np.float64)
+    offset = np.stack([np.sin(yaw) * np.cos(pitch), -np.sin(pitch), -np.cos(yaw) * np.cos(pitch)], -1)
+    return target + d[..., None] * offset
+
+
+def orbit(
+    num_frames: int,
+    radius: float,
+    width: int,
+    height: int,
+    focal: float = PUBLISHED_FOCAL,
+    yaw: tuple[float, float] = (0.0, 30.0),
+    pitch: tuple[float, float] = (0.0, 0.0),
+    distance: float | None = None,
+    easing: str = "linear",
+    hold_start: int = 0,
+    hold_end: int = 0,
+) -> CameraPath:
+    """Orbit around the target (0, 0, r) at ``distance`` (default r, so yaw = pitch = 0 is the source camera),
+    yaw and pitch (degrees) going from the first to the second value of each range."""
+    s = progress(num_frames, easing, hold_start, hold_end)
+    r = float(radius)
+    d = r if distance is None else float(distance)
+    target = np.array([0.0, 0.0, r])
+    y = yaw[0] + (yaw[1] - yaw[0]) * s
+    p = pitch[0] + (pitch[1] - pitch[0]) * s
+    eyes = _spherical_eye(target, y, p, np.full(num_frames, d))
+    return _path(eyes, np.broadcast_to(target, eyes.shape), width, height, focal)
+
+
+def dolly(
+    num_frames: int,
+    radius: float,
+    width: int,
+    height: int,
+    focal: float = PUBLISHED_FOCAL,
+    start: float = 0.0,
+    end: float = 0.5,
+    easing: str = "linear",
+    hold_start: int = 0,
+    hold_end: int = 0,
+) -> CameraPath:
+    """Dolly along the source view axis: eye = (0, 0, s r) with s from ``start`` to ``end`` (fractions of r,
+    must stay below 1), always looking at (0, 0, r). Positive moves toward the scene."""
+    if max(start, end) >= 1.0:
+        raise ValueError("dolly fractions must stay below 1 (the eye would reach the target)")
+    s = progress(num_frames, easing, hold_start, hold_end)
+    r = float(radius)
+    z = r * (start + (end - start) * s)
+    eyes = np.stack([np.zeros_like(z), np.zeros_like(z), z], -1)
+    return _path(eyes, np.broadcast_to(np.array([0.0, 0.0, r]), eyes.shape), width, height, focal)
+
+
+@dataclass
+class Keyframe:
+    """One key of a custom path. ``frame`` is a frame index. Either give ``eye`` (world) or the spherical
+    parameters yaw / pitch (degrees) / distance (default r) around ``target`` (default (0, 0, r));
+    ``roll`` (degrees) turns the image about the view axis (positive: counter-clockwise on screen)."""
+
+    frame: int
+    yaw: float = 0.0
+    pitch: float = 0.0
+    distance: float | None = None
+    roll: float = 0.0
+    eye: tuple[float, float, float] | None = None
+    target: tuple[float, float, float] | None = None
+
+
+def keyframed(
+    keyframes: Sequence[Keyframe | dict],
+    num_frames: int,
+    radius: float,
+    width: int,
+    height: int,
+    focal: float = PUBLISHED_FOCAL,
+    easing: str = "linear",
+) -> CameraPath:
+    """Interpolate keyframes (per segment, with ``easing``) in (target, yaw, pitch, distance, roll).
+
+    Keys given by ``eye`` are converted to spherical form around their target first, so motion between keys
+    follows arcs around the target rather than chords. Frames before the first / after the last key hold.
+    """
+    if not keyframes:
+        raise ValueError("keyframed() needs at least one keyframe")
+    keys = sorted((k if isinstance(k, Keyframe) else Keyframe(**k) for k in keyframes), key=lambda k: k.frame)
+    r = float(radius)
+    frames, params = [], []
+    for k in keys:
+        target = np.array(k.target if k.target is not None else (0.0, 0.0, r), dtype=np.float64)
+        if k.eye is not None:
+            off = np.asarray(k.eye, dtype=np.float64) - target
+            dist = float(np.linalg.norm(off))
+            if dist == 0.0:
+                raise ValueError(f"keyframe at frame {k.frame}: eye equals target")
+            pitch = math.degrees(math.asin(-off[1] / dist))
+            yaw = math.degrees(math.atan2(off[0], -off[2]))
+        else:
+            yaw, pitch = k.yaw, k.pitch
+            dist = r if k.distance is None else float(k.distance)
+        frames.append(float(k.frame))
+        params.append([*target, yaw, pitch, dist, k.roll])
+    frames_arr = np.array(frames)
+    params_arr = np.array(params)
+    i = np.arange(num_frames, dtype=np.float64)
+    seg = np.clip(np.searchsorted(frames_arr, i, side="right") - 1, 0, max(len(keys) - 2, 0))
+    if len(keys) == 1:
+        values = np.broadcast_to(params_arr[0], (num_frames, params_arr.shape[1]))
+    else:
+        f0, f1 = frames_arr[seg], frames_arr[seg + 1]
+        span = np.where(f1 > f0, f1 - f0, 1.0)
+        s = ease(np.clip((i - f0) / span, 0.0, 1.0), easing)[:, None]
+        values = params_arr[seg] * (1.0 - s) + params_arr[seg + 1] * s
+    target = values[:, :3]
+    eyes = _spherical_eye(target, values[:, 3], values[:, 4], values[:, 5])
+    return _path(eyes, target, width, height, focal, roll_deg=values[:, 6])
+
+
+def from_eyes(
+    eyes: np.ndarray, targets: np.ndarray, width: int, height: int, focal: float = PUBLISHED_FOCAL
+) -> CameraPath:
+    """A path from explicit per-frame eye and target positions (world coordinates), up = (0, 1, 0)."""
+    eyes = np.asarray(eyes, dtype=np.float64).reshape(-1, 3)
+    targets = np.broadcast_to(np.asarray(targets, dtype=np.float64), eyes.shape)
+    return _path(eyes, targets, width, height, focal)

@@ -1,0 +1,197 @@
+"""Camera paths: published presets against independently written formulas, file round trips, custom paths."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ex4d import camera as cam
+
+
+def _ref_look_at(eye, target):
+    eye, target = np.asarray(eye, float), np.asarray(target, float)
+    f = target - eye
+    f /= np.linalg.norm(f)
+    r = np.cross(f, [0.0, 1.0, 0.0])
+    r /= np.linalg.norm(r)
+    u = np.cross(r, f)
+    u /= np.linalg.norm(u)
+    m = np.eye(4)
+    m[0, :3], m[1, :3], m[2, :3] = r, u, f
+    m[:3, 3] = [-r @ eye, -u @ eye, -f @ eye]
+    return np.diag([-1.0, -1.0, -1.0, 1.0]) @ m
+
+
+def _ref_eyes(name, n, r):
+    rounds = n / 49 if n >= 49 else 49 / n
+    if name == "180":
+        out = []
+        for t in np.linspace(0, 2 * math.pi * rounds, n):
+            out.append((r * math.sin(t), 0.2 * r * (math.cos(t) - 1), 0.0))
+        return np.array(out)
+    a = float(name)
+    out = []
+    for t in np.linspace(0, a * math.pi / 180 * rounds, n):
+        c = abs(math.cos(t))
+        out.append((r * math.sin(t), 0.2 * r * (c - 1), r - r * c))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("name,n", [("180", 49), ("30", 49), ("60", 49), ("90", 49), ("45", 25), ("90", 98)])
+def test_presets_match_published_formulas(name, n):
+    r = 2.71
+    path = cam.preset(name, n, r, 512, 320)
+    assert path.extrinsics.shape == (n, 4, 4) and path.extrinsics.dtype == np.float32
+    eyes = _ref_eyes(name, n, r)
+    ref = np.stack([_ref_look_at(e, (0, 0, r)) for e in eyes]).astype(np.float32)
+    np.testing.assert_allclose(path.extrinsics, ref, atol=2e-6)
+    np.testing.assert_allclose(path.eyes(), eyes, atol=1e-5)
+    k = np.array([[500, 0, 256], [0, 500, 160], [0, 0, 1]], np.float32)
+    np.testing.assert_array_equal(path.intrinsics, k)
+
+
+def test_identity_camera_is_axis_flip():
+    e = cam.extrinsics_from_view(cam.look_at((0, 0, 0), (0, 0, 1)))
+    np.testing.assert_array_equal(e, np.diag([1.0, -1.0, -1.0, 1.0]))
+    path = cam.preset("30", 49, 3.0, 64, 64)
+    np.testing.assert_allclose(path.extrinsics[0], np.diag([1.0, -1.0, -1.0, 1.0]), atol=1e-7)
+
+
+def test_projection_matrix_formula():
+    w, h, f, n, far = 512, 320, 500.0, 1e-3, 1e3
+    x = n * math.tan(math.atan(w / (2 * f)))
+    y = n * math.tan(math.atan(h / (2 * f)))
+    ref = np.array(
+        [
+            [n / x, 0, 0, 0],
+            [0, -n / y, 0, 0],
+            [0, 0, -(far + n) / (far - n), -2 * far * n / (far - n)],
+            [0, 0, -1, 0],
+        ]
+    )
+    np.testing.assert_allclose(cam.projection_matrix(w, h, f), ref, rtol=1e-12)
+    # a source pixel (u, v) at depth z projects back onto NDC ((u+.5)... pixel-centre mapping is render's job);
+    # here: column u lands at continuous screen x = u for even W (x_ndc = (u - W/2) * 2 / W)
+    p = np.array([(100 - 256) / f * 4.0, (40 - 160) / f * 4.0, 4.0, 1.0])
+    clip = ref @ np.diag([1.0, -1.0, -1.0, 1.0]) @ p
+    ndc = clip[:3] / clip[3]
+    np.testing.assert_allclose((ndc[0] + 1) * w / 2, 100, atol=1e-9)
+    np.testing.assert_allclose((ndc[1] + 1) * h / 2, 40, atol=1e-9)
+
+
+def test_radius_from_depth():
+    d = np.full((20, 30), 7.0)
+    d[0, 5] = 0.5  # on the border: pushed to 100, ignored
+    d[7, 9] = 2.0
+    assert cam.radius_from_depth(d) == pytest.approx(2.15)
+    assert cam.radius_from_depth(torch.from_numpy(d)[None].repeat(3, 1, 1)) == pytest.approx(2.15)
+
+
+def test_npz_round_trip_exact(tmp_path):
+    path = cam.preset("60", 49, 3.3, 512, 384)
+    f = path.to_ex4d_npz(tmp_path / "camera_60.npz")
+    with np.load(f) as data:
+        assert set(data.files) == {"extrinsics", "intrinsics"}
+        assert data["extrinsics"].shape == (49, 4, 4) and data["extrinsics"].dtype == np.float32
+        assert data["intrinsics"].shape == (3, 3) and data["intrinsics"].dtype == np.float32
+    back = cam.CameraPath.from_ex4d_npz(f)
+    assert (back.width, back.height) == (512, 384)
+    np.testing.assert_array_equal(back.extrinsics, path.extrinsics)
+    np.testing.assert_array_equal(back.intrinsics, path.intrinsics)
+
+
+def test_npz_written_by_plain_numpy_loads(tmp_path):
+    ext = np.random.default_rng(0).normal(size=(5, 4, 4)).astype(np.float32)
+    k = cam.intrinsics_matrix(640, 480, 500.0)
+    np.savez(tmp_path / "camera_x.npz", extrinsics=ext, intrinsics=k)
+    p = cam.CameraPath.from_ex4d_npz(tmp_path / "camera_x.npz")
+    assert (p.width, p.height, p.num_frames) == (640, 480, 5)
+    np.testing.assert_array_equal(p.extrinsics, ext)
+
+
+def test_json_round_trip_bit_exact(tmp_path):
+    rng = np.random.default_rng(1)
+    ext = rng.normal(size=(7, 4, 4)).astype(np.float32) / np.float32(3.0)
+    path = cam.CameraPath(ext, cam.intrinsics_matrix(512, 320, 512.3), 512, 320)
+    text = path.to_json(tmp_path / "p.json")
+    assert json.loads(text)["width"] == 512
+    for back in (cam.CameraPath.from_json(text), cam.CameraPath.from_json(tmp_path / "p.json")):
+        assert back.extrinsics.tobytes() == path.extrinsics.tobytes()
+        assert back.intrinsics.tobytes() == path.intrinsics.tobytes()
+        assert (back.width, back.height) == (512, 320)
+    with pytest.raises(ValueError):
+        cam.CameraPath.from_json('{"format": "something-else"}')
+
+
+def test_zoom_presets_dolly_along_view_axis():
+    r = 3.0
+    zin = cam.preset("zoom_in", 49, r, 256, 256)
+    zout = cam.preset("zoom_out", 49, r, 256, 256)
+    np.testing.assert_allclose(zin.eyes()[:, 2], np.linspace(0, 0.5 * r, 49), atol=1e-5)
+    np.testing.assert_allclose(zout.eyes()[:, 2], np.linspace(0, -0.5 * r, 49), atol=1e-5)
+    np.testing.assert_allclose(zin.eyes()[:, :2], 0, atol=1e-6)
+    # view direction unchanged: all rotations equal the identity camera's
+    np.testing.assert_allclose(
+        zin.extrinsics[:, :3, :3], np.broadcast_to(np.diag([1.0, -1, -1]), (49, 3, 3)), atol=1e-7
+    )
+
+
+def test_unknown_preset_raises():
+    with pytest.raises(ValueError, match="preset"):
+        cam.preset("spiral", 10, 1.0, 64, 64)
+
+
+def test_orbit_easing_and_holds():
+    r = 2.0
+    p = cam.orbit(20, r, 128, 128, yaw=(0, 40), pitch=(0, 10), easing="ease_in_out", hold_start=3, hold_end=2)
+    eyes = p.eyes()
+    np.testing.assert_allclose(eyes[:4], 0, atol=1e-6)  # held at the source camera
+    np.testing.assert_allclose(eyes[-3:], np.broadcast_to(eyes[-1], (3, 3)), atol=1e-6)
+    # every eye stays on the sphere of radius r around the target
+    np.testing.assert_allclose(np.linalg.norm(eyes - [0, 0, r], axis=1), r, atol=1e-5)
+    yaw_end = math.degrees(math.atan2(eyes[-1, 0], -(eyes[-1, 2] - r)))
+    assert yaw_end == pytest.approx(40.0, abs=1e-3)
+    assert eyes[-1, 1] < 0  # positive pitch raises the eye (world y points down)
+    # ease-in-out: slow start
+    steps = np.linalg.norm(np.diff(eyes, axis=0), axis=1)
+    assert steps[3] < steps[8]
+
+
+def test_easing_curves():
+    t = np.linspace(0, 1, 11)
+    np.testing.assert_allclose(cam.ease(t, "linear"), t)
+    np.testing.assert_allclose(cam.ease(t, "ease_in"), t**2)
+    np.testing.assert_allclose(cam.ease(t, "ease_in_out"), 3 * t**2 - 2 * t**3)
+    with pytest.raises(ValueError):
+        cam.ease(t, "bounce")
+
+
+def test_keyframes_interpolate_and_eye_keys():
+    r = 3.0
+    keys = [
+        cam.Keyframe(frame=0),
+        {"frame": 10, "yaw": 30.0},
+        {"frame": 20, "yaw": 30.0, "pitch": 10.0, "roll": 5.0},
+    ]
+    p = cam.keyframed(keys, 25, r, 128, 96)
+    ref = cam.orbit(11, r, 128, 96, yaw=(0, 30))
+    np.testing.assert_allclose(p.extrinsics[:11], ref.extrinsics, atol=1e-6)
+    np.testing.assert_allclose(p.extrinsics[20:], np.broadcast_to(p.extrinsics[20], (5, 4, 4)))
+    # keys given by eye: the path passes through them
+    eye_key = (0.5, -0.2, 0.4)
+    q = cam.keyframed([{"frame": 0}, {"frame": 8, "eye": eye_key}], 9, r, 64, 64)
+    np.testing.assert_allclose(q.eyes()[-1], eye_key, atol=1e-5)
+    np.testing.assert_allclose(q.extrinsics[-1], _ref_look_at(eye_key, (0, 0, r)), atol=1e-6)
+
+
+def test_clip_matrices_shape():
+    p = cam.preset("90", 49, 2.0, 64, 48)
+    m = p.clip_matrices()
+    assert m.shape == (49, 4, 4)
+    np.testing.assert_allclose(
+        m[0], cam.projection_matrix(64, 48, 500.0) @ np.diag([1.0, -1, -1, 1]), atol=1e-7
+    )
