@@ -1,0 +1,391 @@
+"""EX-4D generation speed and memory at full Wan 2.1 I2V 14B shapes, through the host's own machinery.
+
+One configuration per process (the host's memory settings are read at import), e.g.:
+
+    python bench/bench_wan.py --comfyui /path/to/ComfyUI --config bf16   --out wan.jsonl
+    python bench/bench_wan.py --comfyui /path/to/ComfyUI --config fp8    --out wan.jsonl
+    python bench/bench_wan.py --comfyui /path/to/ComfyUI --config lowmem --out wan.jsonl
+    python bench/bench_wan.py --table wan.jsonl          # all results so far, one table
+
+The DiT is built by the host (its model detection picks WAN21_I2V from the real names and shapes: dim
+5120, 40 blocks, 40 heads, FFN 13824, 36 input channels), with random weights made on the GPU (no
+33 GB file), then left on the offload device as the host's loaders leave it. The EX-4D LoRA (rank 16
+on q/k/v/o of self- and cross-attention and ffn.0/ffn.2, 40 blocks) and camera encoder (32 -> 1024 ->
+5120) are random too, applied with the pack's own EX-4D Apply code. Sampling is the EX-4D Wan
+Sampler's: the host's sampler with the published sigmas, CFG batched by the host when memory allows.
+
+Configurations (weights stored / compute):
+  bf16         bf16 / bf16, the host's normal memory management
+  fp8          float8_e4m3fn / bf16 (the host's fp8 weight option), normal memory management
+  lowmem       float8_e4m3fn / bf16, the host's partial loading under --budget-gb (default 24)
+  lowmem-bf16  bf16 / bf16, partial loading under --budget-gb
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import statistics
+import sys
+import time
+import types
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+GiB = 1024**3
+
+IN_DIM, TEXT_DIM, CLIP_TOKENS, CLIP_DIM, RANK = 36, 4096, 257, 1280, 16
+
+
+@dataclass(frozen=True)
+class DiTSize:
+    dim: int
+    layers: int
+    heads: int
+    ffn: int
+    encoder_hidden: int
+
+
+FULL = DiTSize(5120, 40, 40, 13824, 1024)  # Wan2.1-I2V-14B-480P + the published camera encoder
+TINY = DiTSize(128, 2, 1, 256, 32)  # --tiny: checks the code path on any machine, CPU included
+
+
+@dataclass(frozen=True)
+class Config:
+    weight_dtype: str
+    partial: bool  # limit the host's view of GPU memory so it offloads part of the weights
+
+
+CONFIGS = {
+    "bf16": Config("bfloat16", False),
+    "fp8": Config("float8_e4m3fn", False),
+    "lowmem": Config("float8_e4m3fn", True),
+    "lowmem-bf16": Config("bfloat16", True),
+}
+
+
+@dataclass
+class Result:
+    config: str
+    ex4d: bool
+    weights: str
+    frames: int
+    size: str
+    tokens: int
+    steps: int
+    load_s: float
+    first_step_s: float
+    step_s: float
+    peak_alloc_gib: float
+    peak_reserved_gib: float
+    resident_weights_gib: float
+    budget_gib: float | None
+    device: str
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", choices=sorted(CONFIGS), help="configuration to run (one per process)")
+    p.add_argument(
+        "--comfyui", default=os.environ.get("COMFYUI_PATH"), help="host folder (or env COMFYUI_PATH)"
+    )
+    p.add_argument("--steps", type=int, default=3, help="sampling steps; the first one is reported apart")
+    p.add_argument("--frames", type=int, default=49)
+    p.add_argument("--width", type=int, default=512)
+    p.add_argument("--height", type=int, default=512)
+    p.add_argument("--cfg", type=float, default=5.0, help="CFG scale (1.0 skips the unconditional pass)")
+    p.add_argument("--text-tokens", type=int, default=512, help="umT5 context length (published: 512)")
+    p.add_argument("--no-ex4d", action="store_true", help="the plain Wan DiT, for comparison")
+    p.add_argument("--budget-gb", type=float, default=24.0, help="GPU memory budget of the lowmem configs")
+    p.add_argument(
+        "--headroom-gb",
+        type=float,
+        default=4.0,
+        help="lowmem: memory kept free for activations when the host decides how many weights fit",
+    )
+    p.add_argument(
+        "--tiny",
+        action="store_true",
+        help="tiny DiT, 9 frames of 32x32, CPU allowed: checks the code path, not the speed",
+    )
+    p.add_argument("--out", help="append the result as one JSON line to this file")
+    p.add_argument("--table", help="print the table of a results file and exit")
+    args = p.parse_args()
+    if not args.table and not args.config:
+        p.error("--config is required (or --table FILE)")
+    if args.config and not args.comfyui:
+        p.error("give the ComfyUI folder with --comfyui or COMFYUI_PATH")
+    return args
+
+
+def setup_host(host: Path, reserve_vram_gb: float | None, cpu: bool = False) -> None:
+    """Put the host on sys.path and set its arguments before any comfy module reads them."""
+    if not (host / "comfy" / "model_management.py").is_file():
+        raise SystemExit(f"{host} is not a ComfyUI folder (comfy/model_management.py missing)")
+    sys.path.insert(0, str(host))
+    try:
+        import torchvision  # noqa: F401  (the host imports it; PyPI's build may not fit a given torch)
+    except ImportError:
+        sys.path.insert(0, str(REPO))
+        from harness.bootstrap import shim_paths
+
+        sys.path.extend(shim_paths())
+        import torchvision.transforms  # noqa: F401  (the harness placeholder, as the test harness uses it)
+    from comfy.cli_args import args
+
+    args.disable_auto_launch = True
+    args.cpu = cpu
+    if reserve_vram_gb is not None:
+        args.reserve_vram = reserve_vram_gb
+    import comfy.model_management  # noqa: F401  (reads args now)
+
+
+def load_pack() -> types.SimpleNamespace:
+    """The pack's glue and library under a private package name, without its node registry."""
+    root = types.ModuleType("ex4d_pack")
+    root.__path__ = [str(REPO)]
+    sys.modules["ex4d_pack"] = root
+    nodes_pkg = types.ModuleType("ex4d_pack.nodes")
+    nodes_pkg.__path__ = [str(REPO / "nodes")]
+    sys.modules["ex4d_pack.nodes"] = nodes_pkg
+    return types.SimpleNamespace(
+        patch=importlib.import_module("ex4d_pack.nodes._wan_patch"),
+        adapter=importlib.import_module("ex4d_pack.ex4d.adapter"),
+        sampling=importlib.import_module("ex4d_pack.ex4d.sampling"),
+    )
+
+
+def build_wan_i2v(size: DiTSize, weight_dtype):
+    """The host's WAN21 I2V model, random weights, as a ModelPatcher on the offload device."""
+    import comfy.ldm.wan.model
+    import comfy.model_detection
+    import comfy.model_management as mm
+    import comfy.model_patcher
+    import comfy.ops
+    import torch
+
+    with torch.device("meta"):
+        meta = comfy.ldm.wan.model.WanModel(
+            model_type="i2v",
+            in_dim=IN_DIM,
+            dim=size.dim,
+            ffn_dim=size.ffn,
+            num_heads=size.heads,
+            num_layers=size.layers,
+            text_dim=TEXT_DIM,
+            out_dim=16,
+            operations=comfy.ops.disable_weight_init,
+        )
+    config = comfy.model_detection.model_config_from_unet(meta.state_dict(), "")
+    if type(config).__name__ != "WAN21_I2V":
+        raise SystemExit(f"the host detected {type(config).__name__}, expected WAN21_I2V")
+    load_device, offload_device = mm.get_torch_device(), mm.unet_offload_device()
+    manual_cast = mm.unet_manual_cast(weight_dtype, load_device, config.supported_inference_dtypes)
+    config.set_inference_dtype(weight_dtype, manual_cast)
+    model = config.get_model({}, "", device=load_device)
+    gen = torch.Generator(load_device).manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            # Drawn in bf16 and converted, since not every kernel (fill_, randn) exists for float8.
+            if p.ndim == 1 and name.endswith("weight"):
+                value = torch.ones(p.shape, device=load_device, dtype=torch.bfloat16)  # norms
+            else:
+                value = torch.randn(p.shape, generator=gen, device=load_device, dtype=torch.bfloat16) * 0.02
+            p.copy_(value.to(p.dtype))
+    model = model.to(offload_device)
+    mm.soft_empty_cache()
+    return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)
+
+
+def random_adapter(adapter_mod, size: DiTSize):
+    """A random EX-4D adapter with the published shapes (rank 16 LoRA, 32 -> 1024 -> 5120 encoder)."""
+    sys.path.insert(0, str(REPO))
+    from harness.tiny_models import tiny_ex4d_state_dict
+
+    sd = tiny_ex4d_state_dict(
+        size.dim, size.layers, size.ffn, rank=RANK, hidden=size.encoder_hidden, lora_scale=0.05
+    )
+    return adapter_mod.split_state_dict(sd, "random EX-4D")
+
+
+class Gpu:
+    """CUDA timing and memory figures; zeros on the CPU (--tiny)."""
+
+    def __init__(self, torch):
+        self.torch = torch
+        self.cuda = torch.cuda.is_available()
+
+    def sync(self) -> None:
+        if self.cuda:
+            self.torch.cuda.synchronize()
+
+    def reset_peak(self) -> None:
+        if self.cuda:
+            self.torch.cuda.reset_peak_memory_stats()
+
+    def peak(self) -> tuple[float, float]:
+        if not self.cuda:
+            return 0.0, 0.0
+        return self.torch.cuda.max_memory_allocated() / GiB, self.torch.cuda.max_memory_reserved() / GiB
+
+    def total_gib(self) -> float:
+        return self.torch.cuda.mem_get_info()[1] / GiB if self.cuda else 0.0
+
+    def name(self) -> str:
+        return self.torch.cuda.get_device_name() if self.cuda else "cpu"
+
+
+def run(args: argparse.Namespace) -> Result:
+    import torch
+
+    gpu = Gpu(torch)
+    if not gpu.cuda and not args.tiny:
+        raise SystemExit("this benchmark needs a CUDA GPU (--tiny runs the code path on the CPU)")
+    size = TINY if args.tiny else FULL
+    if args.tiny:
+        args.frames, args.width, args.height, args.text_tokens = 9, 32, 32, 16
+    cfg = CONFIGS[args.config]
+    reserve = None
+    if cfg.partial and gpu.cuda:
+        # The host keeps `reserve_vram` free; leave it budget - headroom for weights, the rest for activations.
+        reserve = max(0.0, gpu.total_gib() - args.budget_gb + args.headroom_gb)
+    setup_host(Path(args.comfyui).resolve(), reserve, cpu=not gpu.cuda)
+    pack = load_pack()
+    import comfy.clip_vision
+    import comfy.model_management as mm
+    import comfy.sample
+    import comfy.samplers
+
+    weight_dtype = getattr(torch, cfg.weight_dtype)
+    t = time.perf_counter()
+    base = build_wan_i2v(size, weight_dtype)
+    print(
+        f"built the random {size.dim}-wide, {size.layers}-block DiT ({cfg.weight_dtype}) in {time.perf_counter() - t:.1f} s",
+        flush=True,
+    )
+
+    shape = pack.sampling.latent_shape(args.frames, args.height, args.width)
+    _, _, t_lat, h_lat, w_lat = shape
+    gen = torch.Generator().manual_seed(1)
+    model = base
+    if not args.no_ex4d:
+        adapter = random_adapter(pack.adapter, size)
+        print(adapter.describe(), flush=True)
+        camera_latents = torch.randn(1, 32, t_lat, h_lat, w_lat, generator=gen)
+        model = pack.patch.apply_ex4d(base, adapter, camera_latents, 1.0, 1.0)
+
+    clip = comfy.clip_vision.Output()
+    clip["penultimate_hidden_states"] = torch.randn(1, CLIP_TOKENS, CLIP_DIM, generator=gen)
+    concat_mask = torch.ones(1, 1, t_lat, h_lat, w_lat)
+    concat_mask[:, :, :1] = 0.0
+    values = {
+        "concat_latent_image": torch.randn(shape, generator=gen),
+        "concat_mask": concat_mask,
+        "clip_vision_output": clip,
+    }
+    positive = [[torch.randn(1, args.text_tokens, TEXT_DIM, generator=gen) * 0.1, dict(values)]]
+    negative = [[torch.randn(1, args.text_tokens, TEXT_DIM, generator=gen) * 0.1, dict(values)]]
+    latent = torch.zeros(shape)
+    noise = pack.sampling.noise_for_shape(0, shape)
+    sigmas = pack.sampling.flow_match_sigmas(args.steps)
+    sampler = comfy.samplers.sampler_object("euler")
+
+    gpu.sync()
+    gpu.reset_peak()
+    t0 = time.perf_counter()
+    mm.load_models_gpu([model])  # weights to the GPU, LoRA merged (what the sampler would do first)
+    gpu.sync()
+    load_s = time.perf_counter() - t0
+    resident = model.loaded_size() / GiB
+    print(f"loaded in {load_s:.1f} s, {resident:.1f} GiB of weights on the GPU", flush=True)
+
+    stamps: list[float] = []
+
+    def callback(step, x0, x, total):
+        gpu.sync()
+        stamps.append(time.perf_counter())
+        print(
+            f"  step {step + 1}/{total}: {stamps[-1] - (stamps[-2] if len(stamps) > 1 else t1):.2f} s",
+            flush=True,
+        )
+
+    t1 = time.perf_counter()
+    comfy.sample.sample_custom(
+        model,
+        noise,
+        args.cfg,
+        sampler,
+        sigmas,
+        positive,
+        negative,
+        latent,
+        callback=callback,
+        disable_pbar=True,
+        seed=0,
+    )
+    gpu.sync()
+    resident = max(resident, model.loaded_size() / GiB)
+    peak_alloc, peak_reserved = gpu.peak()
+    times = [b - a for a, b in zip([t1, *stamps[:-1]], stamps, strict=True)]
+    return Result(
+        config=args.config,
+        ex4d=not args.no_ex4d,
+        weights=cfg.weight_dtype,
+        frames=args.frames,
+        size=f"{args.width}x{args.height}",
+        tokens=t_lat * (h_lat // 2) * (w_lat // 2),
+        steps=args.steps,
+        load_s=load_s,
+        first_step_s=times[0],
+        step_s=statistics.median(times[1:] or times),
+        peak_alloc_gib=peak_alloc,
+        peak_reserved_gib=peak_reserved,
+        resident_weights_gib=resident,
+        budget_gib=args.budget_gb if cfg.partial else None,
+        device=gpu.name(),
+    )
+
+
+def print_table(results: list[dict]) -> None:
+    head = (
+        f"{'config':<12}{'EX-4D':>6}{'size':>13}{'load s':>8}{'step 1 s':>9}{'s/step':>8}{'25 steps s':>11}"
+        f"{'peak GiB':>9}{'reserved':>9}{'resident':>9}{'budget':>8}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        budget = f"{r['budget_gib']:.0f}" if r.get("budget_gib") else "-"
+        size = f"{r['size']}x{r['frames']}"
+        print(
+            f"{r['config']:<12}{'yes' if r['ex4d'] else 'no':>6}{size:>13}{r['load_s']:8.1f}"
+            f"{r['first_step_s']:9.2f}{r['step_s']:8.2f}{25 * r['step_s']:11.1f}{r['peak_alloc_gib']:9.1f}"
+            f"{r['peak_reserved_gib']:9.1f}{r['resident_weights_gib']:9.1f}{budget:>8}"
+        )
+    if results:
+        print(
+            f"device: {results[-1]['device']}; s/step = median of the steps after the first (one CFG step: "
+            "cond + uncond); peak = torch max allocated during load + sampling"
+        )
+
+
+def main() -> None:
+    args = parse_args()
+    if args.table:
+        lines = Path(args.table).read_text().splitlines()
+        print_table([json.loads(line) for line in lines if line.strip()])
+        return
+    import torch
+
+    with torch.inference_mode():  # as the host's executor runs every node
+        result = run(args)
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write(json.dumps(asdict(result)) + "\n")
+    print_table([asdict(result)])
+
+
+if __name__ == "__main__":
+    main()
