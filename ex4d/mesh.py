@@ -1,0 +1,327 @@
+"""The Depth Watertight Mesh (EX-4D reference, section 2), batched over frames, plus PLY / GLB export.
+
+One vertex per pixel (index v * W + u) at ``depth * ((u - W//2) / f, (v - H//2) / f, 1)`` after the
+border pixels are pushed to depth 100; per quad the faces (BL, TL, TR) and (BL, TR, BR), then two closing
+faces over the image corners. Stretched faces (smallest interior angle < 2.5 deg, or the "boundary" ratio
+test) are *hidden*: their vertices get RGBA = 0, the faces stay and keep occluding. ``watertight=False`` is
+the paper's baseline ablation: stretched faces are deleted instead (per-frame ``face_keep`` mask).
+
+Face order: all (BL, TL, TR) faces in row-major quad order, then all (BL, TR, BR) faces, then the two
+closing faces (the published code splits the face list in these two halves).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+BORDER_DEPTH = 100.0
+FILTERS = ("angle", "boundary", "none")
+
+
+@dataclass
+class DWMesh:
+    """Per-frame DW-meshes sharing one face list.
+
+    vertices [T, H*W, 3] float32 (world = source camera frame: x right, y down, z forward);
+    colors [T, H*W, 4] float32 RGBA in 0..255 (alpha 0 on hidden vertices); faces [F, 3] int32;
+    face_keep [T, F] bool or None (only for the non-watertight ablation: False = deleted face);
+    stretched [T, F] bool: the faces the filter flagged (hidden or deleted).
+    """
+
+    vertices: torch.Tensor
+    colors: torch.Tensor
+    faces: torch.Tensor
+    height: int
+    width: int
+    focal: float = 500.0
+    face_keep: torch.Tensor | None = None
+    stretched: torch.Tensor | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.vertices.shape[0])
+
+    @property
+    def num_faces(self) -> int:
+        return int(self.faces.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.vertices.device
+
+    @property
+    def watertight(self) -> bool:
+        return self.face_keep is None
+
+    def to(self, device: torch.device | str) -> DWMesh:
+        def mv(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x.to(device)
+
+        return DWMesh(
+            self.vertices.to(device),
+            self.colors.to(device),
+            self.faces.to(device),
+            self.height,
+            self.width,
+            self.focal,
+            mv(self.face_keep),
+            mv(self.stretched),
+        )
+
+    def frame_faces(self, frame: int) -> torch.Tensor:
+        """Faces present in one frame ([F', 3] int32): all of them unless the ablation deleted some."""
+        if self.face_keep is None:
+            return self.faces
+        return self.faces[self.face_keep[frame]]
+
+
+def grid_faces(height: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The published face list for an H x W pixel grid: 2 (H-1)(W-1) + 2 faces, int32."""
+    if height < 2 or width < 2:
+        raise ValueError(f"a DW-mesh needs at least 2 x 2 pixels, got {height} x {width}")
+    tl = (
+        torch.arange(height - 1, device=device)[:, None] * width
+        + torch.arange(width - 1, device=device)[None, :]
+    ).reshape(-1)
+    bl, tr, br = tl + width, tl + 1, tl + width + 1
+    n = height * width
+    closing = torch.tensor([[width - 1, 0, n - 1], [n - 1, 0, (height - 1) * width]], device=device)
+    return torch.cat([torch.stack([bl, tl, tr], -1), torch.stack([bl, tr, br], -1), closing]).to(torch.int32)
+
+
+def unproject(depth: torch.Tensor, focal: float = 500.0, push_border: bool = True) -> torch.Tensor:
+    """[T, H, W] z-depth -> [T, H, W, 3] points on integer pixel rays, principal point (W//2, H//2)."""
+    d = depth.to(torch.float32).clone()
+    t, h, w = d.shape
+    if push_border:
+        d[:, 0, :] = BORDER_DEPTH
+        d[:, -1, :] = BORDER_DEPTH
+        d[:, :, 0] = BORDER_DEPTH
+        d[:, :, -1] = BORDER_DEPTH
+    x = (torch.arange(w, device=d.device, dtype=torch.float32) - (w // 2)) / focal
+    y = (torch.arange(h, device=d.device, dtype=torch.float32) - (h // 2)) / focal
+    return torch.stack([d * x[None, None, :], d * y[None, :, None], d], -1)
+
+
+def _min_angle_deg(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Smallest interior angle (degrees) of triangles (a, b, c), [..., 3] each."""
+
+    def angle(p: torch.Tensor, q: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        e1, e2 = q - p, r - p
+        # atan2(|cross|, dot) stays accurate for the tiny angles the filter looks for
+        return torch.atan2(torch.linalg.vector_norm(torch.cross(e1, e2, dim=-1), dim=-1), (e1 * e2).sum(-1))
+
+    aa, ab = angle(a, b, c), angle(b, c, a)
+    ac = math.pi - aa - ab
+    return torch.rad2deg(torch.minimum(torch.minimum(aa, ab), ac))
+
+
+def _boundary_ratio(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    m = torch.maximum(torch.maximum((a - b).abs(), (b - c).abs()), (c - a).abs())
+    return m[..., 2] / (torch.maximum(m[..., 0], m[..., 1]) + 1e-8)
+
+
+def stretched_faces(
+    points: torch.Tensor,
+    faces: torch.Tensor,
+    filter: str = "angle",
+    angle_threshold: float = 2.5,
+    boundary_ratio: float = 2.0,
+) -> torch.Tensor:
+    """[T, F] bool: faces flagged by the filter. ``points`` is [T, H, W, 3]; faces in :func:`grid_faces` order."""
+    t, h, w, _ = points.shape
+    if filter == "none":
+        return torch.zeros(t, faces.shape[0], dtype=torch.bool, device=points.device)
+    if filter not in FILTERS:
+        raise ValueError(f"unknown face filter {filter!r}; expected one of {FILTERS}")
+    bl, tl, tr, br = points[:, 1:, :-1], points[:, :-1, :-1], points[:, :-1, 1:], points[:, 1:, 1:]
+    flat = points.reshape(t, h * w, 3)
+    close = faces[-2:].long()
+    tris = [(bl, tl, tr), (bl, tr, br), (flat[:, close[:, 0]], flat[:, close[:, 1]], flat[:, close[:, 2]])]
+    out = []
+    for a, b, c in tris:
+        if filter == "angle":
+            flag = _min_angle_deg(a, b, c) < angle_threshold
+        else:
+            flag = _boundary_ratio(a, b, c) > boundary_ratio
+        out.append(flag.reshape(t, -1))
+    return torch.cat(out, 1)
+
+
+def _hidden_vertices(stretched: torch.Tensor, faces: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """[T, H*W] bool: vertices of any stretched face (uses the grid layout; no scatter over 3F indices)."""
+    t = stretched.shape[0]
+    nq = (h - 1) * (w - 1)
+    s1 = stretched[:, :nq].reshape(t, h - 1, w - 1)
+    s2 = stretched[:, nq : 2 * nq].reshape(t, h - 1, w - 1)
+    hv = torch.zeros(t, h, w, dtype=torch.bool, device=stretched.device)
+    hv[:, 1:, :-1] |= s1 | s2  # BL of both
+    hv[:, :-1, 1:] |= s1 | s2  # TR of both
+    hv[:, :-1, :-1] |= s1  # TL
+    hv[:, 1:, 1:] |= s2  # BR
+    hv = hv.reshape(t, h * w)
+    for k in (0, 1):
+        idx = faces[2 * nq + k].long()
+        hv[:, idx] |= stretched[:, 2 * nq + k, None]
+    return hv
+
+
+def build_dw_mesh(
+    frames: torch.Tensor,
+    depth: torch.Tensor,
+    focal: float = 500.0,
+    filter: str = "angle",
+    angle_threshold: float = 2.5,
+    boundary_ratio: float = 2.0,
+    watertight: bool = True,
+    chunk_frames: int = 8,
+) -> DWMesh:
+    """Build the per-frame DW-meshes.
+
+    frames: [T, H, W, 3] float in [0, 1]; depth: [T, H, W] z-depth (same device). Vectorised over faces,
+    processed ``chunk_frames`` frames at a time to bound the filter's temporaries.
+    """
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be [T, H, W, 3], got {list(frames.shape)}")
+    if depth.ndim == 4 and depth.shape[-1] == 1:
+        depth = depth[..., 0]
+    if depth.shape != frames.shape[:3]:
+        raise ValueError(f"depth {list(depth.shape)} does not match frames {list(frames.shape[:3])}")
+    t, h, w = depth.shape
+    device = frames.device
+    depth = depth.to(device)
+    faces = grid_faces(h, w, device)
+    verts, cols, flags = [], [], []
+    for s in range(0, t, chunk_frames):
+        pts = unproject(depth[s : s + chunk_frames], focal)
+        n = pts.shape[0]
+        st = stretched_faces(pts, faces, filter, angle_threshold, boundary_ratio)
+        rgba = torch.cat(
+            [
+                frames[s : s + n].to(torch.float32).reshape(n, h * w, 3) * 255.0,
+                torch.full((n, h * w, 1), 255.0, device=device),
+            ],
+            -1,
+        )
+        if watertight:
+            rgba = rgba.masked_fill(_hidden_vertices(st, faces, h, w)[..., None], 0.0)
+        verts.append(pts.reshape(n, h * w, 3))
+        cols.append(rgba)
+        flags.append(st)
+    stretched = torch.cat(flags)
+    return DWMesh(
+        torch.cat(verts),
+        torch.cat(cols),
+        faces,
+        h,
+        w,
+        float(focal),
+        face_keep=None if watertight else ~stretched,
+        stretched=stretched,
+    )
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def _export_arrays(mesh: DWMesh, frame: int, gl_axes: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not 0 <= frame < mesh.num_frames:
+        raise IndexError(f"frame {frame} out of range for a mesh of {mesh.num_frames} frames")
+    v = mesh.vertices[frame].detach().to("cpu", torch.float32).numpy().copy()
+    if gl_axes:
+        v[:, 1:] *= -1.0
+    c = mesh.colors[frame].detach().to("cpu", torch.float32).round().clamp(0, 255).to(torch.uint8).numpy()
+    f = mesh.frame_faces(frame).detach().to("cpu", torch.int32).numpy()
+    return np.ascontiguousarray(v), np.ascontiguousarray(c), np.ascontiguousarray(f)
+
+
+def save_ply(mesh: DWMesh, frame: int, path: str | Path, gl_axes: bool = True) -> Path:
+    """Write one frame as a binary little-endian PLY with RGBA vertex colours.
+
+    ``gl_axes`` maps the mesh's (x right, y down, z forward) to the y-up / looking-down -z convention of glTF
+    and three.js by (x, y, z) -> (x, -y, -z): a 180 degree turn about x, so face winding is unchanged.
+    """
+    v, c, f = _export_arrays(mesh, frame, gl_axes)
+    header = (
+        "ply\nformat binary_little_endian 1.0\ncomment EX-4D DW-mesh\n"
+        f"element vertex {len(v)}\nproperty float x\nproperty float y\nproperty float z\n"
+        "property uchar red\nproperty uchar green\nproperty uchar blue\nproperty uchar alpha\n"
+        f"element face {len(f)}\nproperty list uchar int vertex_indices\nend_header\n"
+    )
+    vdt = np.dtype([("p", "<f4", 3), ("c", "u1", 4)])
+    va = np.empty(len(v), vdt)
+    va["p"], va["c"] = v, c
+    fdt = np.dtype([("n", "u1"), ("i", "<i4", 3)])
+    fa = np.empty(len(f), fdt)
+    fa["n"], fa["i"] = 3, f
+    path = Path(path)
+    with open(path, "wb") as fh:
+        fh.write(header.encode("ascii"))
+        fh.write(va.tobytes())
+        fh.write(fa.tobytes())
+    return path
+
+
+def save_glb(mesh: DWMesh, frame: int, path: str | Path, gl_axes: bool = True) -> Path:
+    """Write one frame as a glTF 2.0 binary (POSITION, COLOR_0 as normalised RGBA bytes, uint32 indices).
+
+    Axes as in :func:`save_ply`: (x, -y, -z) so the scene is upright in glTF viewers. The material is
+    double-sided and opaque (hidden vertices show black, not transparent).
+    """
+    v, c, f = _export_arrays(mesh, frame, gl_axes)
+    blobs = [v.astype("<f4").tobytes(), c.astype("u1").tobytes(), f.astype("<u4").tobytes()]
+    views, offset = [], 0
+    for i, blob in enumerate(blobs):
+        view = {"buffer": 0, "byteOffset": offset, "byteLength": len(blob)}
+        view["target"] = 34963 if i == 2 else 34962
+        views.append(view)
+        offset += len(blob) + (-len(blob)) % 4
+    binary = b"".join(b + b"\0" * ((-len(b)) % 4) for b in blobs)
+    gltf = {
+        "asset": {"version": "2.0", "generator": "ComfyUI-EX4D"},
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"mesh": 0, "name": f"dw_mesh_frame_{frame}"}],
+        "materials": [
+            {"doubleSided": True, "pbrMetallicRoughness": {"metallicFactor": 0.0, "roughnessFactor": 1.0}}
+        ],
+        "meshes": [
+            {
+                "primitives": [
+                    {"attributes": {"POSITION": 0, "COLOR_0": 1}, "indices": 2, "material": 0, "mode": 4}
+                ]
+            }
+        ],
+        "buffers": [{"byteLength": len(binary)}],
+        "bufferViews": views,
+        "accessors": [
+            {
+                "bufferView": 0,
+                "componentType": 5126,
+                "count": len(v),
+                "type": "VEC3",
+                "min": v.min(0).tolist() if len(v) else [0, 0, 0],
+                "max": v.max(0).tolist() if len(v) else [0, 0, 0],
+            },
+            {"bufferView": 1, "componentType": 5121, "normalized": True, "count": len(c), "type": "VEC4"},
+            {"bufferView": 2, "componentType": 5125, "count": int(f.size), "type": "SCALAR"},
+        ],
+    }
+    js = json.dumps(gltf, separators=(",", ":")).encode("utf-8")
+    js += b" " * ((-len(js)) % 4)
+    total = 12 + 8 + len(js) + 8 + len(binary)
+    path = Path(path)
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<III", 0x46546C67, 2, total))
+        fh.write(struct.pack("<II", len(js), 0x4E4F534A))
+        fh.write(js)
+        fh.write(struct.pack("<II", len(binary), 0x004E4942))
+        fh.write(binary)
+    return path
