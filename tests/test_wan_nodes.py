@@ -165,7 +165,8 @@ def test_whole_generation_graph(host, files):
     base = host.node_output("1")[0][0]
     assert model is not base and model.model is base.model  # a clone sharing the weights
     assert not base.object_patches and not base.patches  # the input MODEL is not patched
-    assert "diffusion_model.patch_embedding.forward" in model.object_patches
+    camera_patch = model.object_patches["diffusion_model.patch_embedding.forward"]
+    assert camera_patch.camera._cache is None  # the host's cleanup after sampling freed the embedding
     assert len(model.patches) == LAYERS * 10
     c = positive[0][1]
     assert c["concat_latent_image"].shape == (1, 16, 3, H // 8, W // 8)
@@ -511,3 +512,52 @@ def test_prompt_embeddings_and_adapter_save_nodes(host, files):
     shutil.copy(converted, files / "ex4d" / "converted.safetensors")
     host.run(graph(adapter="converted.safetensors", steps=1))
     assert "EX-4D adapter" in host.node_output("5")[1][0]
+
+
+def test_vae_encode_outside_zero_one(host, files):
+    """{-3, +1} mask values reach the VAE unclamped, also when a VAE's input mapping would clamp."""
+    import sys
+
+    import comfy.sd
+    import comfy.utils
+
+    patch = sys.modules[host.node_classes["EX4DApply"].__module__.rsplit(".", 1)[0] + "._wan_patch"]
+    vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(files / "vae" / "ex4d_tiny_vae.safetensors")))
+    video = torch.full((5, 16, 16, 3), 1.0)
+    video[1:, 4:12, 4:12] = -3.0
+    with torch.inference_mode():
+        direct = vae.first_stage_model.encode(video.permute(3, 0, 1, 2)[None]).float()
+        through_encode = patch.vae_encode_pm1(vae, video)
+        vae.process_input = lambda image: torch.clamp(image * 2.0 - 1.0, -1.0, 1.0)
+        fallback = patch.vae_encode_pm1(vae, video)
+        clamped = vae.encode((video + 1) / 2)
+    assert torch.allclose(through_encode, direct, atol=1e-5)
+    assert torch.allclose(fallback, direct, atol=1e-5)
+    assert not torch.allclose(clamped, direct, atol=1e-3)  # what a clamping VAE would have produced
+
+
+def test_sampler_feeds_the_published_schedule_to_the_dit(host, files):
+    """The DiT sees timestep 1000 * sigma for exactly the published sigmas, cond and uncond batched."""
+    import comfy.patcher_extension
+
+    from ex4d.sampling import flow_match_sigmas
+
+    colour, mask, pos, neg = _inputs(host, files)
+    _, model, out = _run_nodes(
+        host, colour, mask, pos, neg, _clip_output(), "tiny_ex4d.ckpt", 1.0, 1.0, 4.0, 5
+    )
+    seen = []
+
+    def record(executor, x, timestep, *args, **kwargs):
+        seen.append((x.shape[0], timestep.clone()))
+        return executor(x, timestep, *args, **kwargs)
+
+    patched = out[0].clone()
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "test", record)
+    with torch.inference_mode():
+        host.node_classes["EX4DWanSampler"].execute(patched, out[1], out[2], out[3], SEED, 6, 4.0, 5.0)
+    expected = 1000.0 * flow_match_sigmas(6, 5.0)[:-1]
+    assert [b for b, _ in seen] == [2] * 6
+    got = torch.stack([t[0] for _, t in seen])
+    assert torch.allclose(got, expected, rtol=1e-6, atol=1e-4)
+    assert all(torch.equal(t[0], t[1]) for _, t in seen)
