@@ -32,7 +32,8 @@ class DWMesh:
     vertices [T, H*W, 3] float32 (world = source camera frame: x right, y down, z forward);
     colors [T, H*W, 4] float32 RGBA in 0..255 (alpha 0 on hidden vertices); faces [F, 3] int32;
     face_keep [T, F] bool or None (only for the non-watertight ablation: False = deleted face);
-    stretched [T, F] bool: the faces the filter flagged (hidden or deleted).
+    stretched [T, F] bool: the faces the filter flagged (hidden or deleted);
+    frame0 [H, W, 3] float in [0, 1]: the unmodified first source frame (the output's frame 0).
     """
 
     vertices: torch.Tensor
@@ -43,6 +44,7 @@ class DWMesh:
     focal: float = 500.0
     face_keep: torch.Tensor | None = None
     stretched: torch.Tensor | None = None
+    frame0: torch.Tensor | None = None
 
     @property
     def num_frames(self) -> int:
@@ -73,6 +75,7 @@ class DWMesh:
             self.focal,
             mv(self.face_keep),
             mv(self.stretched),
+            mv(self.frame0),
         )
 
     def frame_faces(self, frame: int) -> torch.Tensor:
@@ -225,6 +228,7 @@ def build_dw_mesh(
         float(focal),
         face_keep=None if watertight else ~stretched,
         stretched=stretched,
+        frame0=frames[0].to(torch.float32).clone(),
     )
 
 

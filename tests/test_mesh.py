@@ -1,0 +1,180 @@
+"""DW-mesh builder: layout, hidden faces, ablation, exports (checked against independent numpy code)."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from ex4d.mesh import build_dw_mesh, grid_faces, save_glb, save_ply
+
+H, W = 24, 32
+
+
+def _step_scene(t=2):
+    depth = torch.full((t, H, W), 4.0)
+    depth[:, 8:16, 10:22] = 2.0
+    g = torch.Generator().manual_seed(0)
+    frames = torch.rand(t, H, W, 3, generator=g)
+    return frames, depth
+
+
+def _np_points(depth):
+    d = depth.astype(np.float64).copy()
+    d[:, 0, :] = d[:, -1, :] = d[:, :, 0] = d[:, :, -1] = 100.0
+    u = np.arange(W)[None, None, :]
+    v = np.arange(H)[None, :, None]
+    return np.stack([d * (u - W // 2) / 500.0, d * (v - H // 2) / 500.0, d], -1).reshape(len(d), H * W, 3)
+
+
+def _np_faces():
+    out = []
+    for half in (0, 1):
+        for v in range(H - 1):
+            for u in range(W - 1):
+                tl, tr, bl, br = v * W + u, v * W + u + 1, (v + 1) * W + u, (v + 1) * W + u + 1
+                out.append((bl, tl, tr) if half == 0 else (bl, tr, br))
+    out += [(W - 1, 0, H * W - 1), (H * W - 1, 0, (H - 1) * W)]
+    return np.array(out)
+
+
+def _np_min_angle(p, f):
+    a, b, c = p[f[:, 0]], p[f[:, 1]], p[f[:, 2]]
+
+    def ang(x, y, z):
+        e1, e2 = y - x, z - x
+        cosv = (e1 * e2).sum(-1) / (np.linalg.norm(e1, axis=-1) * np.linalg.norm(e2, axis=-1))
+        return np.degrees(np.arccos(np.clip(cosv, -1, 1)))
+
+    return np.minimum(np.minimum(ang(a, b, c), ang(b, c, a)), ang(c, a, b))
+
+
+def test_layout_vertices_faces():
+    frames, depth = _step_scene()
+    mesh = build_dw_mesh(frames, depth)
+    assert mesh.faces.dtype == torch.int32
+    assert mesh.num_faces == 2 * (H - 1) * (W - 1) + 2
+    np.testing.assert_array_equal(mesh.faces.numpy(), _np_faces())
+    np.testing.assert_allclose(mesh.vertices.numpy(), _np_points(depth.numpy()), rtol=1e-6, atol=1e-6)
+    assert mesh.vertices.shape == (2, H * W, 3) and mesh.colors.shape == (2, H * W, 4)
+    torch.testing.assert_close(mesh.frame0, frames[0])
+
+
+def test_step_edge_hidden_not_deleted():
+    frames, depth = _step_scene()
+    mesh = build_dw_mesh(frames, depth)
+    faces = _np_faces()
+    pts = _np_points(depth.numpy())
+    for t in range(2):
+        stretched = _np_min_angle(pts[t], faces) < 2.5
+        assert stretched.any() and not stretched.all()
+        np.testing.assert_array_equal(mesh.stretched[t].numpy(), stretched)
+        hidden = np.zeros(H * W, bool)
+        hidden[faces[stretched].reshape(-1)] = True
+        alpha = mesh.colors[t, :, 3].numpy()
+        np.testing.assert_array_equal(alpha == 0, hidden)
+        np.testing.assert_array_equal(alpha[~hidden], 255.0)
+        rgb = mesh.colors[t, :, :3].numpy()
+        np.testing.assert_array_equal(rgb[hidden], 0.0)
+        np.testing.assert_allclose(rgb[~hidden], frames[t].reshape(-1, 3).numpy()[~hidden] * 255, rtol=1e-6)
+    # watertight: nothing deleted
+    assert mesh.face_keep is None and mesh.frame_faces(0).shape[0] == 2 * (H - 1) * (W - 1) + 2
+
+
+def test_non_watertight_ablation_deletes():
+    frames, depth = _step_scene()
+    mesh = build_dw_mesh(frames, depth, watertight=False)
+    ref = build_dw_mesh(frames, depth)
+    assert mesh.face_keep is not None
+    torch.testing.assert_close(mesh.face_keep, ~ref.stretched)
+    assert mesh.frame_faces(0).shape[0] == ref.num_faces - int(ref.stretched[0].sum())
+    assert bool((mesh.colors[..., 3] == 255).all())
+
+
+def test_boundary_filter_formula():
+    frames, depth = _step_scene()
+    depth[1] += torch.linspace(0, 0.5, W)[None, :]  # a slope that is not a discontinuity
+    mesh = build_dw_mesh(frames, depth, filter="boundary")
+    faces = _np_faces()
+    for t, pts in enumerate(_np_points(depth.numpy())):
+        a, b, c = pts[faces[:, 0]], pts[faces[:, 1]], pts[faces[:, 2]]
+        m = np.maximum(np.maximum(np.abs(a - b), np.abs(b - c)), np.abs(c - a))
+        ref = m[:, 2] / (np.maximum(m[:, 0], m[:, 1]) + 1e-8) > 2.0
+        np.testing.assert_array_equal(mesh.stretched[t].numpy(), ref)
+
+
+def test_smooth_depth_hides_only_the_outer_wall():
+    frames = torch.rand(1, H, W, 3)
+    depth = torch.full((1, H, W), 3.0)
+    mesh = build_dw_mesh(frames, depth)
+    alpha = mesh.colors[0, :, 3].reshape(H, W)
+    assert bool((alpha[2:-2, 2:-2] == 255).all())
+    ring = torch.ones(H, W, dtype=torch.bool)
+    ring[2:-2, 2:-2] = False
+    ring[0, 0] = False  # the top-left corner's only faces lie inside the flat outer wall: not stretched
+    assert bool((alpha[ring] == 0).all()) and alpha[0, 0] == 255
+
+
+def test_bad_shapes():
+    with pytest.raises(ValueError):
+        build_dw_mesh(torch.rand(2, H, W, 3), torch.rand(2, H, W + 1))
+    with pytest.raises(ValueError):
+        build_dw_mesh(torch.rand(2, H, W, 3), torch.rand(2, H, W), filter="nope")
+    with pytest.raises(ValueError):
+        grid_faces(1, 5)
+
+
+def test_ply_export(tmp_path):
+    frames, depth = _step_scene()
+    mesh = build_dw_mesh(frames, depth)
+    path = save_ply(mesh, 1, tmp_path / "m.ply")
+    data = path.read_bytes()
+    end = data.index(b"end_header\n") + len(b"end_header\n")
+    header = data[:end].decode()
+    assert "format binary_little_endian 1.0" in header
+    assert f"element vertex {H * W}" in header and f"element face {mesh.num_faces}" in header
+    vdt = np.dtype([("p", "<f4", 3), ("c", "u1", 4)])
+    va = np.frombuffer(data, vdt, count=H * W, offset=end)
+    ref = mesh.vertices[1].numpy() * np.array([1, -1, -1], np.float32)
+    np.testing.assert_array_equal(va["p"], ref)
+    np.testing.assert_array_equal(va["c"][:, 3], mesh.colors[1, :, 3].numpy().astype(np.uint8))
+    fdt = np.dtype([("n", "u1"), ("i", "<i4", 3)])
+    fa = np.frombuffer(data, fdt, offset=end + va.nbytes)
+    assert len(fa) == mesh.num_faces and (fa["n"] == 3).all()
+    np.testing.assert_array_equal(fa["i"], mesh.faces.numpy())
+
+
+def test_glb_export(tmp_path):
+    frames, depth = _step_scene()
+    mesh = build_dw_mesh(frames, depth, watertight=False)
+    path = save_glb(mesh, 0, tmp_path / "m.glb")
+    data = path.read_bytes()
+    magic, version, total = struct.unpack_from("<III", data, 0)
+    assert (magic, version, total) == (0x46546C67, 2, len(data))
+    jlen, jtype = struct.unpack_from("<II", data, 12)
+    assert jtype == 0x4E4F534A and jlen % 4 == 0
+    gltf = json.loads(data[20 : 20 + jlen])
+    blen, btype = struct.unpack_from("<II", data, 20 + jlen)
+    assert btype == 0x004E4942
+    binary = data[28 + jlen : 28 + jlen + blen]
+    prim = gltf["meshes"][0]["primitives"][0]
+    acc = gltf["accessors"]
+    pos_acc, col_acc, idx_acc = (
+        acc[prim["attributes"]["POSITION"]],
+        acc[prim["attributes"]["COLOR_0"]],
+        acc[prim["indices"]],
+    )
+    assert pos_acc["count"] == H * W and col_acc["normalized"] and col_acc["type"] == "VEC4"
+    n_faces = int(mesh.face_keep[0].sum())
+    assert idx_acc["count"] == 3 * n_faces
+    view = gltf["bufferViews"][pos_acc["bufferView"]]
+    pos = np.frombuffer(binary, "<f4", count=3 * H * W, offset=view["byteOffset"]).reshape(-1, 3)
+    np.testing.assert_array_equal(pos, mesh.vertices[0].numpy() * np.array([1, -1, -1], np.float32))
+    np.testing.assert_allclose(pos_acc["min"], pos.min(0))
+    view = gltf["bufferViews"][idx_acc["bufferView"]]
+    assert view["byteOffset"] % 4 == 0
+    idx = np.frombuffer(binary, "<u4", count=3 * n_faces, offset=view["byteOffset"]).reshape(-1, 3)
+    np.testing.assert_array_equal(idx, mesh.frame_faces(0).numpy())
