@@ -114,8 +114,9 @@ def test_smooth_depth_hides_only_the_outer_wall():
     assert bool((alpha[2:-2, 2:-2] == 255).all())
     ring = torch.ones(H, W, dtype=torch.bool)
     ring[2:-2, 2:-2] = False
-    ring[0, 0] = False  # the top-left corner's only faces lie inside the flat outer wall: not stretched
-    assert bool((alpha[ring] == 0).all()) and alpha[0, 0] == 255
+    # the top-left and bottom-right corners only touch faces inside the flat outer wall: not stretched
+    ring[0, 0] = ring[-1, -1] = False
+    assert bool((alpha[ring] == 0).all()) and alpha[0, 0] == 255 and alpha[-1, -1] == 255
 
 
 def test_bad_shapes():
