@@ -1,0 +1,557 @@
+"""Rendering DW-meshes along a camera path: nvdiffrast-like primitives in pure PyTorch, and a backend switch.
+
+Primitives follow nvdiffrast's semantics:
+
+- :func:`rasterize` returns ``rast`` [B, H, W, 4] = (u, v, z/w, triangle_id + 1), 0 where nothing is hit;
+  an attribute at a pixel is ``u a0 + v a1 + (1 - u - v) a2`` (perspective-correct barycentrics). Pixel
+  (px, py) samples NDC ``(2 (px + 0.5) / W - 1, 2 (py + 0.5) / H - 1)``: row 0 is NDC y = -1, which with the
+  published projection (its -n/y entry) is the top image row, so images come out upright. Triangles are
+  clipped to -w <= z <= w per pixel; nearest z/w wins, ties go to the lower triangle id (deterministic).
+- :func:`interpolate` interpolates per-vertex attributes with ``rast``.
+- :func:`antialias` approximates nvdiffrast's analytic silhouette antialiasing (see its docstring).
+
+The torch rasteriser is exact homogeneous rasterisation (edge functions on (X w, Y w, w), so triangles that
+cross the camera plane need no clipping), traversed hierarchically: each triangle starts on the tile level
+where its bounding box spans at most 2 x 2 tiles; tiles are tested against the edge functions and split
+until single pixels, in work items of bounded size; the depth test is a ``scatter_reduce(amin)`` over
+int64 keys (depth bits << 32 | triangle id).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .camera import CameraPath
+from .mesh import DWMesh
+
+ALPHA_THRESHOLD = 125.0
+BACKENDS = ("auto", "nvdiffrast", "torch")
+_EMPTY = torch.iinfo(torch.int64).max
+_EDGES = ((1, 2), (2, 0), (0, 1))  # edge k is opposite vertex k
+
+
+class RenderCancelled(RuntimeError):
+    """Raised when the ``cancel`` callback of :func:`render_views` returns True."""
+
+
+@dataclass
+class RenderResult:
+    color: torch.Tensor  # [T, H, W, 3] float in [0, 1]
+    mask: torch.Tensor  # [T, H, W] float in {0, 1}
+    backend: str = "torch"
+
+
+# ----------------------------------------------------------------------------- clip space
+
+
+def clip_positions(vertices: torch.Tensor, camera: CameraPath, frames: slice | None = None) -> torch.Tensor:
+    """[T, V, 3] world points -> [T, V, 4] clip positions ``P E [p, 1]`` (matrix built in float64)."""
+    mats = camera.clip_matrices()
+    if frames is not None:
+        mats = mats[frames]
+    m = torch.from_numpy(np.ascontiguousarray(mats, dtype=np.float32)).to(vertices.device)
+    v = vertices.to(torch.float32)
+    return torch.matmul(v, m[:, :, :3].transpose(1, 2)) + m[:, None, :, 3]
+
+
+def _screen_homogeneous(pos: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Clip (x, y, z, w) -> (X w, Y w, w) with X, Y continuous pixel coordinates (pixel centre = index + .5)."""
+    x, y, ww = pos[..., 0], pos[..., 1], pos[..., 3]
+    return torch.stack([(x + ww) * (w * 0.5), (y + ww) * (h * 0.5), ww], -1)
+
+
+# ----------------------------------------------------------------------------- torch rasteriser
+
+
+@dataclass
+class _Tris:
+    """Per-triangle set-up of one chunk (n triangles)."""
+
+    edge: torch.Tensor  # [n, 3, 3] (a, b, c) of each edge function, multiplied by sign(det)
+    z: torch.Tensor  # [n, 3] clip z
+    w: torch.Tensor  # [n, 3] clip w
+    box: torch.Tensor  # [n, 4] int64 pixel bbox x0, y0, x1, y1 (inclusive)
+    key_id: torch.Tensor  # [n] int64: triangle id within its frame
+    pix_base: torch.Tensor  # [n] int64: frame * H * W
+    margin: torch.Tensor  # [n, 3] tolerance of the conservative tile test
+
+
+def _setup(
+    pos: torch.Tensor, faces: torch.Tensor, frame_idx: torch.Tensor, face_idx: torch.Tensor, h: int, w: int
+) -> _Tris | None:
+    """Set up the triangles (frame_idx[i], face_idx[i]); cull what cannot cover a pixel centre."""
+    c = pos[frame_idx[:, None], faces[face_idx].long()]  # [n, 3, 4]
+    s = _screen_homogeneous(c, h, w)  # [n, 3, 3]
+    cx, cy, cz, cw = c.unbind(-1)
+    outside = (
+        (cx > cw).all(1)
+        | (cx < -cw).all(1)
+        | (cy > cw).all(1)
+        | (cy < -cw).all(1)
+        | (cz > cw).all(1)
+        | (cz < -cw).all(1)
+    )
+    # edge function k = s_i x s_j; computed from the same vertex values with swapped operands it is
+    # bitwise negated, so a shared edge never leaves a pixel centre uncovered
+    edge = torch.stack([torch.cross(s[:, i], s[:, j], dim=-1) for i, j in _EDGES], 1)
+    det = (edge[:, 0] * s[:, 0]).sum(-1)
+    keep = ~outside & (det != 0) & torch.isfinite(det)
+    front = cw > 0
+    all_front = front.all(1)
+    px = s[..., 0] / cw.clamp_min(1e-30)
+    py = s[..., 1] / cw.clamp_min(1e-30)
+    x0 = torch.where(all_front, torch.ceil(px.min(1).values - 0.5), torch.zeros_like(det))
+    x1 = torch.where(all_front, torch.floor(px.max(1).values - 0.5), torch.full_like(det, w - 1))
+    y0 = torch.where(all_front, torch.ceil(py.min(1).values - 0.5), torch.zeros_like(det))
+    y1 = torch.where(all_front, torch.floor(py.max(1).values - 0.5), torch.full_like(det, h - 1))
+    x0, y0 = x0.clamp(0, w - 1), y0.clamp(0, h - 1)
+    x1, y1 = x1.clamp(-1, w - 1), y1.clamp(-1, h - 1)
+    keep &= (x0 <= x1) & (y0 <= y1)
+    idx = keep.nonzero().squeeze(1)
+    if idx.numel() == 0:
+        return None
+    sign = torch.sign(det[idx])
+    e = edge[idx] * sign[:, None, None]
+    margin = 1e-5 * (e[..., 0].abs() * w + e[..., 1].abs() * h + e[..., 2].abs())
+    box = torch.stack([x0[idx], y0[idx], x1[idx], y1[idx]], -1).long()
+    return _Tris(e, cz[idx], cw[idx], box, face_idx[idx].long(), frame_idx[idx].long() * (h * w), margin)
+
+
+def _edge_values(e: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """e [m, 3, 3], x/y [m] -> [m, 3] edge function values at (x, y)."""
+    return e[..., 0] * x[:, None] + e[..., 1] * y[:, None] + e[..., 2]
+
+
+def _resolve_pixels(
+    t: _Tris, tri: torch.Tensor, px: torch.Tensor, py: torch.Tensor, zbuf: torch.Tensor, w: int
+) -> None:
+    e = t.edge[tri]
+    x, y = px.to(e.dtype) + 0.5, py.to(e.dtype) + 0.5
+    val = _edge_values(e, x, y)
+    # a pixel centre on a shared edge must not fall between the two triangles: rounding (FMA contraction
+    # included) can make both edge values slightly negative, so accept a relative 1e-6 of the terms
+    tol = 1e-6 * (e[..., 0].abs() * x[:, None] + e[..., 1].abs() * y[:, None] + e[..., 2].abs())
+    inside = (val >= -tol).all(1)
+    den = (val * t.w[tri]).sum(1)
+    depth = (val * t.z[tri]).sum(1) / den
+    inside &= (depth >= -1) & (depth <= 1) & (den > 0)
+    if not bool(inside.any()):
+        return
+    tri, px, py, depth = tri[inside], px[inside], py[inside], depth[inside]
+    bits = depth.contiguous().view(torch.int32)
+    bits = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # float order -> signed int order
+    key = (bits.to(torch.int64) << 32) | t.key_id[tri]
+    zbuf.scatter_reduce_(0, t.pix_base[tri] + py * w + px, key, reduce="amin")
+
+
+def _traverse(t: _Tris, zbuf: torch.Tensor, h: int, w: int, budget: int) -> None:
+    box = t.box
+    size = torch.maximum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]) + 1
+    start = torch.ceil(torch.log2(size.to(torch.float64))).long().clamp_min(0)
+    stack: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    for level in torch.unique(start).tolist():
+        tri = (start == level).nonzero().squeeze(1)
+        b = box[tri]
+        tx0, ty0, tx1, ty1 = b[:, 0] >> level, b[:, 1] >> level, b[:, 2] >> level, b[:, 3] >> level
+        dx = torch.tensor([0, 1, 0, 1], device=b.device)[:, None]
+        dy = torch.tensor([0, 0, 1, 1], device=b.device)[:, None]
+        ok = (tx0[None] + dx <= tx1[None]) & (ty0[None] + dy <= ty1[None])
+        sel = ok.reshape(-1).nonzero().squeeze(1)
+        stack.append(
+            (level, tri.repeat(4)[sel], (tx0[None] + dx).reshape(-1)[sel], (ty0[None] + dy).reshape(-1)[sel])
+        )
+    while stack:
+        level, tri, tx, ty = stack.pop()
+        if tri.numel() > budget:
+            half = tri.numel() // 2
+            stack.append((level, tri[half:], tx[half:], ty[half:]))
+            stack.append((level, tri[:half], tx[:half], ty[:half]))
+            continue
+        if level == 0:
+            _resolve_pixels(t, tri, tx, ty, zbuf, w)
+            continue
+        size = 1 << level
+        b = t.box[tri]
+        # pixel centres of the tile part inside the bbox; reject when an edge is negative on all corners
+        x0 = torch.maximum(tx * size, b[:, 0]).to(t.edge.dtype) + 0.5
+        x1 = torch.minimum(tx * size + size - 1, b[:, 2]).to(t.edge.dtype) + 0.5
+        y0 = torch.maximum(ty * size, b[:, 1]).to(t.edge.dtype) + 0.5
+        y1 = torch.minimum(ty * size + size - 1, b[:, 3]).to(t.edge.dtype) + 0.5
+        e = t.edge[tri]
+        best = (
+            e[..., 2]
+            + torch.maximum(e[..., 0] * x0[:, None], e[..., 0] * x1[:, None])
+            + torch.maximum(e[..., 1] * y0[:, None], e[..., 1] * y1[:, None])
+        )
+        ok = (best >= -t.margin[tri]).all(1)
+        tri, tx, ty, b = tri[ok], tx[ok], ty[ok], b[ok]
+        if tri.numel() == 0:
+            continue
+        half = size >> 1
+        n = tri.numel()
+        cx = (tx * 2)[None] + torch.tensor([0, 1, 0, 1], device=tx.device)[:, None]
+        cy = (ty * 2)[None] + torch.tensor([0, 0, 1, 1], device=ty.device)[:, None]
+        b4 = b[None].expand(4, n, 4)
+        ok = (
+            (cx * half <= b4[..., 2])
+            & (cx * half + half - 1 >= b4[..., 0])
+            & (cy * half <= b4[..., 3])
+            & (cy * half + half - 1 >= b4[..., 1])
+        )
+        sel = ok.reshape(-1).nonzero().squeeze(1)
+        if sel.numel():
+            stack.append((level - 1, tri.repeat(4)[sel], cx.reshape(-1)[sel], cy.reshape(-1)[sel]))
+
+
+def rasterize(
+    pos: torch.Tensor,
+    faces: torch.Tensor,
+    resolution: tuple[int, int],
+    face_mask: torch.Tensor | None = None,
+    chunk: int = 1 << 20,
+    budget: int = 1 << 22,
+) -> torch.Tensor:
+    """Rasterise clip-space triangles like ``nvdiffrast.torch.rasterize`` (first output only).
+
+    pos: [B, V, 4] (or [V, 4]) clip positions; faces: [F, 3] int32 shared by the batch; face_mask: optional
+    [B, F] bool (False = face absent in that frame). ``chunk`` bounds the triangles set up at once and
+    ``budget`` the tile/pixel candidates processed at once. Returns [B, H, W, 4] float32.
+    """
+    if pos.ndim == 2:
+        pos = pos[None]
+    h, w = int(resolution[0]), int(resolution[1])
+    bsz, device = pos.shape[0], pos.device
+    pos = pos.to(torch.float32)
+    faces = faces.to(device)
+    nf = faces.shape[0]
+    zbuf = torch.full((bsz * h * w,), _EMPTY, dtype=torch.int64, device=device)
+    per = max(1, min(nf, chunk))
+    for b in range(bsz):
+        for f0 in range(0, nf, per):
+            face_idx = torch.arange(f0, min(nf, f0 + per), device=device)
+            if face_mask is not None:
+                face_idx = face_idx[face_mask[b, f0 : f0 + per].to(device)]
+                if face_idx.numel() == 0:
+                    continue
+            t = _setup(pos, faces, torch.full_like(face_idx, b), face_idx, h, w)
+            if t is not None:
+                _traverse(t, zbuf, h, w, budget)
+    return _rast_from_zbuf(pos, faces, zbuf, bsz, h, w)
+
+
+def _rast_from_zbuf(
+    pos: torch.Tensor, faces: torch.Tensor, zbuf: torch.Tensor, bsz: int, h: int, w: int
+) -> torch.Tensor:
+    rast = torch.zeros(bsz * h * w, 4, dtype=torch.float32, device=pos.device)
+    hit = (zbuf != _EMPTY).nonzero().squeeze(1)
+    if hit.numel() == 0:
+        return rast.reshape(bsz, h, w, 4)
+    tri = zbuf[hit] & 0xFFFFFFFF
+    frame = hit // (h * w)
+    pix = hit % (h * w)
+    c = pos[frame[:, None], faces[tri].long()]  # [m, 3, 4]
+    s = _screen_homogeneous(c, h, w)
+    e = torch.stack([torch.cross(s[:, i], s[:, j], dim=-1) for i, j in _EDGES], 1)
+    val = _edge_values(e, (pix % w).to(e.dtype) + 0.5, (pix // w).to(e.dtype) + 0.5)
+    bary = val / val.sum(1, keepdim=True)
+    depth = (bary * c[..., 2]).sum(1) / (bary * c[..., 3]).sum(1)
+    rast[hit] = torch.stack([bary[:, 0], bary[:, 1], depth, (tri + 1).to(torch.float32)], -1)
+    return rast.reshape(bsz, h, w, 4)
+
+
+def interpolate(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Interpolate vertex attributes [V, C] or [B, V, C] at the rasterised pixels -> [B, H, W, C] (0 outside)."""
+    bsz, h, w, _ = rast.shape
+    if attr.ndim == 2:
+        attr = attr[None].expand(bsz, -1, -1)
+    tri = rast[..., 3].reshape(bsz, -1).long() - 1
+    hit = tri >= 0
+    tri = tri.clamp_min(0)
+    fv = faces.to(rast.device).long()[tri]  # [B, HW, 3]
+    a = torch.gather(
+        attr.to(rast.device, torch.float32), 1, fv.reshape(bsz, -1, 1).expand(-1, -1, attr.shape[-1])
+    ).reshape(bsz, h * w, 3, -1)
+    u, v = rast[..., 0].reshape(bsz, -1, 1), rast[..., 1].reshape(bsz, -1, 1)
+    out = a[:, :, 0] * u + a[:, :, 1] * v + a[:, :, 2] * (1 - u - v)
+    return (out * hit[..., None]).reshape(bsz, h, w, -1)
+
+
+def face_neighbours(faces: torch.Tensor) -> torch.Tensor:
+    """[F, 3] int64: the face across edge k (opposite vertex k), -1 for open or non-manifold edges."""
+    f = faces.long()
+    nf = f.shape[0]
+    a = torch.cat([f[:, i] for i, _ in _EDGES])
+    b = torch.cat([f[:, j] for _, j in _EDGES])
+    lo, hi = torch.minimum(a, b), torch.maximum(a, b)
+    key = lo * (int(f.max()) + 1) + hi
+    order = torch.argsort(key, stable=True)
+    ks = key[order]
+    same_next = torch.zeros_like(ks, dtype=torch.bool)
+    same_next[:-1] = ks[1:] == ks[:-1]
+    # only edges shared by exactly two faces are paired
+    count_ok = same_next.clone()
+    count_ok[:-1] &= ~torch.cat([same_next[1:], same_next.new_zeros(0)])[: len(ks) - 1]
+    count_ok[1:] &= ~same_next[:-1]
+    first = count_ok.nonzero().squeeze(1)
+    nb = torch.full((3 * nf,), -1, dtype=torch.int64, device=faces.device)
+    e1, e2 = order[first], order[first + 1]
+    nb[e1] = e2 % nf
+    nb[e2] = e1 % nf
+    return nb.reshape(3, nf).t().contiguous()
+
+
+def antialias(
+    color: torch.Tensor,
+    rast: torch.Tensor,
+    pos: torch.Tensor,
+    faces: torch.Tensor,
+    face_mask: torch.Tensor | None = None,
+    neighbours: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Approximate nvdiffrast's silhouette antialiasing.
+
+    For every horizontal and vertical pair of pixels with different triangle ids, the triangle in front
+    (smaller z/w; background is farthest) is checked for a silhouette edge (an open edge, or one whose
+    neighbour faces the other way on screen) crossing the segment between the two pixel centres at
+    parameter t (0 at the front pixel). If t > 1/2 the far pixel moves toward the front colour by t - 1/2,
+    else the front pixel moves toward the far colour by 1/2 - t; contributions of all pairs add up.
+    Differences to nvdiffrast: no gradients; when several silhouette edges cross one pair only the first
+    is used; the exact per-pair weighting inside nvdiffrast's kernel may differ slightly, so colours can
+    differ at silhouettes (and alpha there may fall on the other side of the 125 threshold).
+    """
+    bsz, h, w, ch = color.shape
+    if pos.ndim == 2:
+        pos = pos[None].expand(bsz, -1, -1)
+    faces = faces.to(color.device)
+    if neighbours is None:
+        neighbours = face_neighbours(faces)
+    f = faces.long()
+    out = color.clone()
+    tri = rast[..., 3].long() - 1  # [B, H, W]
+    depth = torch.where(tri >= 0, rast[..., 2], torch.full_like(rast[..., 2], float("inf")))
+    for b in range(bsz):
+        s = _screen_homogeneous(pos[b].to(torch.float32), h, w)  # [V, 3]
+        proj = s[:, :2] / s[:, 2:3]
+        front_v = s[:, 2] > 0
+        for axis in (1, 0):  # 1: horizontal pairs (x, x+1), 0: vertical pairs (y, y+1)
+            ta, tb = (tri[b, :, :-1], tri[b, :, 1:]) if axis == 1 else (tri[b, :-1], tri[b, 1:])
+            da, db = (depth[b, :, :-1], depth[b, :, 1:]) if axis == 1 else (depth[b, :-1], depth[b, 1:])
+            pairs = (ta != tb).nonzero()
+            if pairs.numel() == 0:
+                continue
+            i0, j0 = pairs[:, 0], pairs[:, 1]
+            ta_p, tb_p = ta[i0, j0], tb[i0, j0]
+            a_front = da[i0, j0] <= db[i0, j0]
+            ft = torch.where(a_front, ta_p, tb_p)
+            ok = ft >= 0
+            ft = ft.clamp_min(0)
+            fv = f[ft]  # [m, 3]
+            nbr = neighbours[ft]  # [m, 3]
+            det_f = _orient(s, fv)
+            nb_ok = nbr >= 0
+            nbc = nbr.clamp_min(0)
+            if face_mask is not None:
+                nb_ok &= face_mask[b].to(color.device)[nbc]
+            det_n = _orient(s, f[nbc].reshape(-1, 3)).reshape(-1, 3)
+            sil = ~nb_ok | (torch.sign(det_n) != torch.sign(det_f)[:, None])
+            # pixel centres of the pair: A = (x, y), B = A + 1 along the axis (continuous coordinates)
+            ya = i0.to(torch.float32) + 0.5
+            xa = j0.to(torch.float32) + 0.5
+            best_t = torch.full_like(xa, -1.0)
+            for k, (vi, vj) in enumerate(_EDGES):
+                p, q = fv[:, vi], fv[:, vj]
+                valid = sil[:, k] & front_v[p] & front_v[q]
+                pa, qa = proj[p], proj[q]
+                if axis == 1:
+                    along_p, along_q, across_p, across_q, c_along, c_across = (
+                        pa[:, 0],
+                        qa[:, 0],
+                        pa[:, 1],
+                        qa[:, 1],
+                        xa,
+                        ya,
+                    )
+                else:
+                    along_p, along_q, across_p, across_q, c_along, c_across = (
+                        pa[:, 1],
+                        qa[:, 1],
+                        pa[:, 0],
+                        qa[:, 0],
+                        ya,
+                        xa,
+                    )
+                dp, dq = across_p - c_across, across_q - c_across
+                cross = (dp * dq < 0) & valid
+                r = dp / torch.where(cross, dp - dq, torch.ones_like(dp))
+                hit = along_p + r * (along_q - along_p) - c_along  # 0 at A, 1 at B
+                hit = torch.where(a_front, hit, 1.0 - hit)  # measured from the front pixel
+                cross &= (hit >= 0) & (hit <= 1) & (best_t < 0)
+                best_t = torch.where(cross, hit, best_t)
+            use = ok & (best_t >= 0)
+            if not bool(use.any()):
+                continue
+            i0, j0, t_, a_front = i0[use], j0[use], best_t[use], a_front[use]
+            i1, j1 = (i0, j0 + 1) if axis == 1 else (i0 + 1, j0)
+            ca, cb = color[b, i0, j0], color[b, i1, j1]
+            cf, cn = torch.where(a_front[:, None], ca, cb), torch.where(a_front[:, None], cb, ca)
+            spill = (t_ - 0.5).clamp_min(0)[:, None]  # front colour into the far pixel
+            shrink = (0.5 - t_).clamp_min(0)[:, None]  # far colour into the front pixel
+            delta_far, delta_front = spill * (cf - cn), shrink * (cn - cf)
+            da_ = torch.where(a_front[:, None], delta_front, delta_far)
+            db_ = torch.where(a_front[:, None], delta_far, delta_front)
+            flat = out[b].reshape(h * w, ch)
+            flat.index_add_(0, i0 * w + j0, da_)
+            flat.index_add_(0, i1 * w + j1, db_)
+    return out
+
+
+def _orient(s: torch.Tensor, fv: torch.Tensor) -> torch.Tensor:
+    """Homogeneous determinant (screen orientation times w0 w1 w2) of faces fv [m, 3] from s [V, 3]."""
+    a, b, c = s[fv[:, 0]], s[fv[:, 1]], s[fv[:, 2]]
+    return (a * torch.cross(b, c, dim=-1)).sum(-1)
+
+
+# ----------------------------------------------------------------------------- high level
+
+
+def _check(mesh: DWMesh, camera: CameraPath) -> None:
+    if mesh.num_frames != camera.num_frames:
+        raise ValueError(
+            f"camera path has {camera.num_frames} frames but the DW-mesh has {mesh.num_frames}; "
+            f"they must match (one mesh per video frame, rendered from that frame's camera)"
+        )
+    if (camera.width, camera.height) != (mesh.width, mesh.height):
+        raise ValueError(
+            f"camera path is {camera.width}x{camera.height} but the DW-mesh is {mesh.width}x{mesh.height}"
+        )
+
+
+def _finish(rgba: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    mask = (rgba[..., 3] > ALPHA_THRESHOLD).to(torch.float32)
+    color = (rgba[..., :3] / 255.0 * mask[..., None]).clamp(0.0, 1.0)
+    return color, mask
+
+
+def _frame0(mesh: DWMesh, device: torch.device) -> torch.Tensor:
+    if mesh.frame0 is not None:
+        return mesh.frame0.to(device, torch.float32)
+    return (mesh.colors[0, :, :3].to(device, torch.float32) / 255.0).reshape(mesh.height, mesh.width, 3)
+
+
+def render_views(
+    mesh: DWMesh,
+    camera: CameraPath,
+    backend: str = "auto",
+    chunk: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    device: torch.device | str | None = None,
+    antialias_edges: bool = True,
+) -> RenderResult:
+    """Render frames 1..N-1 of ``mesh`` from ``camera`` (frame 0 is the source frame with a full mask).
+
+    backend: "nvdiffrast" (CUDA), "torch" (any device; ``device`` defaults to the mesh's) or "auto"
+    (nvdiffrast when CUDA is available and it imports, else torch). ``chunk`` frames are rendered at once.
+    ``progress(done, total)`` is called after each chunk; ``cancel()`` returning True raises
+    :class:`RenderCancelled`.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+    _check(mesh, camera)
+    if backend == "auto":
+        from . import _nvdiffrast
+
+        backend = "nvdiffrast" if _nvdiffrast.available() else "torch"
+        if backend == "nvdiffrast":
+            try:
+                return _render(mesh, camera, "nvdiffrast", chunk, progress, cancel, None, antialias_edges)
+            except RenderCancelled:
+                raise
+            except Exception as exc:  # plugin build failures surface on first use
+                warnings.warn(
+                    f"nvdiffrast failed ({exc}); falling back to the torch rasteriser", stacklevel=2
+                )
+                backend = "torch"
+    return _render(mesh, camera, backend, chunk, progress, cancel, device, antialias_edges)
+
+
+def _render(
+    mesh: DWMesh,
+    camera: CameraPath,
+    backend: str,
+    chunk: int,
+    progress: Callable[[int, int], None] | None,
+    cancel: Callable[[], bool] | None,
+    device: torch.device | str | None,
+    aa: bool,
+) -> RenderResult:
+    if backend == "nvdiffrast":
+        if not torch.cuda.is_available():
+            raise RuntimeError("the nvdiffrast backend needs a CUDA GPU")
+        from . import _nvdiffrast
+
+        dr = _nvdiffrast.load()
+        dev = mesh.device if mesh.device.type == "cuda" else torch.device("cuda")
+        glctx = dr.RasterizeCudaContext(device=dev)
+    else:
+        dev = torch.device(device) if device is not None else mesh.device
+        dr = glctx = None
+    t, h, w = mesh.num_frames, mesh.height, mesh.width
+    color = torch.zeros(t, h, w, 3, dtype=torch.float32, device=dev)
+    mask = torch.zeros(t, h, w, dtype=torch.float32, device=dev)
+    color[0] = _frame0(mesh, dev)
+    mask[0] = 1.0
+    faces = mesh.faces.to(dev).to(torch.int32).contiguous()
+    neighbours = face_neighbours(faces) if (aa and dr is None) else None
+    done = 1
+    if progress is not None:
+        progress(done, t)
+    for s in range(1, t, max(1, chunk)):
+        if cancel is not None and cancel():
+            raise RenderCancelled("render cancelled")
+        e = min(t, s + max(1, chunk))
+        pos = clip_positions(mesh.vertices[s:e].to(dev), camera, slice(s, e)).contiguous()
+        cols = mesh.colors[s:e].to(dev, torch.float32).contiguous()
+        keep = mesh.face_keep[s:e].to(dev) if mesh.face_keep is not None else None
+        if dr is not None:
+            rgba = _nvdiffrast_rgba(dr, glctx, pos, cols, faces, keep, h, w, aa)
+        else:
+            rast = rasterize(pos, faces, (h, w), face_mask=keep)
+            rgba = interpolate(cols, rast, faces)
+            if aa:
+                rgba = antialias(rgba, rast, pos, faces, face_mask=keep, neighbours=neighbours)
+        color[s:e], mask[s:e] = _finish(rgba)
+        done = e
+        if progress is not None:
+            progress(done, t)
+    return RenderResult(color, mask, backend)
+
+
+def _nvdiffrast_rgba(
+    dr,
+    glctx,
+    pos: torch.Tensor,
+    cols: torch.Tensor,
+    faces: torch.Tensor,
+    keep: torch.Tensor | None,
+    h: int,
+    w: int,
+    aa: bool,
+) -> torch.Tensor:
+    if keep is None:
+        rast, _ = dr.rasterize(glctx, pos, faces, resolution=[h, w])
+        rgba, _ = dr.interpolate(cols, rast, faces)
+        return dr.antialias(rgba, rast, pos, faces) if aa else rgba
+    # the non-watertight ablation has a different face list per frame: one call per frame
+    out = []
+    for i in range(pos.shape[0]):
+        f = faces[keep[i]].contiguous()
+        rast, _ = dr.rasterize(glctx, pos[i : i + 1], f, resolution=[h, w])
+        rgba, _ = dr.interpolate(cols[i : i + 1], rast, f)
+        out.append(dr.antialias(rgba, rast, pos[i : i + 1], f) if aa else rgba)
+    return torch.cat(out)
