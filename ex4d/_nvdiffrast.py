@@ -7,7 +7,6 @@ Nothing here runs at import time of ``ex4d``.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import sys
 from types import ModuleType
@@ -17,16 +16,17 @@ _cached: ModuleType | None = None
 
 
 def _plugin_names() -> list[str]:
+    """The plugin module names nvdiffrast's ``ops._get_plugin`` builds: versioned in current releases
+    (``nvdiffrast_plugin_<version>_torch<torch version>[_gl]``, sanitised), plain in older ones."""
     names = list(_DEFAULT_PLUGIN_NAMES)
     try:
-        spec = importlib.util.find_spec("nvdiffrast.torch.ops")
-        if spec is not None and spec.origin:
-            with open(spec.origin, encoding="utf-8") as f:
-                text = f.read()
-            for name in re.findall(r"plugin_name\s*=\s*['\"]([A-Za-z0-9_]+)['\"]", text):
-                if name not in names:
-                    names.append(name)
-    except (OSError, ImportError, ValueError):
+        import nvdiffrast
+        import torch
+
+        base = f"nvdiffrast_plugin_{nvdiffrast.__version__}_torch{torch.__version__}"
+        for suffix in ("", "_gl"):
+            names.append(re.sub(r"\W|^(?=\d)", "_", base + suffix))
+    except (ImportError, AttributeError):
         pass
     return names
 
