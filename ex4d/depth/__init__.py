@@ -1,0 +1,56 @@
+"""Video depth for EX-4D: DepthCrafter (published), Depth Anything V2 (fast), conversions, previews.
+
+    dc = DepthCrafter.from_pretrained("models/depthcrafter", dtype=torch.float16, device="cuda")
+    depth = dc.estimate(frames)          # frames [T, H, W, 3] in [0, 1] -> DepthVideo
+    depth.depth                          # [T, H, W] z-depth, nearest surface at 10000 / 3900 ~ 2.564
+
+Importing this package only imports torch: diffusers and transformers are imported when a model is
+loaded.
+"""
+
+from .anything import DepthAnything, check_depth_anything_folder
+from .convert import (
+    DEPTH_MAX,
+    DEPTH_MIN,
+    NEAREST_DEPTH,
+    Cancelled,
+    DepthVideo,
+    colormap_lut,
+    depth_from_map,
+    depth_preview,
+    depth_video_from_disparity,
+    disparity_to_depth,
+    normalise_clip,
+    temporal_ema,
+)
+from .crafter import (
+    DEPTHCRAFTER_LAYOUT,
+    DepthCrafter,
+    FolderCheck,
+    blend_windows,
+    check_depthcrafter_folder,
+    window_starts,
+)
+
+__all__ = [
+    "DEPTHCRAFTER_LAYOUT",
+    "DEPTH_MAX",
+    "DEPTH_MIN",
+    "NEAREST_DEPTH",
+    "Cancelled",
+    "DepthAnything",
+    "DepthCrafter",
+    "DepthVideo",
+    "FolderCheck",
+    "blend_windows",
+    "check_depth_anything_folder",
+    "check_depthcrafter_folder",
+    "colormap_lut",
+    "depth_from_map",
+    "depth_preview",
+    "depth_video_from_disparity",
+    "disparity_to_depth",
+    "normalise_clip",
+    "temporal_ema",
+    "window_starts",
+]
