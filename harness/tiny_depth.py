@@ -283,6 +283,22 @@ def tiny_depth_anything_config() -> dict:
     return cfg
 
 
+def _calibrate_head(model: torch.nn.Module, seed: int) -> None:
+    """Random Depth Anything heads end in a ReLU that zeroes everything; rescale the last conv so that
+    the output is about 1 +- 0.2 and varies with the image, as a relative-disparity map does."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 3, 126, 126, generator=gen)
+    seen: list[torch.Tensor] = []
+    hook = model.head.conv3.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    with torch.no_grad():
+        model(pixel_values=x)
+        hook.remove()
+        pre = seen[0]
+        scale = 0.2 / float(pre.std().clamp_min(1e-12))
+        model.head.conv3.weight.mul_(scale)
+        model.head.conv3.bias.copy_((model.head.conv3.bias - pre.mean()) * scale + 1.0)
+
+
 def write_tiny_depth_anything(root: Path, seed: int = 3) -> Path:
     """A tiny random Depth Anything V2 folder in the transformers layout."""
     from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
@@ -293,7 +309,9 @@ def write_tiny_depth_anything(root: Path, seed: int = 3) -> Path:
     model = DepthAnythingForDepthEstimation(
         DepthAnythingConfig(**{k: v for k, v in cfg.items() if k not in ("architectures", "model_type")})
     )
-    _perturb(model, seed)
+    model.eval()
+    _perturb(model, seed, scale=0.1)
+    _calibrate_head(model, seed)
     model.save_pretrained(root, safe_serialization=True)
     _json(root / "preprocessor_config.json", DEPTH_ANYTHING_PREPROCESSOR_CONFIG)
     return root

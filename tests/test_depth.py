@@ -1,0 +1,482 @@
+"""ex4d.depth: published conversion, DepthCrafter windowed inference, Depth Anything, map conversions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ex4d import depth as D
+
+T, H, W = 8, 64, 64
+
+
+# ---- conversion ----------------------------------------------------------------------------------------
+def _reference_depth(r: np.ndarray) -> np.ndarray:
+    """EX-4D's conversion written out in numpy, as the reference states it."""
+    r = (r - r.min()) / (r.max() - r.min())
+    d = 3900.0 * r
+    d = np.maximum(d, 1e-5)
+    return np.clip(10000.0 / d, 1e-4, 1e4)
+
+
+def test_disparity_to_depth_reference_numbers():
+    r = torch.tensor([[[0.0, 0.5, 1.0, 1.0 / 3900.0]]])
+    z = D.disparity_to_depth(r)
+    assert z[0, 0, 2].item() == pytest.approx(10000 / 3900, rel=1e-6)  # nearest surface ~2.564
+    assert z[0, 0, 2].item() == pytest.approx(D.NEAREST_DEPTH)
+    assert z[0, 0, 1].item() == pytest.approx(10000 / 1950, rel=1e-6)
+    assert z[0, 0, 0].item() == 1e4  # r = 0: 10000 / 1e-5 = 1e9, clipped to the far limit
+    assert z[0, 0, 3].item() == pytest.approx(1e4, rel=1e-4)  # d = 1 exactly
+
+
+def test_disparity_to_depth_matches_numpy_reference_on_unnormalised_input():
+    gen = torch.Generator().manual_seed(0)
+    r = torch.rand(3, 17, 23, generator=gen) * 7.0 - 2.0  # arbitrary affine range, as a model returns
+    ours = D.disparity_to_depth(r).numpy()
+    ref = _reference_depth(r.double().numpy())
+    np.testing.assert_allclose(ours, ref, rtol=1e-5)
+    assert ours.min() == pytest.approx(10000 / 3900, rel=1e-5) and ours.max() == 1e4
+    # Normalisation is over the whole clip, not per frame: a frame with a smaller range stays nearer/farther.
+    r2 = torch.stack([torch.linspace(0, 1, 10).view(1, 10), torch.linspace(0, 0.5, 10).view(1, 10)])
+    z2 = D.disparity_to_depth(r2)
+    assert z2[1].min().item() == pytest.approx(10000 / 1950, rel=1e-5)
+
+
+def test_normalise_constant_gives_zeros_not_nan():
+    z = D.disparity_to_depth(torch.full((2, 4, 4), 3.0))
+    assert torch.isfinite(z).all() and (z == 1e4).all()
+
+
+def test_depth_video_validates_shapes():
+    with pytest.raises(ValueError):
+        D.DepthVideo(torch.ones(4, 4))
+    with pytest.raises(ValueError):
+        D.DepthVideo(torch.ones(2, 4, 4), torch.ones(2, 4, 5))
+    v = D.depth_video_from_disparity(torch.rand(2, 4, 5), "test")
+    assert (v.num_frames, v.height, v.width) == (2, 4, 5)
+    assert v.disparity.min() == 0 and v.disparity.max() == 1
+
+
+def test_temporal_ema():
+    x = torch.tensor([0.0, 1.0, 1.0, 1.0]).view(4, 1, 1)
+    y = D.temporal_ema(x, 0.5).flatten().tolist()
+    assert y == pytest.approx([0.0, 0.5, 0.75, 0.875])
+    assert torch.equal(D.temporal_ema(x, 1.0), x)
+    with pytest.raises(ValueError):
+        D.temporal_ema(x, 0.0)
+
+
+# ---- conversions from other nodes' maps ----------------------------------------------------------------
+def _ramp_image(t: int = 2, h: int = 4, w: int = 5) -> torch.Tensor:
+    ramp = torch.linspace(0, 1, w).view(1, 1, w, 1).expand(t, h, w, 3).clone()
+    return ramp
+
+
+def test_depth_from_image_published_disparity_and_inverted():
+    img = _ramp_image()
+    v = D.depth_from_map(img)  # bright = near
+    assert v.depth.shape == (2, 4, 5)
+    assert v.depth[..., -1].max().item() == pytest.approx(10000 / 3900, rel=1e-6)
+    assert (v.depth[..., 0] == 1e4).all()
+    np.testing.assert_allclose(v.depth.numpy(), _reference_depth(img.mean(-1).double().numpy()), rtol=1e-5)
+    inv = D.depth_from_map(img, invert=True)  # bright = far
+    assert inv.depth[..., 0].max().item() == pytest.approx(10000 / 3900, rel=1e-6)
+    assert (inv.depth[..., -1] == 1e4).all()
+    # A MASK of the same values gives the same depth as the IMAGE.
+    assert torch.equal(D.depth_from_map(img[..., 0]).depth, v.depth)
+    # Channels are averaged: a map only in the red channel is a third as bright, same after normalising.
+    red = torch.zeros_like(img)
+    red[..., 0] = img[..., 0]
+    assert torch.allclose(D.depth_from_map(red).depth, v.depth)
+
+
+def test_depth_from_image_near_far_and_metric():
+    img = _ramp_image()
+    n = img[0, 0, :, 0]  # 0 .. 1
+    disp = D.depth_from_map(img, mode="near_far", near=2.0, far=50.0)
+    got = disp.depth[0, 0]
+    assert got[-1].item() == pytest.approx(2.0) and got[0].item() == pytest.approx(50.0)
+    expected = 1.0 / (1 / 50.0 + n * (1 / 2.0 - 1 / 50.0))  # linear in inverse depth
+    assert torch.allclose(got, expected, rtol=1e-5)
+    dep = D.depth_from_map(img, invert=True, mode="near_far", near=2.0, far=50.0)
+    assert torch.allclose(dep.depth[0, 0], 2.0 + n * 48.0, rtol=1e-5)  # linear in depth
+    metric = torch.tensor([[[0.5, 3.0, 2e5]]])
+    assert torch.allclose(
+        D.depth_from_map(metric, invert=True, mode="metric").depth, torch.tensor([[[0.5, 3.0, 1e4]]])
+    )
+    assert torch.allclose(
+        D.depth_from_map(metric, mode="metric").depth, torch.tensor([[[2.0, 1 / 3.0, 1e-4]]])
+    )
+    with pytest.raises(ValueError):
+        D.depth_from_map(img, mode="near_far", near=5.0, far=1.0)
+    with pytest.raises(ValueError):
+        D.depth_from_map(img, mode="bogus")
+
+
+def test_preview_colormaps():
+    for name in ("turbo", "inferno", "gray"):
+        lut = D.colormap_lut(name)
+        assert lut.shape == (256, 3) and lut.min() >= 0 and lut.max() <= 1
+    turbo = D.colormap_lut("turbo")
+    assert turbo[25, 2] > 2 * turbo[25, 0] and turbo[230, 0] > 2 * turbo[230, 2]  # blue far end, red near end
+    inferno = D.colormap_lut("inferno")
+    assert inferno[0].sum() < 0.05 and inferno[-1].sum() > 2.5  # black -> pale yellow
+    assert (inferno.sum(-1)[1:] >= inferno.sum(-1)[:-1] - 1e-3).all()  # brightness rises
+    v = D.depth_from_map(_ramp_image())
+    img = D.depth_preview(v, "gray")
+    assert img.shape == (2, 4, 5, 3)
+    assert torch.allclose(img[..., 0], v.disparity, atol=1 / 255)  # gray: near = white
+    no_disp = D.DepthVideo(v.depth.clone())
+    assert torch.allclose(D.depth_preview(no_disp, "gray"), img, atol=2 / 255)
+    with pytest.raises(ValueError):
+        D.colormap_lut("jet")
+
+
+# ---- windows -------------------------------------------------------------------------------------------
+def test_window_starts():
+    assert D.window_starts(49, 110, 25) == ([0], 49, 0)
+    assert D.window_starts(8, 4, 2) == ([0, 2, 4], 4, 2)
+    assert D.window_starts(9, 4, 2) == ([0, 2, 4, 6], 4, 2)
+    starts, win, ov = D.window_starts(300, 110, 25)
+    assert starts == [0, 85, 170, 255] and (win, ov) == (110, 25)  # published: while start < T - overlap
+
+
+def test_blend_windows_formula_and_continuity():
+    """Windows that disagree by a constant: the published blend ramps across the overlap instead of cutting."""
+    ov, win, n = 5, 12, 26
+    starts, _, _ = D.window_starts(n, win, ov)
+    frames = torch.arange(n, dtype=torch.float32)
+    done = None
+    pieces = []
+    for k, s in enumerate(starts):
+        e = min(s + win, n)
+        piece = (0.1 * frames[s:e] + 3.0 * k).view(1, -1, 1)  # smooth inside, offset 3 between windows
+        pieces.append((s, piece))
+        done = D.blend_windows(done, piece, ov)
+    assert done.shape == (1, n, 1)
+    out = done.flatten()
+    # Exact published formula on the shared frames.
+    w = torch.linspace(0, 1, ov)
+    (s0, p0), (s1, p1) = pieces[0], pieces[1]
+    shared = out[s1 : s1 + ov]
+    assert torch.allclose(shared, p1.flatten()[:ov] * w + p0.flatten()[s1 - s0 : s1 - s0 + ov] * (1 - w))
+    assert out[s1].item() == pytest.approx(p0.flatten()[s1 - s0].item())  # first shared frame: old window
+    assert out[s1 + ov - 1].item() == pytest.approx(p1.flatten()[ov - 1].item())  # last: new window
+    jumps = (out[1:] - out[:-1]).abs()
+    within = 0.1
+    assert jumps.max().item() <= within + 3.0 / (ov - 1) + 1e-5  # a ramp, never the 3.0 step
+    hard_cut = torch.cat([p0.flatten()[: s1 - s0], p1.flatten()])
+    assert (
+        hard_cut[1:] - hard_cut[:-1]
+    ).abs().max() > jumps.max() * 2  # the test can tell a cut from a blend
+
+
+# ---- DepthCrafter on a tiny random model ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def crafter_dir(tmp_path_factory):
+    from harness.tiny_depth import write_tiny_depthcrafter
+
+    return write_tiny_depthcrafter(tmp_path_factory.mktemp("depthcrafter"))
+
+
+@pytest.fixture(scope="module")
+def crafter(crafter_dir):
+    return D.DepthCrafter.from_pretrained(crafter_dir, dtype=torch.float32, device="cpu")
+
+
+def _clip(t: int = T, h: int = H, w: int = W) -> torch.Tensor:
+    """A smooth moving pattern: consecutive frames are similar, as in a video."""
+    v = torch.linspace(0, 1, h).view(h, 1)
+    u = torch.linspace(0, 1, w).view(1, w)
+    frames = []
+    for i in range(t):
+        frames.append(
+            torch.stack(
+                [
+                    (0.5 + 0.4 * torch.sin(6 * u + 0.3 * i)).expand(h, w),
+                    (0.5 + 0.4 * torch.cos(5 * v - 0.2 * i)).expand(h, w),
+                    (u + v).expand(h, w) / 2,
+                ],
+                dim=-1,
+            )
+        )
+    return torch.stack(frames)
+
+
+def test_folder_check_names_missing_files(tmp_path, crafter_dir):
+    empty = D.check_depthcrafter_folder(tmp_path)
+    assert not empty.ok and len(empty.missing) == len(D.DEPTHCRAFTER_LAYOUT)
+    assert "DepthCrafter/unet/diffusion_pytorch_model.safetensors" in empty.message
+    assert "stable-video-diffusion-img2vid-xt/scheduler/scheduler_config.json" in empty.message
+    full = D.check_depthcrafter_folder(crafter_dir)
+    assert full.ok and full.missing == [] and "complete" in full.message
+
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(crafter_dir, broken)
+    (broken / "stable-video-diffusion-img2vid-xt" / "image_encoder" / "model.safetensors").unlink()
+    (broken / "stable-video-diffusion-img2vid-xt" / "feature_extractor" / "preprocessor_config.json").unlink()
+    check = D.check_depthcrafter_folder(broken)
+    assert [m.split(" ")[0] for m in check.missing] == [
+        "stable-video-diffusion-img2vid-xt/image_encoder/model.safetensors",
+        "stable-video-diffusion-img2vid-xt/feature_extractor/preprocessor_config.json",
+    ]
+    assert "missing 2 file(s)" in check.message and "model.fp16.safetensors" in check.message
+    with pytest.raises(FileNotFoundError, match="image_encoder/model.safetensors"):
+        D.DepthCrafter.from_pretrained(broken, dtype=torch.float32, device="cpu")
+
+
+def test_fp16_variant_files_are_accepted(tmp_path, crafter_dir):
+    import shutil
+
+    alt = tmp_path / "variant"
+    shutil.copytree(crafter_dir, alt)
+    vae = alt / "stable-video-diffusion-img2vid-xt" / "vae"
+    (vae / "diffusion_pytorch_model.safetensors").rename(vae / "diffusion_pytorch_model.fp16.safetensors")
+    assert D.check_depthcrafter_folder(alt).ok
+    model = D.DepthCrafter.from_pretrained(alt, dtype=torch.float32, device="cpu")
+    ref = D.DepthCrafter.from_pretrained(crafter_dir, dtype=torch.float32, device="cpu")
+    for a, b in zip(model.vae.state_dict().values(), ref.vae.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_depthcrafter_estimate_shape_range_and_progress(crafter):
+    calls: list[tuple[int, int]] = []
+    out = crafter.estimate(_clip(), progress=lambda s, n: calls.append((s, n)))
+    assert isinstance(out, D.DepthVideo) and out.source == "depthcrafter"
+    assert out.depth.shape == (T, H, W) and out.depth.dtype == torch.float32
+    assert out.disparity.min().item() == 0.0 and out.disparity.max().item() == pytest.approx(1.0)
+    assert out.depth.min().item() == pytest.approx(10000 / 3900, rel=1e-5) and out.depth.max().item() == 1e4
+    assert torch.allclose(out.depth, D.disparity_to_depth(out.disparity, normalise=False))
+    assert out.disparity.std() > 1e-3  # not a constant map
+    assert calls == [(i, 5) for i in range(1, 6)]  # 5 published steps, one window
+    assert out.meta["steps"] == 5 and out.meta["seed"] == 42 and out.meta["window"] == 110
+
+
+def test_depthcrafter_raw_disparity_is_the_channel_mean_of_the_decode(crafter):
+    frames = _clip(4)
+    captured = {}
+    orig = crafter.decode_disparity
+
+    def spy(latents, chunk=8):
+        captured["latents"] = latents
+        return orig(latents, chunk)
+
+    crafter.decode_disparity = spy
+    try:
+        disp = crafter.estimate_disparity(frames)
+    finally:
+        del crafter.decode_disparity
+    vae = crafter.vae
+    with torch.no_grad():
+        img = vae.decode(captured["latents"][0] / vae.config.scaling_factor, num_frames=4).sample
+    expected = ((img / 2 + 0.5).clamp(0, 1)).mean(dim=1)
+    assert torch.allclose(disp, expected, atol=1e-5)
+    assert 0.0 <= disp.min() and disp.max() <= 1.0
+
+
+def test_depthcrafter_deterministic_for_a_seed(crafter):
+    frames = _clip()
+    a = crafter.estimate_disparity(frames, seed=42)
+    b = crafter.estimate_disparity(frames, seed=42)
+    c = crafter.estimate_disparity(frames, seed=7)
+    assert torch.equal(a, b)
+    assert (a - c).abs().max() > 1e-4
+
+
+def test_windowed_equals_single_window_when_the_window_covers_the_clip(crafter):
+    frames = _clip()
+    one = crafter.estimate_disparity(frames, window=110, overlap=25)
+    exact = crafter.estimate_disparity(frames, window=T, overlap=3)
+    assert torch.equal(one, exact)
+    windowed = crafter.estimate_disparity(frames, window=4, overlap=2)
+    assert windowed.shape == one.shape
+    assert (windowed - one).abs().max() > 1e-4  # windows really were used
+
+
+def test_window_seams_blend_and_agree(crafter):
+    """Window 4, overlap 2 on 10 frames.
+
+    1. The final latents are exactly the published blend of the windows' latents (alignment and weights).
+    2. On shared frames the two windows agree far better than neighbouring frames of one window differ:
+       the published overlap init (previous result + the rotated noise) makes the seam continuous. Fresh
+       noise for the new window, or a window fed the wrong frames' conditioning, breaks this.
+    3. In the decoded disparity, no step across a seam exceeds the largest step inside a window by much.
+    """
+    n = 10
+    frames = _clip(n)
+    windows: dict[int, torch.Tensor] = {}
+    captured = {}
+    orig = crafter.decode_disparity
+
+    def spy(latents, chunk=8):
+        captured["latents"] = latents.clone()
+        return orig(latents, chunk)
+
+    crafter.decode_disparity = spy
+    try:
+        disp = crafter.estimate_disparity(
+            frames, window=4, overlap=2, window_hook=lambda s, lat: windows.__setitem__(s, lat)
+        )
+    finally:
+        del crafter.decode_disparity
+    starts = sorted(windows)
+    assert starts == [0, 2, 4, 6]
+    final = captured["latents"][0]
+    assert final.shape[0] == n
+
+    # 1. independent re-blend
+    expect = windows[0][0].clone()
+    w = torch.tensor([0.0, 1.0]).view(2, 1, 1, 1)
+    for s in starts[1:]:
+        new = windows[s][0]
+        expect[s : s + 2] = new[:2] * w + expect[s : s + 2] * (1 - w)
+        expect = torch.cat([expect, new[2:]], dim=0)
+    assert torch.allclose(final, expect, atol=1e-6)
+
+    # 2. agreement on shared frames vs variation inside a window
+    for a, b in zip(starts, starts[1:], strict=False):
+        old_shared = windows[a][0, b - a : b - a + 2]
+        new_shared = windows[b][0, :2]
+        disagreement = (old_shared - new_shared).abs().mean().item()
+        within = (windows[a][0, 1:] - windows[a][0, :-1]).abs().mean(dim=(1, 2, 3)).min().item()
+        assert disagreement < 0.5 * within, (a, b, disagreement, within)
+
+    # 3. decoded result: seam steps are like the steps inside windows
+    steps_ = (disp[1:] - disp[:-1]).abs().mean(dim=(1, 2))
+    seam_idx = [s for s in starts[1:]]  # step s -> s+1 is where the blend switches windows (overlap 2)
+    inside = [i for i in range(n - 1) if i not in seam_idx]
+    assert steps_[seam_idx].max() <= 1.5 * steps_[inside].max()
+
+
+def test_cancel_and_progress_over_windows(crafter):
+    calls: list[tuple[int, int]] = []
+    crafter.estimate_disparity(
+        _clip(), window=4, overlap=2, steps=2, progress=lambda s, n: calls.append((s, n))
+    )
+    assert calls == [(i, 6) for i in range(1, 7)]  # 3 windows x 2 steps
+
+    seen: list[int] = []
+
+    def cancel() -> bool:
+        return len(seen) >= 3
+
+    with pytest.raises(D.Cancelled):
+        crafter.estimate_disparity(
+            _clip(), window=4, overlap=2, steps=2, progress=lambda s, n: seen.append(s), cancel=cancel
+        )
+    assert seen == [1, 2, 3]
+
+
+def test_guidance_resize_and_offload(crafter_dir, crafter):
+    frames = _clip(4, 48, 80)  # not multiples of 64: processed at 64 x 64, returned at 48 x 80
+    base = crafter.estimate(frames, steps=2)
+    assert base.depth.shape == (4, 48, 80)
+    guided = crafter.estimate_disparity(frames, steps=2, guidance=1.5)
+    assert (guided - crafter.estimate_disparity(frames, steps=2)).abs().max() > 1e-5
+    off = D.DepthCrafter.from_pretrained(crafter_dir, dtype=torch.float32, device="cpu", offload=True)
+    assert set(off.modules()) == {"unet", "vae", "image_encoder"}
+    assert torch.equal(off.estimate(frames, steps=2).depth, base.depth)
+    off.set_attention("classic")
+    assert torch.allclose(off.estimate(frames, steps=2).depth, base.depth, rtol=1e-3, atol=1e-3)
+    with pytest.raises(ValueError):
+        off.set_attention("flash9")
+
+
+def test_unet_forward_uses_one_token_per_frame(crafter):
+    """DepthCrafter's forward: frame i attends to embedding i only (diffusers' own forward shares one)."""
+    unet = crafter.unet
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 3, 8, 8, 8, generator=gen)
+    emb = torch.randn(1, 3, unet.config.cross_attention_dim, generator=gen)
+    ids = torch.tensor([[7.0, 127.0, 0.02]])
+    with torch.no_grad():
+        a = unet(x, torch.tensor(1.0), emb, ids)
+        emb2 = emb.clone()
+        emb2[0, 2] += 1.0
+        b = unet(x, torch.tensor(1.0), emb2, ids)
+    assert a.shape == (1, 3, 4, 8, 8)
+    assert (a[0, 2] - b[0, 2]).abs().max() > 1e-4
+    # frames 0 and 1 change only through temporal mixing, less than frame 2 itself
+    assert (a[0, :2] - b[0, :2]).abs().max() < (a[0, 2] - b[0, 2]).abs().max()
+
+
+# ---- Depth Anything V2 ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def anything(tmp_path_factory):
+    from harness.tiny_depth import write_tiny_depth_anything
+
+    folder = write_tiny_depth_anything(tmp_path_factory.mktemp("depth_anything"))
+    return D.DepthAnything.from_pretrained(folder, dtype=torch.float32, device="cpu")
+
+
+def test_depth_anything_runs_and_normalises(anything):
+    frames = _clip(5, 48, 64)
+    calls: list[tuple[int, int]] = []
+    out = anything.estimate(frames, batch_size=2, input_size=126, progress=lambda s, n: calls.append((s, n)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    assert out.source == "depth_anything" and out.depth.shape == (5, 48, 64)
+    assert out.disparity.min().item() == 0.0 and out.disparity.max().item() == pytest.approx(1.0)
+    assert out.depth.min().item() == pytest.approx(10000 / 3900, rel=1e-5) and out.depth.max().item() == 1e4
+    raw = anything.estimate_disparity(frames, batch_size=5, input_size=126)
+    assert raw.std() > 1e-3
+    assert torch.allclose(out.disparity, D.normalise_clip(raw), atol=1e-5)  # batching does not matter
+    np.testing.assert_allclose(out.depth.numpy(), _reference_depth(raw.double().numpy()), rtol=1e-4)
+
+
+def test_depth_anything_smoothing_and_input_size(anything):
+    frames = _clip(6, 48, 64)
+    assert D.check_depth_anything_folder(".").missing[0] == "config.json"
+    raw = anything.estimate_disparity(frames, input_size=126)
+    smooth = anything.estimate(frames, smoothing=0.3, input_size=126)
+    expect = D.normalise_clip(D.temporal_ema(D.normalise_clip(raw), 0.3))
+    assert torch.allclose(smooth.disparity, expect, atol=1e-5)
+    flicker = lambda d: (d[1:] - d[:-1]).abs().mean().item()  # noqa: E731
+    assert flicker(smooth.disparity) < flicker(D.normalise_clip(raw))
+    from ex4d.depth.anything import dpt_input_size
+
+    assert dpt_input_size(480, 854, 518, 14) == (518, 924)  # shorter side to 518, multiple of 14
+    assert dpt_input_size(64, 64, 518, 14) == (518, 518)
+
+
+# ---- GPU: full-size DepthCrafter (random weights from the real configs) ------------------------------
+def build_full_size_depthcrafter(dtype: torch.dtype, device: str = "cuda") -> D.DepthCrafter:
+    """DepthCrafter with the real UNet / VAE / CLIP configs and random weights, built on the device."""
+    from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from ex4d.depth.crafter import depthcrafter_unet_class
+    from harness import tiny_depth as td
+
+    strip = lambda c: {k: v for k, v in c.items() if not k.startswith("_")}  # noqa: E731
+    with torch.device(device):
+        torch.manual_seed(0)
+        unet = depthcrafter_unet_class()(**strip(td.DEPTHCRAFTER_UNET_CONFIG)).to(dtype).eval()
+        vae = AutoencoderKLTemporalDecoder(**strip(td.SVD_VAE_CONFIG)).to(dtype).eval()
+        enc_cfg = {
+            k: v for k, v in td.SVD_IMAGE_ENCODER_CONFIG.items() if k not in ("architectures", "model_type")
+        }
+        enc = CLIPVisionModelWithProjection(CLIPVisionConfig(**enc_cfg)).to(dtype).eval()
+    sched = EulerDiscreteScheduler.from_config(td.SVD_SCHEDULER_CONFIG)
+    fe = td.SVD_FEATURE_EXTRACTOR_CONFIG
+    model = D.DepthCrafter(unet, vae, enc, sched, fe["image_mean"], fe["image_std"], device)
+    model.set_attention("sdpa")
+    return model
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("size", [(512, 512), (576, 1024)])
+def test_full_size_depthcrafter_49_frames_gpu(size):
+    h, w = size
+    model = build_full_size_depthcrafter(torch.float16)
+    frames = torch.rand(49, h, w, 3, generator=torch.Generator().manual_seed(0))
+    torch.cuda.reset_peak_memory_stats()
+    out = model.estimate(frames, steps=1)
+    assert out.depth.shape == (49, h, w)
+    assert torch.isfinite(out.depth).all()
+    print(f"{w}x{h}x49, 1 step: peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+    del model
+    torch.cuda.empty_cache()
