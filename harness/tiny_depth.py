@@ -315,3 +315,25 @@ def write_tiny_depth_anything(root: Path, seed: int = 3) -> Path:
     model.save_pretrained(root, safe_serialization=True)
     _json(root / "preprocessor_config.json", DEPTH_ANYTHING_PREPROCESSOR_CONFIG)
     return root
+
+
+def build_full_size_depthcrafter(dtype: torch.dtype, device: str = "cuda", attention: str = "sdpa"):
+    """``ex4d.depth.DepthCrafter`` with the real UNet / VAE / CLIP configs and random weights, built on
+    ``device`` (no files, no downloads): for the GPU test and the benchmark."""
+    from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from ex4d.depth import DepthCrafter
+    from ex4d.depth.crafter import depthcrafter_unet_class
+
+    enc_cfg = {k: v for k, v in SVD_IMAGE_ENCODER_CONFIG.items() if k not in ("architectures", "model_type")}
+    with torch.device(device):
+        torch.manual_seed(0)
+        unet = depthcrafter_unet_class()(**_diffusers_kwargs(DEPTHCRAFTER_UNET_CONFIG)).to(dtype).eval()
+        vae = AutoencoderKLTemporalDecoder(**_diffusers_kwargs(SVD_VAE_CONFIG)).to(dtype).eval()
+        enc = CLIPVisionModelWithProjection(CLIPVisionConfig(**enc_cfg)).to(dtype).eval()
+    sched = EulerDiscreteScheduler.from_config(SVD_SCHEDULER_CONFIG)
+    fe = SVD_FEATURE_EXTRACTOR_CONFIG
+    model = DepthCrafter(unet, vae, enc, sched, fe["image_mean"], fe["image_std"], device)
+    model.set_attention(attention)
+    return model

@@ -442,35 +442,13 @@ def test_depth_anything_smoothing_and_input_size(anything):
 
 
 # ---- GPU: full-size DepthCrafter (random weights from the real configs) ------------------------------
-def build_full_size_depthcrafter(dtype: torch.dtype, device: str = "cuda") -> D.DepthCrafter:
-    """DepthCrafter with the real UNet / VAE / CLIP configs and random weights, built on the device."""
-    from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-
-    from ex4d.depth.crafter import depthcrafter_unet_class
-    from harness import tiny_depth as td
-
-    strip = lambda c: {k: v for k, v in c.items() if not k.startswith("_")}  # noqa: E731
-    with torch.device(device):
-        torch.manual_seed(0)
-        unet = depthcrafter_unet_class()(**strip(td.DEPTHCRAFTER_UNET_CONFIG)).to(dtype).eval()
-        vae = AutoencoderKLTemporalDecoder(**strip(td.SVD_VAE_CONFIG)).to(dtype).eval()
-        enc_cfg = {
-            k: v for k, v in td.SVD_IMAGE_ENCODER_CONFIG.items() if k not in ("architectures", "model_type")
-        }
-        enc = CLIPVisionModelWithProjection(CLIPVisionConfig(**enc_cfg)).to(dtype).eval()
-    sched = EulerDiscreteScheduler.from_config(td.SVD_SCHEDULER_CONFIG)
-    fe = td.SVD_FEATURE_EXTRACTOR_CONFIG
-    model = D.DepthCrafter(unet, vae, enc, sched, fe["image_mean"], fe["image_std"], device)
-    model.set_attention("sdpa")
-    return model
-
-
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("size", [(512, 512), (576, 1024)])
 def test_full_size_depthcrafter_49_frames_gpu(size):
     h, w = size
+    from harness.tiny_depth import build_full_size_depthcrafter
+
     model = build_full_size_depthcrafter(torch.float16)
     frames = torch.rand(49, h, w, 3, generator=torch.Generator().manual_seed(0))
     torch.cuda.reset_peak_memory_stats()

@@ -395,13 +395,15 @@ class DepthCrafter:
         upcast = vae.dtype == torch.float16 and bool(getattr(vae.config, "force_upcast", False))
         if upcast:
             vae.to(torch.float32)
-        out = [
-            vae.encode(video[i : i + chunk].to(vae.dtype)).latent_dist.mode()
-            for i in range(0, video.shape[0], chunk)
-        ]
-        if upcast:
-            vae.to(torch.float16)
-        self._release(vae)
+        try:
+            out = [
+                vae.encode(video[i : i + chunk].to(vae.dtype)).latent_dist.mode()
+                for i in range(0, video.shape[0], chunk)
+            ]
+        finally:
+            if upcast:
+                vae.to(torch.float16)
+            self._release(vae)
         return torch.cat(out, dim=0)
 
     @torch.no_grad()
