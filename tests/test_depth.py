@@ -351,6 +351,33 @@ def test_window_seams_blend_and_agree(crafter):
     assert steps_[seam_idx].max() <= 1.5 * steps_[inside].max()
 
 
+def test_later_windows_start_from_the_previous_result_and_the_rotated_noise(crafter):
+    """Published long-video init: window k reuses window k-1's noise rotated by ``overlap`` frames, and its
+    shared frames start at (blended result so far) + that noise at the first sigma."""
+    inputs: list[torch.Tensor] = []
+    windows: dict[int, torch.Tensor] = {}
+    hook = crafter.unet.register_forward_pre_hook(lambda _m, args: inputs.append(args[0][:, :, :4].clone()))
+    try:
+        crafter.estimate_disparity(
+            _clip(), window=4, overlap=2, steps=2, window_hook=lambda s, lat: windows.__setitem__(s, lat)
+        )
+    finally:
+        hook.remove()
+    sched = crafter.scheduler
+    init, sigma0 = float(sched.init_noise_sigma), float(sched.sigmas[0])
+    first = inputs[0::2]  # step-0 UNet inputs of windows 0, 2, 4 (scaled by 1 / sqrt(sigma0^2 + 1))
+    assert len(first) == 3
+    done = None
+    for k, start in enumerate([0, 2, 4]):
+        if k:
+            recovered = first[k][0, :2] * init - first[k - 1][0, 2:4] * sigma0
+            assert torch.allclose(recovered, done[0, -2:], atol=2e-3), (recovered - done[0, -2:]).abs().max()
+            # the rest is window k-1's noise for its first frames: noise_0[0:2], then noise_0[2:4]
+            raw = first[0][0, 2 * (k - 1) : 2 * k]
+            assert torch.allclose(first[k][0, 2:], raw, atol=1e-5)
+        done = D.blend_windows(done, windows[start], 2)
+
+
 def test_cancel_and_progress_over_windows(crafter):
     calls: list[tuple[int, int]] = []
     crafter.estimate_disparity(
