@@ -33,13 +33,31 @@ def register_model_folders() -> None:
             folder_paths.folder_names_and_paths[name] = ([default], set(extensions))
 
 
-def input_files(content_type: str) -> list[str]:
-    """Files in ComfyUI's input folder of one content type ("video", "image", ...), sorted."""
+def input_files(content_type: str | None = None, extensions: tuple[str, ...] = ()) -> list[str]:
+    """Files in ComfyUI's input folder of one content type ("video", "image", ...) or with one of
+    ``extensions``, sorted."""
     input_dir = folder_paths.get_input_directory()
     if not os.path.isdir(input_dir):
         return []
     files = [f for f in os.listdir(input_dir) if os.path.isfile(os.path.join(input_dir, f))]
-    return sorted(folder_paths.filter_files_content_types(files, [content_type]))
+    if content_type:
+        files = folder_paths.filter_files_content_types(files, [content_type])
+    if extensions:
+        files = [f for f in files if f.lower().endswith(extensions)]
+    return sorted(files)
+
+
+def output_path(filename_prefix: str, extension: str, width: int = 0, height: int = 0) -> tuple[Path, str]:
+    """A new numbered file under ComfyUI's output folder: (absolute path, path relative to output).
+
+    The host refuses prefixes that leave the output folder."""
+    output_dir = folder_paths.get_output_directory()
+    folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, output_dir, width,
+                                                                           height)
+    os.makedirs(folder, exist_ok=True)
+    filename = f"{name}_{counter:05}_.{extension}"
+    relative = os.path.join(subfolder, filename) if subfolder else filename
+    return Path(folder) / filename, relative
 
 
 def resolve_input_file(name: str, input_name: str) -> Path:
@@ -73,7 +91,6 @@ class Progress:
         self.bar = comfy.utils.ProgressBar(max(int(total), 1))
 
     def __call__(self, done: int, total: int | None = None) -> None:
-        comfy.model_management.throw_exception_if_processing_interrupted()
         self.bar.update_absolute(done, total if total else None)
 
     @staticmethod

@@ -1,0 +1,98 @@
+"""DW-mesh nodes: Build DW-Mesh, Save DW-Mesh (a .glb / .ply ComfyUI's 3D preview shows)."""
+
+from __future__ import annotations
+
+import comfy.model_management
+import torch
+from comfy_api.latest import io
+
+from ..ex4d import mesh as ex4d_mesh
+from ._comfy import CATEGORY, output_path
+from ._types import Depth, DWMesh
+
+MESH_CATEGORY = f"{CATEGORY}/geometry"
+
+
+def check_frames_and_depth(frames: torch.Tensor, depth: torch.Tensor) -> None:
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+        raise ValueError(f"frames: expected a non-empty [T, H, W, 3] IMAGE batch, got {list(frames.shape)}")
+    if depth.shape != frames.shape[:3]:
+        raise ValueError(
+            f"depth {list(depth.shape)} and frames {list(frames.shape[:3])} differ in frame count or size: "
+            "estimate the depth from these very frames (same Load Video settings), or resize one to the other"
+        )
+    if not torch.isfinite(depth).all():
+        raise ValueError("depth: contains NaN or infinite values; fix the depth source (or its conversion)")
+    if (depth <= 0).any():
+        raise ValueError("depth: contains values <= 0; the DW-mesh needs positive z-depth")
+
+
+class BuildDWMesh(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="EX4DBuildDWMesh",
+            display_name="EX-4D Build DW-Mesh",
+            category=MESH_CATEGORY,
+            description="One Depth Watertight Mesh per frame: a vertex per pixel, a closed outer wall, and the "
+            "faces across depth edges hidden (alpha 0) so that they still occlude but render as mask 0.",
+            inputs=[
+                io.Image.Input("frames"),
+                Depth.Input("depth"),
+                io.Combo.Input("filter", options=list(ex4d_mesh.FILTERS), default="angle",
+                               tooltip="angle (published): hide faces whose smallest angle is below the "
+                               "threshold; boundary: hide faces much deeper than wide; none: hide nothing."),
+                io.Float.Input("angle_threshold", default=2.5, min=0.0, max=60.0, step=0.1,
+                               tooltip="Degrees (published: 2.5)."),
+                io.Float.Input("boundary_ratio", default=2.0, min=0.0, max=100.0, step=0.1,
+                               tooltip="For the boundary filter: z extent / xy extent above which a face hides."),
+                io.Boolean.Input("watertight", default=True,
+                                 tooltip="Off = the paper's ablation: delete stretched faces instead of hiding "
+                                 "them (background then shows through the holes)."),
+                io.Float.Input("focal", default=500.0, min=1.0, max=1e5, step=1.0,
+                               tooltip="Focal length in pixels (published: 500)."),
+            ],
+            outputs=[DWMesh.Output(display_name="mesh")],
+        )
+
+    @classmethod
+    def execute(cls, frames, depth, filter, angle_threshold, boundary_ratio, watertight, focal) -> io.NodeOutput:
+        values = depth.depth
+        check_frames_and_depth(frames, values)
+        device = comfy.model_management.get_torch_device()
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        mesh = ex4d_mesh.build_dw_mesh(frames.to(device, torch.float32), values.to(device, torch.float32),
+                                       focal=focal, filter=filter, angle_threshold=angle_threshold,
+                                       boundary_ratio=boundary_ratio, watertight=watertight)
+        return io.NodeOutput(mesh.to(comfy.model_management.intermediate_device()))
+
+
+class SaveDWMesh(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="EX4DSaveDWMesh",
+            display_name="EX-4D Save DW-Mesh",
+            category=MESH_CATEGORY,
+            description="Write one frame's DW-mesh with vertex colours (hidden faces in black) into the output "
+            "folder; connect 'path' to ComfyUI's Preview 3D node to look at it.",
+            inputs=[
+                DWMesh.Input("mesh"),
+                io.Int.Input("frame", default=0, min=0, max=100000),
+                io.Combo.Input("format", options=["glb", "ply"], default="glb"),
+                io.String.Input("filename_prefix", default="ex4d/dwmesh"),
+            ],
+            outputs=[io.String.Output(display_name="path")],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, mesh, frame, format, filename_prefix) -> io.NodeOutput:
+        if not 0 <= frame < mesh.num_frames:
+            raise ValueError(f"frame: {frame} is out of range; the mesh has {mesh.num_frames} frames")
+        path, relative = output_path(filename_prefix, format, mesh.width, mesh.height)
+        (ex4d_mesh.save_glb if format == "glb" else ex4d_mesh.save_ply)(mesh, frame, path)
+        return io.NodeOutput(relative, ui={"text": [relative]})
+
+
+NODES = [BuildDWMesh, SaveDWMesh]

@@ -1,0 +1,60 @@
+"""Render Views: the DW-mesh seen along a camera path, as colour frames and a visibility MASK."""
+
+from __future__ import annotations
+
+import comfy.model_management
+from comfy_api.latest import io
+
+from ..ex4d import render as ex4d_render
+from ._comfy import CATEGORY, Progress
+from ._types import Camera, DWMesh
+
+
+class RenderViews(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="EX4DRenderViews",
+            display_name="EX-4D Render Views",
+            category=f"{CATEGORY}/geometry",
+            description="Rasterise each frame's DW-mesh from the camera of that frame. Frame 0 is the source "
+            "frame with a full mask; elsewhere mask = 1 where the interpolated alpha exceeds 125/255.",
+            inputs=[
+                DWMesh.Input("mesh"),
+                Camera.Input("camera"),
+                io.Combo.Input("backend", options=list(ex4d_render.BACKENDS), default="auto",
+                               tooltip="auto: nvdiffrast when CUDA and the nvdiffrast package are there, "
+                               "else the built-in PyTorch rasteriser (same semantics, any device)."),
+                io.Int.Input("chunk", default=8, min=1, max=256,
+                             tooltip="Frames rendered at once (memory vs speed)."),
+                io.Boolean.Input("antialias", default=True,
+                                 tooltip="Antialias silhouette edges as the published renderer does."),
+            ],
+            outputs=[io.Image.Output(display_name="colour"), io.Mask.Output(display_name="mask")],
+        )
+
+    @classmethod
+    def execute(cls, mesh, camera, backend, chunk, antialias) -> io.NodeOutput:
+        if camera.num_frames != mesh.num_frames:
+            raise ValueError(
+                f"camera has {camera.num_frames} frames but mesh has {mesh.num_frames}: make the camera path "
+                "from the same clip's depth (or load one with as many frames)"
+            )
+        if (camera.width, camera.height) != (mesh.width, mesh.height):
+            raise ValueError(f"camera is for {camera.width}x{camera.height} images but the mesh is "
+                             f"{mesh.width}x{mesh.height}: make the path from the same clip's depth")
+        progress = Progress(max(mesh.num_frames - 1, 1))
+        device = comfy.model_management.get_torch_device()
+        try:
+            result = ex4d_render.render_views(
+                mesh, camera, backend=backend, chunk=chunk, device=device, antialias_edges=antialias,
+                progress=progress, cancel=comfy.model_management.processing_interrupted,
+            )
+        except ex4d_render.RenderCancelled:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            raise
+        out = comfy.model_management.intermediate_device()
+        return io.NodeOutput(result.color.to(out), result.mask.to(out))
+
+
+NODES = [RenderViews]
