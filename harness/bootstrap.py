@@ -90,6 +90,26 @@ def shim_paths() -> list[str]:
     return [] if torchvision_importable() else [str(SHIMS)]
 
 
+def hide_shims() -> None:
+    """Once the host has imported, drop the placeholders from ``sys.path`` / ``sys.modules`` so that
+    libraries probing for torchvision (transformers does, with ``find_spec``) see none, as in a venv
+    without it; the host's modules keep the references they already hold."""
+    root = str(SHIMS)
+    sys.path[:] = [p for p in sys.path if p != root]
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", "") or "").startswith(root):
+            del sys.modules[name]
+    # Libraries the host imported meanwhile may have cached "torchvision is there": forget that.
+    transformers_utils = sys.modules.get("transformers.utils.import_utils")
+    if transformers_utils is not None:
+        for value in vars(transformers_utils).values():
+            if callable(getattr(value, "cache_clear", None)):
+                value.cache_clear()
+    diffusers_utils = sys.modules.get("diffusers.utils.import_utils")
+    if diffusers_utils is not None and hasattr(diffusers_utils, "_torchvision_available"):
+        diffusers_utils._torchvision_available = False
+
+
 def link_pack(target: Path) -> Path:
     """Make the pack visible in the host's ``custom_nodes`` (a symlink to this checkout)."""
     link = target / "custom_nodes" / PACK_LINK_NAME

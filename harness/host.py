@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.bootstrap import host_dir, prepare, shim_paths
+from harness.bootstrap import hide_shims, host_dir, prepare, shim_paths
 
 # Model folders of the host that the pack's workflows use, plus the pack's own.
 MODEL_FOLDERS = (
@@ -157,6 +157,7 @@ class InProcessHost:
 
         comfy.utils.set_progress_bar_global_hook(progress_hook)
         self.import_failures = asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
+        hide_shims()
         self.executor = execution.PromptExecutor(self.server, cache_type=execution.CacheType.CLASSIC,
                                                  cache_args={"lru": 0, "ram": 0})
         return self

@@ -33,6 +33,13 @@ def register_model_folders() -> None:
             folder_paths.folder_names_and_paths[name] = ([default], set(extensions))
 
 
+def model_folder_paths(name: str) -> list[str]:
+    """The folders of one of the pack's model types (registering them if the host has not yet)."""
+    if name not in folder_paths.folder_names_and_paths:
+        register_model_folders()
+    return folder_paths.get_folder_paths(name)
+
+
 def input_files(content_type: str | None = None, extensions: tuple[str, ...] = ()) -> list[str]:
     """Files in ComfyUI's input folder of one content type ("video", "image", ...) or with one of
     ``extensions``, sorted."""
@@ -82,6 +89,15 @@ def check_input_file(name: str, input_name: str) -> bool | str:
     except ValueError as e:
         return str(e)
     return True
+
+
+def input_file_fingerprint(name: str, input_name: str) -> str:
+    """``fingerprint_inputs`` of a node reading an input file: changes when the file does."""
+    try:
+        stat = resolve_input_file(name, input_name).stat()
+    except (ValueError, OSError):
+        return "missing"
+    return f"{stat.st_mtime_ns}:{stat.st_size}"
 
 
 class Progress:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 
 from comfy_api.latest import io
 
 from ..ex4d import camera as ex4d_camera
-from ._comfy import CATEGORY, check_input_file, input_files, output_path, resolve_input_file
+from ._comfy import (
+    CATEGORY,
+    check_input_file,
+    input_file_fingerprint,
+    input_files,
+    output_path,
+    resolve_input_file,
+)
 from ._types import Camera, Depth
 
 CAMERA_CATEGORY = f"{CATEGORY}/camera"
@@ -193,11 +199,8 @@ class LoadCameraPath(io.ComfyNode):
         return ok
 
     @classmethod
-    def fingerprint_inputs(cls, path, **kwargs):
-        try:
-            return os.path.getmtime(resolve_input_file(path, "path"))
-        except ValueError:
-            return float("nan")
+    def fingerprint_inputs(cls, path, **kwargs) -> str:
+        return input_file_fingerprint(path, "path")
 
     @classmethod
     def execute(cls, path, width, height) -> io.NodeOutput:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import os
-
 from comfy_api.latest import io
 
 from ..ex4d import video as ex4d_video
-from ._comfy import CATEGORY, check_input_file, input_files, progress_callbacks, resolve_input_file
+from ._comfy import (
+    CATEGORY,
+    check_input_file,
+    input_file_fingerprint,
+    input_files,
+    progress_callbacks,
+    resolve_input_file,
+)
 
 RESIZE_MODES = ["published (multiple of 64, long side capped)", "multiple of", "native"]
 
@@ -53,11 +58,8 @@ class LoadVideo(io.ComfyNode):
         return check_input_file(video, "video")
 
     @classmethod
-    def fingerprint_inputs(cls, video, **kwargs):
-        try:
-            return os.path.getmtime(resolve_input_file(video, "video"))
-        except ValueError:
-            return float("nan")
+    def fingerprint_inputs(cls, video, **kwargs) -> str:
+        return input_file_fingerprint(video, "video")
 
     @classmethod
     def execute(cls, video, frame_load_cap, skip_first_frames, select_every_nth, target_fps, resize,

@@ -1,0 +1,344 @@
+"""Depth nodes: model loader, Estimate Depth, Depth From Image, Load / Save Depth, Depth Preview."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import comfy.model_management as mm
+import comfy.model_patcher
+import numpy as np
+import torch
+from comfy_api.latest import io
+
+from ..ex4d import depth as ex4d_depth
+from ._comfy import (
+    CATEGORY,
+    Progress,
+    check_input_file,
+    input_file_fingerprint,
+    input_files,
+    model_folder_paths,
+    output_path,
+    resolve_input_file,
+)
+from ._types import Depth, DepthModel
+
+DEPTH_CATEGORY = f"{CATEGORY}/depth"
+NONE_INSTALLED = "(none installed: see the tooltip)"
+PRECISIONS = {"auto": None, "fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+MAP_KINDS = {"disparity (bright = near)": False, "depth (bright = far)": True}
+DEPTH_FILE_EXTENSIONS = (".npz", ".npy")
+
+
+def installed_depth_models() -> dict[str, tuple[str, Path]]:
+    """Display name -> (kind, folder) for every complete DepthCrafter / Depth Anything V2 folder."""
+    found: dict[str, tuple[str, Path]] = {}
+    for kind, check, label in (("depthcrafter", ex4d_depth.check_depthcrafter_folder, "DepthCrafter"),
+                               ("depth_anything", ex4d_depth.check_depth_anything_folder, "Depth Anything V2")):
+        for root in map(Path, model_folder_paths(kind)):
+            if not root.is_dir():
+                continue
+            for folder in (root, *sorted(p for p in root.iterdir() if p.is_dir())):
+                if check(folder).ok:
+                    name = label if folder == root else f"{label}: {folder.name}"
+                    found.setdefault(name, (kind, folder))
+    return found
+
+
+def missing_models_message() -> str:
+    """What to download and where, from the folders the host has registered."""
+    crafter = model_folder_paths("depthcrafter")[0]
+    anything = model_folder_paths("depth_anything")[0]
+    crafter_check = ex4d_depth.check_depthcrafter_folder(crafter)
+    return (
+        "model: no depth model is installed. Either download DepthCrafter (Hugging Face tencent/DepthCrafter "
+        "'unet' + stabilityai/stable-video-diffusion-img2vid-xt 'vae', 'image_encoder', 'feature_extractor', "
+        f"'scheduler') into {crafter}; {crafter_check.message} "
+        f"Or download a Depth Anything V2 transformers repository (e.g. depth-anything/Depth-Anything-V2-Small-hf)"
+        f" into {os.path.join(anything, '<name>')} (config.json, model.safetensors, preprocessor_config.json). "
+        "Then refresh ComfyUI (press R). Or skip estimation: plug any depth map into 'EX-4D Depth From Image'."
+    )
+
+
+@dataclass
+class LoadedDepthModel:
+    """A DepthCrafter or DepthAnything that ComfyUI's model management moves between devices."""
+
+    name: str
+    kind: str
+    model: ex4d_depth.DepthCrafter | ex4d_depth.DepthAnything
+    patcher: comfy.model_patcher.ModelPatcher
+
+    def load(self) -> None:
+        """Onto the run device, unloading other models (the 14B Wan) as much as this one needs."""
+        mm.load_models_gpu([self.patcher], force_full_load=True)
+        self.model.device = torch.device(self.patcher.load_device)
+
+    def __repr__(self) -> str:
+        return f"LoadedDepthModel({self.name!r}, {self.model.dtype})"
+
+
+class DepthModelLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        options = list(installed_depth_models()) or [NONE_INSTALLED]
+        return io.Schema(
+            node_id="EX4DDepthModelLoader",
+            display_name="EX-4D Depth Model Loader",
+            category=DEPTH_CATEGORY,
+            description="Load DepthCrafter (published: temporally consistent, slow) or Depth Anything V2 (fast, "
+            "per frame) from models/depthcrafter or models/depth_anything. Nothing is downloaded.",
+            inputs=[
+                io.Combo.Input("model", options=options,
+                               tooltip="Installed depth models. DepthCrafter: models/depthcrafter/DepthCrafter/unet "
+                               "+ models/depthcrafter/stable-video-diffusion-img2vid-xt/{vae,image_encoder,"
+                               "feature_extractor,scheduler}. Depth Anything V2: models/depth_anything/<name>/ "
+                               "(a *-hf transformers repository)."),
+                io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
+                               tooltip="auto: fp16 on a GPU (published), fp32 on the CPU."),
+                io.Combo.Input("attention", options=["sdpa", "classic"], default="sdpa",
+                               tooltip="DepthCrafter only: PyTorch SDPA, or diffusers' classic attention."),
+            ],
+            outputs=[DepthModel.Output(display_name="depth_model")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, model, precision, attention) -> bool | str:
+        if model not in installed_depth_models():
+            return missing_models_message() if model == NONE_INSTALLED else (
+                f"model: '{model}' is no longer installed (or incomplete); refresh ComfyUI and pick again")
+        return True
+
+    @classmethod
+    def execute(cls, model, precision, attention) -> io.NodeOutput:
+        kind, folder = installed_depth_models()[model]
+        load_device, offload_device = mm.get_torch_device(), mm.unet_offload_device()
+        dtype = PRECISIONS[precision] or (torch.float32 if mm.is_device_cpu(load_device) else torch.float16)
+        if kind == "depthcrafter":
+            lib = ex4d_depth.DepthCrafter.from_pretrained(folder, dtype=dtype, device=offload_device,
+                                                          attention=attention)
+        else:
+            lib = ex4d_depth.DepthAnything.from_pretrained(folder, dtype=dtype, device=offload_device)
+        patcher = comfy.model_patcher.ModelPatcher(torch.nn.ModuleDict(lib.modules()), load_device=load_device,
+                                                   offload_device=offload_device)
+        return io.NodeOutput(LoadedDepthModel(model, kind, lib, patcher))
+
+
+class EstimateDepth(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="EX4DEstimateDepth",
+            display_name="EX-4D Estimate Depth",
+            category=DEPTH_CATEGORY,
+            description="Video depth for the DW-mesh: the model's relative disparity, normalised over the whole "
+            "clip, converted as published (depth = 10000 / (3900 r)).",
+            inputs=[
+                DepthModel.Input("depth_model"),
+                io.Image.Input("frames"),
+                io.Int.Input("steps", default=5, min=1, max=100, tooltip="DepthCrafter: denoising steps (published 5)."),
+                io.Float.Input("guidance", default=1.0, min=0.0, max=20.0, step=0.1,
+                               tooltip="DepthCrafter: classifier-free guidance (published 1.0 = off)."),
+                io.Int.Input("window", default=110, min=2, max=1000,
+                             tooltip="DepthCrafter: frames per window (published 110)."),
+                io.Int.Input("overlap", default=25, min=0, max=999,
+                             tooltip="DepthCrafter: frames shared by neighbouring windows, blended (published 25)."),
+                io.Int.Input("seed", default=42, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=False,
+                             tooltip="DepthCrafter: noise seed (published 42)."),
+                io.Int.Input("batch_size", default=8, min=1, max=256,
+                             tooltip="Depth Anything: frames per forward pass."),
+                io.Float.Input("smoothing", default=1.0, min=0.01, max=1.0, step=0.01,
+                               tooltip="Depth Anything: weight of the current frame in a running average of "
+                               "disparity over frames; 1 = off, lower = less flicker, more lag."),
+            ],
+            outputs=[Depth.Output(display_name="depth")],
+        )
+
+    @classmethod
+    def execute(cls, depth_model, frames, steps, guidance, window, overlap, seed, batch_size,
+                smoothing) -> io.NodeOutput:
+        if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] != 3:
+            raise ValueError(f"frames: expected a non-empty [T, H, W, 3] IMAGE batch, got {list(frames.shape)}")
+        if depth_model.kind == "depthcrafter" and overlap >= window:
+            raise ValueError(f"overlap: {overlap} must be smaller than window ({window})")
+        frames = frames[..., :3].float()
+        lib = depth_model.model
+        if depth_model.kind == "depthcrafter":
+            windows = len(ex4d_depth.window_starts(frames.shape[0], window, overlap)[0])
+            progress = Progress(windows * steps)
+            run = lambda: lib.estimate(frames, steps=steps, guidance=guidance, window=window,  # noqa: E731
+                                       overlap=overlap, seed=seed, progress=progress, cancel=mm.processing_interrupted)
+        else:
+            progress = Progress(-(-frames.shape[0] // batch_size))
+            run = lambda: lib.estimate(frames, batch_size=batch_size, smoothing=smoothing,  # noqa: E731
+                                       progress=progress, cancel=mm.processing_interrupted)
+        depth_model.load()
+        try:
+            result = run()
+        except ex4d_depth.Cancelled:
+            mm.throw_exception_if_processing_interrupted()
+            raise
+        return io.NodeOutput(result.to(mm.intermediate_device()))
+
+
+class DepthFromImage(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="EX4DDepthFromImage",
+            display_name="EX-4D Depth From Image",
+            category=DEPTH_CATEGORY,
+            description="Turn a depth or disparity map from any other node (IMAGE or MASK batch) into EX-4D depth.",
+            inputs=[
+                io.Image.Input("image", optional=True, tooltip="A depth / disparity IMAGE batch (channels averaged)."),
+                io.Mask.Input("mask", optional=True, tooltip="Or a MASK batch; connect exactly one of the two."),
+                io.Combo.Input("map", options=list(MAP_KINDS), default="disparity (bright = near)",
+                               tooltip="Most depth nodes (MiDaS, Depth Anything, ZoeDepth previews) output "
+                               "disparity-like maps: bright = near."),
+                io.Combo.Input("range", options=["published", "near_far", "metric"], default="published",
+                               tooltip="published: the EX-4D conversion of relative disparity (nearest surface at "
+                               "depth 2.56); near_far: spread the clip between near and far; metric: values are "
+                               "depth (or 1/depth) in scene units already."),
+                io.Float.Input("near", default=1.0, min=1e-4, max=1e4, step=0.01, tooltip="near_far: nearest depth."),
+                io.Float.Input("far", default=100.0, min=1e-4, max=1e4, step=0.1, tooltip="near_far: farthest depth."),
+            ],
+            outputs=[Depth.Output(display_name="depth")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, map, range, near, far, image=None, mask=None) -> bool | str:
+        if range == "near_far" and not 0 < near < far:
+            return f"near ({near}) must be smaller than far ({far})"
+        return True
+
+    @classmethod
+    def execute(cls, map, range, near, far, image=None, mask=None) -> io.NodeOutput:
+        if (image is None) == (mask is None):
+            raise ValueError("image / mask: connect exactly one depth map (an IMAGE or a MASK batch)")
+        values = image if image is not None else mask
+        if values.shape[0] == 0:
+            raise ValueError("image / mask: the batch is empty")
+        if not torch.isfinite(values).all():
+            raise ValueError("image / mask: the map contains NaN or infinite values; fix the node that made it")
+        result = ex4d_depth.depth_from_map(values, invert=MAP_KINDS[map], mode=range, near=near, far=far)
+        return io.NodeOutput(result)
+
+
+class LoadDepth(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="EX4DLoadDepth",
+            display_name="EX-4D Load Depth",
+            category=DEPTH_CATEGORY,
+            description="Depth saved earlier (EX-4D Save Depth), true depth from a renderer, or DepthCrafter's own "
+            ".npz output, from ComfyUI's input folder.",
+            inputs=[
+                io.Combo.Input("path", options=input_files(extensions=DEPTH_FILE_EXTENSIONS),
+                               tooltip="A file in ComfyUI's input folder: .npz (array 'depth', or its only array) or .npy, "
+                               "[T, H, W] or [H, W]."),
+                io.Combo.Input("content", options=["depth", "disparity"], default="depth",
+                               tooltip="depth: z-depth in scene units; disparity: relative disparity (DepthCrafter's "
+                               "saved .npz), converted as published."),
+                io.Int.Input("frame_load_cap", default=0, min=0, max=100000, tooltip="0 = all frames."),
+                io.Int.Input("skip_first_frames", default=0, min=0, max=100000),
+                io.Int.Input("select_every_nth", default=1, min=1, max=1000),
+            ],
+            outputs=[Depth.Output(display_name="depth")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, path, **_) -> bool | str:
+        return check_input_file(path, "path")
+
+    @classmethod
+    def fingerprint_inputs(cls, path, **_) -> str:
+        return input_file_fingerprint(path, "path")
+
+    @classmethod
+    def execute(cls, path, content, frame_load_cap, skip_first_frames, select_every_nth) -> io.NodeOutput:
+        file = resolve_input_file(path, "path")
+        values = read_depth_array(file)
+        if values.ndim == 2:
+            values = values[None]
+        if values.ndim != 3:
+            raise ValueError(f"path: '{path}' holds an array of shape {list(values.shape)}; expected [T, H, W]")
+        values = values[skip_first_frames::select_every_nth]
+        if frame_load_cap:
+            values = values[:frame_load_cap]
+        if values.shape[0] == 0:
+            raise ValueError(f"path: no frames left in '{path}' after skipping {skip_first_frames}; lower "
+                             "skip_first_frames")
+        tensor = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
+        if not torch.isfinite(tensor).all():
+            raise ValueError(f"path: '{path}' contains NaN or infinite values; fix or re-export the depth")
+        if content == "disparity":
+            return io.NodeOutput(ex4d_depth.depth_video_from_disparity(tensor, "file", {"file": path}))
+        if (tensor <= 0).any():
+            raise ValueError(f"path: '{path}' has depth values <= 0; if it holds disparity, set content to "
+                             "'disparity'")
+        return io.NodeOutput(ex4d_depth.DepthVideo(tensor, None, "file", {"file": path}))
+
+
+def read_depth_array(file: Path) -> np.ndarray:
+    """The depth array of an .npz / .npy file, never unpickling objects."""
+    try:
+        data = np.load(file, allow_pickle=False)
+        if isinstance(data, np.ndarray):
+            return data
+        with data:
+            names = list(data.files)
+            key = "depth" if "depth" in names else names[0] if len(names) == 1 else None
+            if key is None:
+                raise KeyError(f"it has arrays {names} but none named 'depth'")
+            return data[key]
+    except KeyError as e:
+        raise ValueError(f"path: '{file.name}': {e.args[0]}") from e
+    except Exception as e:  # noqa: BLE001 - numpy raises several types for a bad file
+        raise ValueError(f"path: '{file.name}' is not a readable .npz / .npy file of numbers ({e})") from e
+
+
+class SaveDepth(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="EX4DSaveDepth",
+            display_name="EX-4D Save Depth",
+            category=DEPTH_CATEGORY,
+            description="Write depth (and its disparity) as .npz into the output folder, to reuse an expensive "
+            "estimate: move it to the input folder and load it with EX-4D Load Depth.",
+            inputs=[Depth.Input("depth"), io.String.Input("filename_prefix", default="ex4d/depth")],
+            outputs=[io.String.Output(display_name="path")],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, depth, filename_prefix) -> io.NodeOutput:
+        path, relative = output_path(filename_prefix, "npz", depth.width, depth.height)
+        arrays = {"depth": depth.depth.float().cpu().numpy()}
+        if depth.disparity is not None:
+            arrays["disparity"] = depth.disparity.float().cpu().numpy()
+        np.savez_compressed(path, **arrays)
+        return io.NodeOutput(relative, ui={"text": [relative]})
+
+
+class DepthPreview(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="EX4DDepthPreview",
+            display_name="EX-4D Depth Preview",
+            category=DEPTH_CATEGORY,
+            description="Colour-mapped depth (near = hot), one scale for the whole clip so flicker shows.",
+            inputs=[Depth.Input("depth"), io.Combo.Input("colormap", options=["turbo", "inferno", "gray"])],
+            outputs=[io.Image.Output(display_name="image")],
+        )
+
+    @classmethod
+    def execute(cls, depth, colormap) -> io.NodeOutput:
+        return io.NodeOutput(ex4d_depth.depth_preview(depth, colormap))
+
+
+NODES = [DepthModelLoader, EstimateDepth, DepthFromImage, LoadDepth, SaveDepth, DepthPreview]

@@ -1,0 +1,235 @@
+"""Depth nodes through the real executor, on tiny random DepthCrafter / Depth Anything V2 folders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ex4d import depth as D
+from ex4d import video
+from harness.host import NodeExecutionError, PromptValidationError
+from harness.tiny_depth import write_tiny_depth_anything, write_tiny_depthcrafter
+
+T, H, W = 8, 64, 64
+CLIP = "ex4d_depth_clip.mp4"
+
+
+@pytest.fixture(scope="module")
+def installed(host):
+    write_tiny_depthcrafter(host.models_dir / "depthcrafter")
+    write_tiny_depth_anything(host.models_dir / "depth_anything" / "tiny-v2")
+    (host.models_dir / "depth_anything" / "incomplete").mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator().manual_seed(0)
+    frames = torch.rand(T, H, W, 3, generator=gen) * 0.6 + 0.2
+    video.save_video(frames, host.input_dir / CLIP, fps=8)
+    return host
+
+
+def previewed(prompt: dict, depth_node: str) -> dict:
+    """The prompt plus Depth Preview -> Preview Image of ``depth_node`` (a prompt needs an output)."""
+    return {**prompt,
+            "90": {"class_type": "EX4DDepthPreview", "inputs": {"depth": [depth_node, 0], "colormap": "gray"}},
+            "91": {"class_type": "PreviewImage", "inputs": {"images": ["90", 0]}}}
+
+
+def load_clip() -> dict:
+    return {"class_type": "EX4DLoadVideo",
+            "inputs": {"video": CLIP, "frame_load_cap": 0, "skip_first_frames": 0, "select_every_nth": 1,
+                       "target_fps": 0.0, "resize": "native", "max_resolution": 1024, "multiple": 64}}
+
+
+def estimate_prompt(model: str = "DepthCrafter", **settings) -> dict:
+    inputs = {"depth_model": ["2", 0], "frames": ["1", 0], "steps": 2, "guidance": 1.0, "window": 5,
+              "overlap": 2, "seed": 42, "batch_size": 3, "smoothing": 1.0}
+    inputs.update(settings)
+    return {
+        "1": load_clip(),
+        "2": {"class_type": "EX4DDepthModelLoader",
+              "inputs": {"model": model, "precision": "auto", "attention": "sdpa"}},
+        "3": {"class_type": "EX4DEstimateDepth", "inputs": inputs},
+        "4": {"class_type": "EX4DDepthPreview", "inputs": {"depth": ["3", 0], "colormap": "turbo"}},
+        "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
+    }
+
+
+def test_loader_lists_installed_models(installed):
+    options = installed.node_classes["EX4DDepthModelLoader"].INPUT_TYPES()["required"]["model"][1]["options"]
+    assert options == ["DepthCrafter", "Depth Anything V2: tiny-v2"]  # the incomplete folder is left out
+
+
+def test_nothing_installed_says_what_to_download_and_where(installed, tmp_path, monkeypatch):
+    import folder_paths
+
+    for name in ("depthcrafter", "depth_anything"):
+        monkeypatch.setitem(folder_paths.folder_names_and_paths, name,
+                            ([str(tmp_path / name)], folder_paths.folder_names_and_paths[name][1]))
+    options = installed.node_classes["EX4DDepthModelLoader"].INPUT_TYPES()["required"]["model"][1]["options"]
+    assert len(options) == 1
+    prompt = estimate_prompt(model=options[0])
+    with pytest.raises(PromptValidationError) as e:
+        installed.run(prompt)
+    text = str(e.value)
+    for expected in ("tencent/DepthCrafter", "stable-video-diffusion-img2vid-xt", str(tmp_path / "depthcrafter"),
+                     "DepthCrafter/unet/config.json", "Depth-Anything-V2", str(tmp_path / "depth_anything")):
+        assert expected in text, expected
+
+
+def test_depthcrafter_graph_matches_the_library_and_reports_each_step(installed):
+    host = installed
+    outputs = host.run(estimate_prompt())
+    depth = host.node_output("3")[0][0]
+    frames = host.node_output("1")[0][0]
+    assert type(depth).__name__ == "DepthVideo" and depth.depth.shape == (T, H, W)
+    assert depth.depth.min().item() == pytest.approx(D.NEAREST_DEPTH, rel=1e-5)
+    assert depth.disparity.min() == 0 and depth.disparity.max() == 1
+    # windows of 5 overlapping by 2 over 8 frames: starts 0 and 3 -> 2 windows x 2 steps
+    events = [e for e in host.events("progress") if e["node"] == "3"]
+    assert [e["value"] for e in events][-4:] == [1, 2, 3, 4] and events[-1]["max"] == 4
+    folder = host.models_dir / "depthcrafter"
+    lib = D.DepthCrafter.from_pretrained(folder, dtype=torch.float32, device="cpu")
+    ref = lib.estimate(frames, steps=2, window=5, overlap=2, seed=42)
+    # same numbers up to float32 noise (the host runs other kernels/threads); depth = 10000 / (3900 r)
+    # magnifies that noise where r is small, so compare the disparity tightly
+    torch.testing.assert_close(depth.disparity, ref.disparity, rtol=0, atol=1e-4)
+    torch.testing.assert_close(depth.depth, ref.depth, rtol=1e-3, atol=0)
+    preview = host.node_output("4")[0][0]
+    assert preview.shape == (T, H, W, 3) and len(outputs["5"]["images"]) == T
+    # the model went through ComfyUI's model management
+    import comfy.model_management as mm
+
+    loaded = [m.model.model for m in mm.current_loaded_models if m.model is not None]
+    assert any(isinstance(m, torch.nn.ModuleDict) and "unet" in m for m in loaded)
+
+
+def test_depthcrafter_seed_changes_the_result_and_is_repeatable(installed):
+    host = installed
+    host.run(estimate_prompt(seed=1))
+    a = host.node_output("3")[0][0]
+    host.run(estimate_prompt(seed=2))
+    b = host.node_output("3")[0][0]
+    host.run(estimate_prompt(seed=1))
+    c = host.node_output("3")[0][0]
+    assert (a.disparity - b.disparity).abs().max() > 1e-2  # far above the 1e-4 noise allowed above
+    torch.testing.assert_close(a.depth, c.depth, rtol=0, atol=0)
+
+
+def test_depth_anything_graph(installed):
+    host = installed
+    host.run(estimate_prompt(model="Depth Anything V2: tiny-v2", smoothing=0.5))
+    depth = host.node_output("3")[0][0]
+    assert depth.source == "depth_anything" and depth.depth.shape == (T, H, W)
+    assert depth.meta["smoothing"] == 0.5
+    events = [e for e in host.events("progress") if e["node"] == "3"]
+    assert events[-1]["value"] == events[-1]["max"] == 3  # ceil(8 / 3) batches
+
+
+def test_estimate_cancel_then_next_prompt_runs(installed):
+    host = installed
+
+    def cancel_in_estimate(value, total, node_id):
+        if node_id == "3":
+            host.interrupt()
+
+    host.on_progress = cancel_in_estimate
+    try:
+        with pytest.raises(InterruptedError):
+            host.run(estimate_prompt(seed=99))
+    finally:
+        host.on_progress = None
+    host.run(estimate_prompt(seed=99))
+    assert host.node_output("3")[0][0].depth.shape == (T, H, W)
+
+
+def test_overlap_not_below_window_is_a_clear_error(installed):
+    with pytest.raises(NodeExecutionError, match="overlap: 5 must be smaller than window"):
+        installed.run(estimate_prompt(window=5, overlap=5))
+
+
+def from_image_prompt(source: str, **options) -> dict:
+    inputs = {"map": "disparity (bright = near)", "range": "published", "near": 1.0, "far": 100.0}
+    inputs.update(options)
+    prompt = previewed({"1": load_clip(), "2": {"class_type": "EX4DDepthFromImage", "inputs": inputs}}, "2")
+    if source in ("image", "both"):
+        inputs["image"] = ["1", 0]
+    if source in ("mask", "both"):
+        prompt["3"] = {"class_type": "ImageToMask", "inputs": {"image": ["1", 0], "channel": "green"}}
+        inputs["mask"] = ["3", 0]
+    return prompt
+
+
+def test_depth_from_image_and_mask(installed):
+    host = installed
+    host.run(from_image_prompt("image"))
+    frames = host.node_output("1")[0][0]
+    depth = host.node_output("2")[0][0]
+    ref = D.depth_from_map(frames)
+    torch.testing.assert_close(depth.depth, ref.depth)
+    host.run(from_image_prompt("mask", map="depth (bright = far)", range="near_far", near=2.0, far=20.0))
+    depth = host.node_output("2")[0][0]
+    green = frames[..., 1]
+    near_pixel = np.unravel_index(int(green.argmin()), green.shape)
+    assert depth.depth[near_pixel].item() == pytest.approx(2.0, rel=1e-5)
+    assert depth.depth.max().item() == pytest.approx(20.0, rel=1e-5)
+
+
+@pytest.mark.parametrize(("source", "options", "error", "kind"), [
+    ("none", {}, "connect exactly one", NodeExecutionError),
+    ("both", {}, "connect exactly one", NodeExecutionError),
+    ("image", {"range": "near_far", "near": 5.0, "far": 2.0}, "near .* must be smaller than far",
+     PromptValidationError),
+])
+def test_depth_from_image_bad_input(installed, source, options, error, kind):
+    with pytest.raises(kind, match=error):
+        installed.run(from_image_prompt(source, **options))
+
+
+def load_depth_prompt(path: str, content: str = "depth", **frames) -> dict:
+    inputs = {"path": path, "content": content, "frame_load_cap": 0, "skip_first_frames": 0,
+              "select_every_nth": 1}
+    inputs.update(frames)
+    return previewed({"1": {"class_type": "EX4DLoadDepth", "inputs": inputs}}, "1")
+
+
+def test_save_then_load_depth_round_trip_and_frame_selection(installed):
+    host = installed
+    host.run(estimate_prompt(model="Depth Anything V2: tiny-v2"))
+    original = host.node_output("3")[0][0]
+    host.run({**estimate_prompt(model="Depth Anything V2: tiny-v2"),
+              "6": {"class_type": "EX4DSaveDepth", "inputs": {"depth": ["3", 0], "filename_prefix": "ex4d/d"}}})
+    saved = host.output_dir / host.node_output("6")[0][0]
+    with np.load(saved) as data:
+        assert sorted(data.files) == ["depth", "disparity"]
+    (host.input_dir / "saved_depth.npz").write_bytes(saved.read_bytes())
+    host.run(load_depth_prompt("saved_depth.npz"))
+    torch.testing.assert_close(host.node_output("1")[0][0].depth, original.depth, rtol=0, atol=0)
+    host.run(load_depth_prompt("saved_depth.npz", frame_load_cap=2, skip_first_frames=1, select_every_nth=3))
+    torch.testing.assert_close(host.node_output("1")[0][0].depth, original.depth[1::3][:2], rtol=0, atol=0)
+
+
+def test_load_depthcrafter_disparity_npz(installed):
+    host = installed
+    disparity = np.random.default_rng(0).random((3, 16, 24)).astype(np.float32)
+    np.savez_compressed(host.input_dir / "dc_out.npz", depth=disparity)  # DepthCrafter names it "depth"
+    host.run(load_depth_prompt("dc_out.npz", content="disparity"))
+    depth = host.node_output("1")[0][0]
+    torch.testing.assert_close(depth.depth, D.disparity_to_depth(torch.from_numpy(disparity)))
+
+
+@pytest.mark.parametrize(("arrays", "error"), [
+    ({"a": np.ones((2, 4, 4)), "b": np.ones((2, 4, 4))}, "none named 'depth'"),
+    ({"depth": np.zeros((2, 4, 4))}, "values <= 0; if it holds disparity"),
+    ({"depth": np.full((2, 4, 4), np.nan)}, "NaN"),
+    ({"depth": np.ones((2, 2, 4, 4))}, "expected \\[T, H, W\\]"),
+    ({"depth": np.array([{"x": 1}], dtype=object)}, "not a readable"),
+])
+def test_load_depth_bad_files(installed, arrays, error):
+    host = installed
+    np.savez(host.input_dir / "bad_depth.npz", **arrays)
+    with pytest.raises(NodeExecutionError, match=error):
+        host.run(load_depth_prompt("bad_depth.npz"))
+
+
+def test_load_depth_refuses_paths_outside_input(installed):
+    with pytest.raises(PromptValidationError, match="outside ComfyUI's input folder"):
+        installed.run(load_depth_prompt("../../etc/passwd"))

@@ -1,0 +1,169 @@
+"""Reconstruction nodes through the real executor: depth -> DW-mesh -> camera path -> render."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ex4d import camera as ex4d_camera
+from harness.host import NodeExecutionError, PromptValidationError
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "assets" / "example"
+FRAMES = 5
+
+
+@pytest.fixture(scope="module")
+def example_inputs(host):
+    for f in EXAMPLE.iterdir():
+        shutil.copy(f, host.input_dir / f.name)
+    return host
+
+
+def reconstruction_prompt(frames: int = FRAMES, camera: dict | None = None, **render) -> dict:
+    camera = camera or {"class_type": "EX4DCameraPreset",
+                        "inputs": {"depth": ["2", 0], "radius": 0.0, "focal": 500.0, "preset": "angle",
+                                   "angle": 30.0, "zoom_fraction": 0.5}}
+    return {
+        "1": {"class_type": "EX4DLoadVideo",
+              "inputs": {"video": "clip.mp4", "frame_load_cap": frames, "skip_first_frames": 0,
+                         "select_every_nth": 1, "target_fps": 0.0,
+                         "resize": "published (multiple of 64, long side capped)", "max_resolution": 1024,
+                         "multiple": 64}},
+        "2": {"class_type": "EX4DLoadDepth",
+              "inputs": {"path": "depth.npz", "content": "depth", "frame_load_cap": frames,
+                         "skip_first_frames": 0, "select_every_nth": 1}},
+        "3": {"class_type": "EX4DBuildDWMesh",
+              "inputs": {"frames": ["1", 0], "depth": ["2", 0], "filter": "angle", "angle_threshold": 2.5,
+                         "boundary_ratio": 2.0, "watertight": True, "focal": 500.0}},
+        "4": camera,
+        "5": {"class_type": "EX4DRenderViews",
+              "inputs": {"mesh": ["3", 0], "camera": ["4", 0], "backend": render.get("backend", "auto"),
+                         "chunk": 2, "antialias": True}},
+        "6": {"class_type": "PreviewImage", "inputs": {"images": ["5", 0]}},
+        "7": {"class_type": "MaskPreview", "inputs": {"mask": ["5", 1]}},
+    }
+
+
+def test_reconstruction_graph_renders_colour_and_mask(example_inputs):
+    host = example_inputs
+    outputs = host.run(reconstruction_prompt())
+    frames = host.node_output("1")[0][0]
+    colour, mask = (v[0] for v in host.node_output("5"))
+    assert colour.shape == (FRAMES, 320, 512, 3) and mask.shape == (FRAMES, 320, 512)
+    assert set(torch.unique(mask).tolist()) <= {0.0, 1.0}
+    assert torch.equal(colour[0], frames[0]) and bool(mask[0].all())  # frame 0 is the source
+    hidden = 1.0 - mask[1:].mean().item()
+    # published: with N < 49 frames the sweep is scaled by 49 / N (here 294 degrees), so much is hidden
+    assert 0.005 < hidden < 0.95, f"the orbit should disocclude some pixels, got {hidden:.3f}"
+    assert torch.all(colour[1:][mask[1:] == 0] == 0)  # colour is masked
+    assert len(outputs["6"]["images"]) == FRAMES and len(outputs["7"]["images"]) == FRAMES
+    events = [e for e in host.events("progress") if e["node"] == "5"]
+    assert events and events[-1]["value"] == events[-1]["max"]
+
+
+def test_camera_nodes_match_library(example_inputs):
+    host = example_inputs
+    host.run({**reconstruction_prompt(), "8": {"class_type": "EX4DSaveCameraPath",
+                                               "inputs": {"camera": ["4", 0], "filename_prefix": "ex4d/cam",
+                                                          "format": "ex4d npz"}}})
+    depth = host.node_output("2")[0][0].depth
+    cam = host.node_output("4")[0][0]
+    expected = ex4d_camera.preset("30", FRAMES, ex4d_camera.radius_from_depth(depth[0]), 512, 320)
+    np.testing.assert_array_equal(cam.extrinsics, expected.extrinsics)
+    saved = host.output_dir / host.node_output("8")[0][0]
+    with np.load(saved) as data:
+        assert sorted(data.files) == ["extrinsics", "intrinsics"]
+        np.testing.assert_array_equal(data["extrinsics"], expected.extrinsics)
+    # and back in through the loader, from the input folder
+    shutil.copy(saved, host.input_dir / "camera_30.npz")
+    prompt = reconstruction_prompt(camera={"class_type": "EX4DLoadCameraPath",
+                                           "inputs": {"path": "camera_30.npz", "width": 0, "height": 0}})
+    host.run(prompt)
+    np.testing.assert_array_equal(host.node_output("4")[0][0].extrinsics, expected.extrinsics)
+
+
+@pytest.mark.parametrize("node", [
+    {"class_type": "EX4DCameraOrbit", "inputs": {"yaw_start": 0.0, "yaw_end": 20.0, "pitch_start": 0.0,
+                                                  "pitch_end": 5.0, "distance": 0.0, "easing": "ease_in_out",
+                                                  "hold_start": 1, "hold_end": 0}},
+    {"class_type": "EX4DCameraDolly", "inputs": {"start": 0.0, "end": 0.3, "easing": "linear",
+                                                  "hold_start": 0, "hold_end": 1}},
+    {"class_type": "EX4DCameraKeyframes",
+     "inputs": {"keyframes": json.dumps([{"frame": 0, "yaw": 0}, {"frame": 4, "yaw": 15, "pitch": 5}]),
+                "easing": "linear"}},
+], ids=lambda n: n["class_type"])
+def test_custom_camera_nodes_run(example_inputs, node):
+    host = example_inputs
+    node = {"class_type": node["class_type"],
+            "inputs": {"depth": ["2", 0], "radius": 0.0, "focal": 500.0, **node["inputs"]}}
+    host.run(reconstruction_prompt(camera=node))
+    cam = host.node_output("4")[0][0]
+    assert cam.num_frames == FRAMES and (cam.width, cam.height) == (512, 320)
+    # frame 0 looks from the origin along +z: V = rows (-x, y, z), then E = diag(-1, -1, -1, 1) V
+    np.testing.assert_allclose(cam.extrinsics[0], np.diag([1, -1, -1, 1]).astype(np.float32), atol=1e-6)
+
+
+def test_save_dw_mesh_for_the_3d_preview(example_inputs):
+    host = example_inputs
+    prompt = reconstruction_prompt(frames=2)
+    prompt["8"] = {"class_type": "EX4DSaveDWMesh",
+                   "inputs": {"mesh": ["3", 0], "frame": 1, "format": "glb", "filename_prefix": "ex4d/mesh"}}
+    prompt["9"] = {"class_type": "Preview3D", "inputs": {"model_file": ["8", 0]}}
+    outputs = host.run(prompt)
+    relative = host.node_output("8")[0][0]
+    data = (host.output_dir / relative).read_bytes()
+    assert data[:4] == b"glTF" and len(data) > 320 * 512 * 12
+    assert outputs["9"]["result"][0] == relative
+
+
+def test_mismatched_camera_and_mesh_is_a_clear_error(example_inputs):
+    host = example_inputs
+    cam = ex4d_camera.preset("30", FRAMES + 3, 3.0, 512, 320)
+    cam.to_ex4d_npz(host.input_dir / "camera_long.npz")
+    prompt = reconstruction_prompt(camera={"class_type": "EX4DLoadCameraPath",
+                                           "inputs": {"path": "camera_long.npz", "width": 0, "height": 0}})
+    with pytest.raises(NodeExecutionError, match=f"camera has {FRAMES + 3} frames but mesh has {FRAMES}"):
+        host.run(prompt)
+
+
+def test_depth_and_frames_of_different_length_is_a_clear_error(example_inputs):
+    host = example_inputs
+    prompt = reconstruction_prompt()
+    prompt["2"]["inputs"]["frame_load_cap"] = FRAMES - 1
+    with pytest.raises(NodeExecutionError, match="differ in frame count or size"):
+        host.run(prompt)
+
+
+def test_nan_depth_is_refused(example_inputs):
+    host = example_inputs
+    bad = np.load(EXAMPLE / "depth.npz")["depth"].astype(np.float32)[:FRAMES]
+    bad[2, 10, 10] = np.nan
+    np.savez(host.input_dir / "nan_depth.npz", depth=bad)
+    prompt = reconstruction_prompt()
+    prompt["2"]["inputs"]["path"] = "nan_depth.npz"
+    with pytest.raises((NodeExecutionError, PromptValidationError), match="NaN"):
+        host.run(prompt)
+
+
+def test_render_cancel(example_inputs):
+    host = example_inputs
+
+    def cancel_in_render(value, total, node_id):
+        if node_id == "5":
+            host.interrupt()
+
+    host.on_progress = cancel_in_render
+    try:
+        with pytest.raises(InterruptedError):
+            host.run(reconstruction_prompt(frames=6, camera={
+                "class_type": "EX4DCameraPreset",
+                "inputs": {"depth": ["2", 0], "radius": 0.0, "focal": 500.0, "preset": "angle",
+                           "angle": 45.0, "zoom_fraction": 0.5}}))
+    finally:
+        host.on_progress = None
