@@ -140,22 +140,53 @@ def _resolve_pixels(
     den = (val * t.w[tri]).sum(1)
     depth = (val * t.z[tri]).sum(1) / den
     inside &= (depth >= -1) & (depth <= 1) & (den > 0)
-    if not bool(inside.any()):
-        return
-    tri, px, py, depth = tri[inside], px[inside], py[inside], depth[inside]
     bits = depth.contiguous().view(torch.int32)
     bits = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # float order -> signed int order
     key = (bits.to(torch.int64) << 32) | t.key_id[tri]
-    zbuf.scatter_reduce_(0, t.pix_base[tri] + py * w + px, key, reduce="amin")
+    # pixels that failed go to a scratch slot past the end instead of a compaction (no host sync)
+    index = torch.where(inside, t.pix_base[tri] + py * w + px, zbuf.numel() - 1)
+    zbuf.scatter_reduce_(0, index, key, reduce="amin")
+
+
+_DIRECT = (1, 2, 4)  # bbox sizes whose pixels are enumerated directly (no tile tests)
+
+
+def _direct(t: _Tris, tri: torch.Tensor, size: int, zbuf: torch.Tensor, w: int, budget: int) -> None:
+    """Resolve every pixel of the (at most size x size) boxes of ``tri``; most DW-mesh faces are this small."""
+    dy, dx = torch.meshgrid(torch.arange(size, device=tri.device), torch.arange(size, device=tri.device),
+                            indexing="ij")
+    dx, dy = dx.reshape(-1, 1), dy.reshape(-1, 1)
+    per = max(1, budget // (size * size))
+    for i in range(0, tri.numel(), per):
+        part = tri[i : i + per]
+        b = t.box[part]
+        px, py = b[:, 0][None] + dx, b[:, 1][None] + dy  # [size^2, n]
+        if size > 1:
+            ok = ((px <= b[:, 2][None]) & (py <= b[:, 3][None])).reshape(-1)
+            sel = ok.nonzero().squeeze(1)
+            _resolve_pixels(t, part.repeat(size * size)[sel], px.reshape(-1)[sel], py.reshape(-1)[sel], zbuf, w)
+        else:
+            _resolve_pixels(t, part, px[0], py[0], zbuf, w)
 
 
 def _traverse(t: _Tris, zbuf: torch.Tensor, h: int, w: int, budget: int) -> None:
     box = t.box
     size = torch.maximum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]) + 1
-    start = torch.ceil(torch.log2(size.to(torch.float64))).long().clamp_min(0)
+    # one host sync for the whole chunk: how many triangles fall in each size class
+    direct_class = torch.bucketize(size, torch.tensor(_DIRECT, device=size.device))
+    counts = torch.bincount(direct_class, minlength=len(_DIRECT) + 1).tolist()
+    order = torch.argsort(direct_class, stable=True)
+    groups = torch.split(order, counts)
+    for cls, tri in enumerate(groups[: len(_DIRECT)]):
+        if tri.numel():
+            _direct(t, tri, _DIRECT[cls], zbuf, w, budget)
+    big = groups[len(_DIRECT)]
+    if big.numel() == 0:
+        return
+    start = torch.ceil(torch.log2(size[big].to(torch.float64))).long().clamp_min(0)
     stack: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
     for level in torch.unique(start).tolist():
-        tri = (start == level).nonzero().squeeze(1)
+        tri = big[start == level]
         b = box[tri]
         tx0, ty0, tx1, ty1 = b[:, 0] >> level, b[:, 1] >> level, b[:, 2] >> level, b[:, 3] >> level
         dx = torch.tensor([0, 1, 0, 1], device=b.device)[:, None]
@@ -229,18 +260,22 @@ def rasterize(
     pos = pos.to(torch.float32)
     faces = faces.to(device)
     nf = faces.shape[0]
-    zbuf = torch.full((bsz * h * w,), _EMPTY, dtype=torch.int64, device=device)
-    per = max(1, min(nf, chunk))
-    for b in range(bsz):
-        for f0 in range(0, nf, per):
-            face_idx = torch.arange(f0, min(nf, f0 + per), device=device)
-            if face_mask is not None:
-                face_idx = face_idx[face_mask[b, f0 : f0 + per].to(device)]
-                if face_idx.numel() == 0:
-                    continue
-            t = _setup(pos, faces, torch.full_like(face_idx, b), face_idx, h, w)
-            if t is not None:
-                _traverse(t, zbuf, h, w, budget)
+    zbuf = torch.full((bsz * h * w + 1,), _EMPTY, dtype=torch.int64, device=device)  # + scratch slot
+    if face_mask is None:
+        total = bsz * nf
+        pairs = None
+    else:
+        pairs = face_mask.to(device).reshape(-1).nonzero().squeeze(1)
+        total = pairs.numel()
+    # triangles of several frames are set up and traversed together: fewer, larger kernels
+    for i0 in range(0, total, max(1, chunk)):
+        i1 = min(total, i0 + max(1, chunk))
+        flat = torch.arange(i0, i1, device=device) if pairs is None else pairs[i0:i1]
+        t = _setup(pos, faces, flat // nf, flat % nf, h, w)
+        if t is not None:
+            _traverse(t, zbuf, h, w, budget)
+    zbuf[-1] = _EMPTY
+    zbuf = zbuf[:-1]
     return _rast_from_zbuf(pos, faces, zbuf, bsz, h, w)
 
 
