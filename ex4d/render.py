@@ -183,60 +183,70 @@ def _traverse(t: _Tris, zbuf: torch.Tensor, h: int, w: int, budget: int) -> None
     big = groups[len(_DIRECT)]
     if big.numel() == 0:
         return
+    # each big triangle starts on the level where its box spans at most 2 x 2 tiles
     start = torch.ceil(torch.log2(size[big].to(torch.float64))).long().clamp_min(0)
-    stack: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
-    for level in torch.unique(start).tolist():
-        tri = big[start == level]
-        b = box[tri]
-        tx0, ty0, tx1, ty1 = b[:, 0] >> level, b[:, 1] >> level, b[:, 2] >> level, b[:, 3] >> level
-        dx = torch.tensor([0, 1, 0, 1], device=b.device)[:, None]
-        dy = torch.tensor([0, 0, 1, 1], device=b.device)[:, None]
-        ok = (tx0[None] + dx <= tx1[None]) & (ty0[None] + dy <= ty1[None])
-        sel = ok.reshape(-1).nonzero().squeeze(1)
-        stack.append(
-            (level, tri.repeat(4)[sel], (tx0[None] + dx).reshape(-1)[sel], (ty0[None] + dy).reshape(-1)[sel])
-        )
-    while stack:
-        level, tri, tx, ty = stack.pop()
-        if tri.numel() > budget:
-            half = tri.numel() // 2
-            stack.append((level, tri[half:], tx[half:], ty[half:]))
-            stack.append((level, tri[:half], tx[:half], ty[:half]))
+    b = box[big]
+    tx0, ty0, tx1, ty1 = b[:, 0] >> start, b[:, 1] >> start, b[:, 2] >> start, b[:, 3] >> start
+    cx, cy = tx0[None] + _QUAD_X.to(b.device), ty0[None] + _QUAD_Y.to(b.device)  # [4, n]
+    sel = ((cx <= tx1[None]) & (cy <= ty1[None])).reshape(-1).nonzero().squeeze(1)
+    tri, tx, ty, lvl = big.repeat(4)[sel], cx.reshape(-1)[sel], cy.reshape(-1)[sel], start.repeat(4)[sel]
+    order = torch.argsort(lvl, stable=True)
+    counts = torch.bincount(lvl, minlength=1).tolist()
+    pending: dict[int, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
+    for level, part in enumerate(torch.split(order, counts)):
+        if part.numel():
+            pending.setdefault(level, []).append((tri[part], tx[part], ty[part]))
+    # level-synchronous descent: all tiles of one level are tested together (few, large kernels)
+    for level in range(len(counts) - 1, 0, -1):
+        items = pending.pop(level, [])
+        if not items:
             continue
-        if level == 0:
-            _resolve_pixels(t, tri, tx, ty, zbuf, w)
-            continue
-        size = 1 << level
-        b = t.box[tri]
-        # pixel centres of the tile part inside the bbox; reject when an edge is negative on all corners
-        x0 = torch.maximum(tx * size, b[:, 0]).to(t.edge.dtype) + 0.5
-        x1 = torch.minimum(tx * size + size - 1, b[:, 2]).to(t.edge.dtype) + 0.5
-        y0 = torch.maximum(ty * size, b[:, 1]).to(t.edge.dtype) + 0.5
-        y1 = torch.minimum(ty * size + size - 1, b[:, 3]).to(t.edge.dtype) + 0.5
-        e = t.edge[tri]
-        best = (
-            e[..., 2]
-            + torch.maximum(e[..., 0] * x0[:, None], e[..., 0] * x1[:, None])
-            + torch.maximum(e[..., 1] * y0[:, None], e[..., 1] * y1[:, None])
-        )
-        ok = (best >= -t.margin[tri]).all(1)
-        tri, tx, ty, b = tri[ok], tx[ok], ty[ok], b[ok]
-        if tri.numel() == 0:
-            continue
-        half = size >> 1
-        n = tri.numel()
-        cx = (tx * 2)[None] + torch.tensor([0, 1, 0, 1], device=tx.device)[:, None]
-        cy = (ty * 2)[None] + torch.tensor([0, 0, 1, 1], device=ty.device)[:, None]
-        b4 = b[None].expand(4, n, 4)
-        ok = (
-            (cx * half <= b4[..., 2])
-            & (cx * half + half - 1 >= b4[..., 0])
-            & (cy * half <= b4[..., 3])
-            & (cy * half + half - 1 >= b4[..., 1])
-        )
-        sel = ok.reshape(-1).nonzero().squeeze(1)
-        if sel.numel():
-            stack.append((level - 1, tri.repeat(4)[sel], cx.reshape(-1)[sel], cy.reshape(-1)[sel]))
+        tri, tx, ty = (torch.cat(x) for x in zip(*items, strict=True))
+        for i in range(0, tri.numel(), budget):
+            child = _split_tiles(t, level, tri[i : i + budget], tx[i : i + budget], ty[i : i + budget])
+            if child[0].numel():
+                pending.setdefault(level - 1, []).append(child)
+    items = pending.pop(0, [])
+    if items:
+        tri, tx, ty = (torch.cat(x) for x in zip(*items, strict=True))
+        for i in range(0, tri.numel(), budget):
+            _resolve_pixels(t, tri[i : i + budget], tx[i : i + budget], ty[i : i + budget], zbuf, w)
+
+
+_QUAD_X = torch.tensor([0, 1, 0, 1])[:, None]
+_QUAD_Y = torch.tensor([0, 0, 1, 1])[:, None]
+
+
+def _split_tiles(
+    t: _Tris, level: int, tri: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Tiles (tri, tx, ty) of side 2**level that may hold a covered pixel centre -> their quarter tiles
+    inside the triangle's box (conservative test: reject when an edge is negative on all corners)."""
+    size = 1 << level
+    b = t.box[tri]
+    x0 = torch.maximum(tx * size, b[:, 0]).to(t.edge.dtype) + 0.5
+    x1 = torch.minimum(tx * size + size - 1, b[:, 2]).to(t.edge.dtype) + 0.5
+    y0 = torch.maximum(ty * size, b[:, 1]).to(t.edge.dtype) + 0.5
+    y1 = torch.minimum(ty * size + size - 1, b[:, 3]).to(t.edge.dtype) + 0.5
+    e = t.edge[tri]
+    best = (
+        e[..., 2]
+        + torch.maximum(e[..., 0] * x0[:, None], e[..., 0] * x1[:, None])
+        + torch.maximum(e[..., 1] * y0[:, None], e[..., 1] * y1[:, None])
+    )
+    ok = (best >= -t.margin[tri]).all(1)
+    half = size >> 1
+    cx = (tx * 2)[None] + _QUAD_X.to(tx.device)
+    cy = (ty * 2)[None] + _QUAD_Y.to(ty.device)
+    keep = (
+        ok[None]
+        & (cx * half <= b[:, 2][None])
+        & (cx * half + half - 1 >= b[:, 0][None])
+        & (cy * half <= b[:, 3][None])
+        & (cy * half + half - 1 >= b[:, 1][None])
+    )
+    sel = keep.reshape(-1).nonzero().squeeze(1)
+    return tri.repeat(4)[sel], cx.reshape(-1)[sel], cy.reshape(-1)[sel]
 
 
 def rasterize(
@@ -244,14 +254,15 @@ def rasterize(
     faces: torch.Tensor,
     resolution: tuple[int, int],
     face_mask: torch.Tensor | None = None,
-    chunk: int = 1 << 20,
+    chunk: int | None = None,
     budget: int = 1 << 22,
 ) -> torch.Tensor:
     """Rasterise clip-space triangles like ``nvdiffrast.torch.rasterize`` (first output only).
 
     pos: [B, V, 4] (or [V, 4]) clip positions; faces: [F, 3] int32 shared by the batch; face_mask: optional
     [B, F] bool (False = face absent in that frame). ``chunk`` bounds the triangles set up at once and
-    ``budget`` the tile/pixel candidates processed at once. Returns [B, H, W, 4] float32.
+    ``budget`` the tile/pixel candidates processed at once; ``chunk=None`` takes 2**23 triangles on a GPU
+    (about 3 GB of set-up) and 2**20 elsewhere. Returns [B, H, W, 4] float32.
     """
     if pos.ndim == 2:
         pos = pos[None]
@@ -260,6 +271,8 @@ def rasterize(
     pos = pos.to(torch.float32)
     faces = faces.to(device)
     nf = faces.shape[0]
+    if chunk is None:
+        chunk = 1 << 23 if device.type == "cuda" else 1 << 20
     zbuf = torch.full((bsz * h * w + 1,), _EMPTY, dtype=torch.int64, device=device)  # + scratch slot
     if face_mask is None:
         total = bsz * nf
@@ -366,83 +379,68 @@ def antialias(
     if neighbours is None:
         neighbours = face_neighbours(faces)
     f = faces.long()
-    out = color.clone()
+    nv = pos.shape[1]
+    out = color.clone().reshape(-1, ch)
     tri = rast[..., 3].long() - 1  # [B, H, W]
     depth = torch.where(tri >= 0, rast[..., 2], torch.full_like(rast[..., 2], float("inf")))
-    for b in range(bsz):
-        s = _screen_homogeneous(pos[b].to(torch.float32), h, w)  # [V, 3]
-        proj = s[:, :2] / s[:, 2:3]
-        front_v = s[:, 2] > 0
-        for axis in (1, 0):  # 1: horizontal pairs (x, x+1), 0: vertical pairs (y, y+1)
-            ta, tb = (tri[b, :, :-1], tri[b, :, 1:]) if axis == 1 else (tri[b, :-1], tri[b, 1:])
-            da, db = (depth[b, :, :-1], depth[b, :, 1:]) if axis == 1 else (depth[b, :-1], depth[b, 1:])
-            pairs = (ta != tb).nonzero()
-            if pairs.numel() == 0:
-                continue
-            i0, j0 = pairs[:, 0], pairs[:, 1]
-            ta_p, tb_p = ta[i0, j0], tb[i0, j0]
-            a_front = da[i0, j0] <= db[i0, j0]
-            ft = torch.where(a_front, ta_p, tb_p)
-            ok = ft >= 0
-            ft = ft.clamp_min(0)
-            fv = f[ft]  # [m, 3]
-            nbr = neighbours[ft]  # [m, 3]
-            det_f = _orient(s, fv)
-            nb_ok = nbr >= 0
-            nbc = nbr.clamp_min(0)
-            if face_mask is not None:
-                nb_ok &= face_mask[b].to(color.device)[nbc]
-            det_n = _orient(s, f[nbc].reshape(-1, 3)).reshape(-1, 3)
-            sil = ~nb_ok | (torch.sign(det_n) != torch.sign(det_f)[:, None])
-            # pixel centres of the pair: A = (x, y), B = A + 1 along the axis (continuous coordinates)
-            ya = i0.to(torch.float32) + 0.5
-            xa = j0.to(torch.float32) + 0.5
-            best_t = torch.full_like(xa, -1.0)
-            for k, (vi, vj) in enumerate(_EDGES):
-                p, q = fv[:, vi], fv[:, vj]
-                valid = sil[:, k] & front_v[p] & front_v[q]
-                pa, qa = proj[p], proj[q]
-                if axis == 1:
-                    along_p, along_q, across_p, across_q, c_along, c_across = (
-                        pa[:, 0],
-                        qa[:, 0],
-                        pa[:, 1],
-                        qa[:, 1],
-                        xa,
-                        ya,
-                    )
-                else:
-                    along_p, along_q, across_p, across_q, c_along, c_across = (
-                        pa[:, 1],
-                        qa[:, 1],
-                        pa[:, 0],
-                        qa[:, 0],
-                        ya,
-                        xa,
-                    )
-                dp, dq = across_p - c_across, across_q - c_across
-                cross = (dp * dq < 0) & valid
-                r = dp / torch.where(cross, dp - dq, torch.ones_like(dp))
-                hit = along_p + r * (along_q - along_p) - c_along  # 0 at A, 1 at B
-                hit = torch.where(a_front, hit, 1.0 - hit)  # measured from the front pixel
-                cross &= (hit >= 0) & (hit <= 1) & (best_t < 0)
-                best_t = torch.where(cross, hit, best_t)
-            use = ok & (best_t >= 0)
-            if not bool(use.any()):
-                continue
-            i0, j0, t_, a_front = i0[use], j0[use], best_t[use], a_front[use]
-            i1, j1 = (i0, j0 + 1) if axis == 1 else (i0 + 1, j0)
-            ca, cb = color[b, i0, j0], color[b, i1, j1]
-            cf, cn = torch.where(a_front[:, None], ca, cb), torch.where(a_front[:, None], cb, ca)
-            spill = (t_ - 0.5).clamp_min(0)[:, None]  # front colour into the far pixel
-            shrink = (0.5 - t_).clamp_min(0)[:, None]  # far colour into the front pixel
-            delta_far, delta_front = spill * (cf - cn), shrink * (cn - cf)
-            da_ = torch.where(a_front[:, None], delta_front, delta_far)
-            db_ = torch.where(a_front[:, None], delta_far, delta_front)
-            flat = out[b].reshape(h * w, ch)
-            flat.index_add_(0, i0 * w + j0, da_)
-            flat.index_add_(0, i1 * w + j1, db_)
-    return out
+    # all frames at once: vertex v of frame b is row b * V + v of the flattened screen positions
+    s = _screen_homogeneous(pos.to(torch.float32), h, w).reshape(-1, 3)  # [B*V, 3]
+    proj = s[:, :2] / s[:, 2:3]
+    front_v = s[:, 2] > 0
+    keep_flat = face_mask.to(color.device).reshape(-1) if face_mask is not None else None
+    for axis in (2, 1):  # 2: horizontal pairs (x, x+1), 1: vertical pairs (y, y+1)
+        ta, tb = (tri[:, :, :-1], tri[:, :, 1:]) if axis == 2 else (tri[:, :-1], tri[:, 1:])
+        da, db = (depth[:, :, :-1], depth[:, :, 1:]) if axis == 2 else (depth[:, :-1], depth[:, 1:])
+        pairs = (ta != tb).nonzero()
+        if pairs.numel() == 0:
+            continue
+        bb, i0, j0 = pairs.unbind(1)
+        ta_p, tb_p = ta[bb, i0, j0], tb[bb, i0, j0]
+        a_front = da[bb, i0, j0] <= db[bb, i0, j0]
+        ft = torch.where(a_front, ta_p, tb_p)
+        ok = ft >= 0
+        ft = ft.clamp_min(0)
+        base = bb * nv
+        fv = f[ft] + base[:, None]  # [m, 3] rows of s
+        nbr = neighbours[ft]  # [m, 3]
+        det_f = _orient(s, fv)
+        nb_ok = nbr >= 0
+        nbc = nbr.clamp_min(0)
+        if keep_flat is not None:
+            nb_ok &= keep_flat[bb[:, None] * f.shape[0] + nbc]
+        det_n = _orient(s, (f[nbc] + base[:, None, None]).reshape(-1, 3)).reshape(-1, 3)
+        sil = ~nb_ok | (torch.sign(det_n) != torch.sign(det_f)[:, None])
+        # pixel centres of the pair: A = (x, y), B = A + 1 along the axis (continuous coordinates)
+        ya = i0.to(torch.float32) + 0.5
+        xa = j0.to(torch.float32) + 0.5
+        c_along, c_across = (xa, ya) if axis == 2 else (ya, xa)
+        k_along = 0 if axis == 2 else 1
+        best_t = torch.full_like(xa, -1.0)
+        for k, (vi, vj) in enumerate(_EDGES):
+            p, q = fv[:, vi], fv[:, vj]
+            valid = sil[:, k] & front_v[p] & front_v[q]
+            pa, qa = proj[p], proj[q]
+            dp, dq = pa[:, 1 - k_along] - c_across, qa[:, 1 - k_along] - c_across
+            cross = (dp * dq < 0) & valid
+            r = dp / torch.where(cross, dp - dq, torch.ones_like(dp))
+            hit = pa[:, k_along] + r * (qa[:, k_along] - pa[:, k_along]) - c_along  # 0 at A, 1 at B
+            hit = torch.where(a_front, hit, 1.0 - hit)  # measured from the front pixel
+            cross &= (hit >= 0) & (hit <= 1) & (best_t < 0)
+            best_t = torch.where(cross, hit, best_t)
+        use = ok & (best_t >= 0)
+        # pairs without a silhouette crossing add zero (no compaction, no host sync)
+        t_ = torch.where(use, best_t, torch.full_like(best_t, 0.5))
+        i1, j1 = (i0, j0 + 1) if axis == 2 else (i0 + 1, j0)
+        ia, ib = (bb * h + i0) * w + j0, (bb * h + i1) * w + j1
+        flat_in = color.reshape(-1, ch)
+        ca, cb = flat_in[ia], flat_in[ib]
+        cf, cn = torch.where(a_front[:, None], ca, cb), torch.where(a_front[:, None], cb, ca)
+        spill = (t_ - 0.5).clamp_min(0)[:, None]  # front colour into the far pixel
+        shrink = (0.5 - t_).clamp_min(0)[:, None]  # far colour into the front pixel
+        delta_far, delta_front = spill * (cf - cn), shrink * (cn - cf)
+        out.index_add_(0, ia, torch.where(a_front[:, None], delta_front, delta_far))
+        out.index_add_(0, ib, torch.where(a_front[:, None], delta_far, delta_front))
+    return out.reshape(bsz, h, w, ch)
 
 
 def _orient(s: torch.Tensor, fv: torch.Tensor) -> torch.Tensor:

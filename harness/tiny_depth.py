@@ -329,9 +329,12 @@ def build_full_size_depthcrafter(dtype: torch.dtype, device: str = "cuda", atten
     enc_cfg = {k: v for k, v in SVD_IMAGE_ENCODER_CONFIG.items() if k not in ("architectures", "model_type")}
     with torch.device(device):
         torch.manual_seed(0)
-        unet = depthcrafter_unet_class()(**_diffusers_kwargs(DEPTHCRAFTER_UNET_CONFIG)).to(dtype).eval()
-        vae = AutoencoderKLTemporalDecoder(**_diffusers_kwargs(SVD_VAE_CONFIG)).to(dtype).eval()
-        enc = CLIPVisionModelWithProjection(CLIPVisionConfig(**enc_cfg)).to(dtype).eval()
+        unet = depthcrafter_unet_class()(**_diffusers_kwargs(DEPTHCRAFTER_UNET_CONFIG))
+        vae = AutoencoderKLTemporalDecoder(**_diffusers_kwargs(SVD_VAE_CONFIG))
+        enc = CLIPVisionModelWithProjection(CLIPVisionConfig(**enc_cfg))
+    # some buffers (diffusers' AlphaBlender mix factor, made with the legacy torch.Tensor([...])) ignore the
+    # device context: move everything explicitly
+    unet, vae, enc = (m.to(device, dtype).eval() for m in (unet, vae, enc))
     sched = EulerDiscreteScheduler.from_config(SVD_SCHEDULER_CONFIG)
     fe = SVD_FEATURE_EXTRACTOR_CONFIG
     model = DepthCrafter(unet, vae, enc, sched, fe["image_mean"], fe["image_std"], device)
