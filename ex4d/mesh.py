@@ -184,12 +184,13 @@ def build_dw_mesh(
     angle_threshold: float = 2.5,
     boundary_ratio: float = 2.0,
     watertight: bool = True,
-    chunk_frames: int = 8,
+    chunk_frames: int | None = None,
 ) -> DWMesh:
     """Build the per-frame DW-meshes.
 
     frames: [T, H, W, 3] float in [0, 1]; depth: [T, H, W] z-depth (same device). Vectorised over faces,
-    processed ``chunk_frames`` frames at a time to bound the filter's temporaries.
+    processed ``chunk_frames`` frames at a time to bound the filter's temporaries (about 50 MB a frame at
+    512 x 512; default: 64 frames on a GPU, 8 elsewhere).
     """
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be [T, H, W, 3], got {list(frames.shape)}")
@@ -201,6 +202,8 @@ def build_dw_mesh(
     device = frames.device
     depth = depth.to(device)
     faces = grid_faces(h, w, device)
+    if chunk_frames is None:
+        chunk_frames = 64 if device.type == "cuda" else 8
     verts, cols, flags = [], [], []
     for s in range(0, t, chunk_frames):
         pts = unproject(depth[s : s + chunk_frames], focal)

@@ -480,7 +480,7 @@ def render_views(
     mesh: DWMesh,
     camera: CameraPath,
     backend: str = "auto",
-    chunk: int = 8,
+    chunk: int = 16,
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     device: torch.device | str | None = None,

@@ -37,13 +37,17 @@ def main() -> None:
     seconds = time.perf_counter() - t0
     print(f"[ex4d demo] {args.workflow.name}: {len(prompt)} nodes ran in {seconds:.1f} s")
     for node_id, ui in outputs.items():
+        title = f"node {node_id} ({prompt[node_id]['class_type']})"
         for kind, items in ui.items():
-            for item in items if isinstance(items, list) else []:
-                if isinstance(item, dict) and "filename" in item:
-                    folder = host.output_dir if item.get("type") == "output" else host.work_dir / "temp"
-                    print(f"  node {node_id} ({prompt[node_id]['class_type']}) {kind}: "
-                          f"{folder / item.get('subfolder', '') / item['filename']}")
-
+            items = items if isinstance(items, list) else []
+            files = [i for i in items if isinstance(i, dict) and "filename" in i]
+            texts = [i for i in items if isinstance(i, str)]
+            for item in files[:1]:
+                folder = host.output_dir if item.get("type") == "output" else host.work_dir / "temp"
+                more = f" (+{len(files) - 1} more)" if len(files) > 1 else ""
+                print(f"  {title} {kind}: {folder / item.get('subfolder', '') / item['filename']}{more}")
+            for text in texts[:1]:
+                print(f"  {title} {kind}: {host.output_dir / text}")
 
 if __name__ == "__main__":
     main()

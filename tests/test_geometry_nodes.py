@@ -167,3 +167,23 @@ def test_render_cancel(example_inputs):
                            "angle": 45.0, "zoom_fraction": 0.5}}))
     finally:
         host.on_progress = None
+
+
+def test_example_workflow_runs_end_to_end(example_inputs):
+    """workflows/ex4d_example_api.json (what ./dev demo runs), on the first frames of the bundled clip."""
+    host = example_inputs
+    prompt = json.loads((REPO / "workflows" / "ex4d_example_api.json").read_text())
+    for node in prompt.values():
+        if "frame_load_cap" in node["inputs"]:
+            node["inputs"]["frame_load_cap"] = FRAMES
+    outputs = host.run(prompt)
+    colour, mask = (v[0] for v in host.node_output("7"))
+    assert colour.shape == (FRAMES, 320, 512, 3) and mask.shape == (FRAMES, 320, 512)
+    videos = [outputs[n]["images"][0] for n in ("9", "12")]
+    for item in videos:
+        path = host.output_dir / item["subfolder"] / item["filename"]
+        assert path.suffix == ".mp4" and path.stat().st_size > 1000
+    assert (host.output_dir / host.node_output("13")[0][0]).read_bytes()[:4] == b"glTF"
+    with np.load(host.output_dir / host.node_output("15")[0][0]) as cam:
+        assert cam["extrinsics"].shape == (FRAMES, 4, 4)
+    assert len(outputs["4"]["images"]) == FRAMES  # depth preview
