@@ -180,6 +180,13 @@ class EstimateDepth(io.ComfyNode):
         except ex4d_depth.Cancelled:
             mm.throw_exception_if_processing_interrupted()
             raise
+        except torch.cuda.OutOfMemoryError as e:
+            t, h, w = frames.shape[:3]
+            raise RuntimeError(
+                f"frames: out of GPU memory estimating depth for {t} frames of {w}x{h} with {depth_model.name}. "
+                "Lower 'window' (DepthCrafter) or 'batch_size' (Depth Anything), load the model in bf16/fp16, "
+                "or load fewer / smaller frames."
+            ) from e
         return io.NodeOutput(result.to(mm.intermediate_device()))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import comfy.model_management
+import torch
 from comfy_api.latest import io
 
 from ..ex4d import render as ex4d_render
@@ -53,6 +54,9 @@ class RenderViews(io.ComfyNode):
         except ex4d_render.RenderCancelled:
             comfy.model_management.throw_exception_if_processing_interrupted()
             raise
+        except torch.cuda.OutOfMemoryError as e:
+            raise RuntimeError(f"chunk: out of GPU memory rendering {chunk} frames of {mesh.width}x{mesh.height} at "
+                               "once; lower 'chunk'") from e
         out = comfy.model_management.intermediate_device()
         return io.NodeOutput(result.color.to(out), result.mask.to(out))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -233,3 +235,18 @@ def test_load_depth_bad_files(installed, arrays, error):
 def test_load_depth_refuses_paths_outside_input(installed):
     with pytest.raises(PromptValidationError, match="outside ComfyUI's input folder"):
         installed.run(load_depth_prompt("../../etc/passwd"))
+
+
+def test_out_of_memory_is_a_clear_error_and_the_host_goes_on(installed, monkeypatch):
+    host = installed
+    module = sys.modules[host.node_classes["EX4DEstimateDepth"].__module__]
+
+    def oom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 40.00 GiB")
+
+    monkeypatch.setattr(module.ex4d_depth.DepthCrafter, "estimate", oom)
+    with pytest.raises(NodeExecutionError, match="out of GPU memory estimating depth for 8 frames of 64x64.*'window'"):
+        host.run(estimate_prompt(seed=5))
+    monkeypatch.undo()
+    host.run(estimate_prompt(seed=5))
+    assert host.node_output("3")[0][0].depth.shape == (T, H, W)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -187,3 +188,15 @@ def test_example_workflow_runs_end_to_end(example_inputs):
     with np.load(host.output_dir / host.node_output("15")[0][0]) as cam:
         assert cam["extrinsics"].shape == (FRAMES, 4, 4)
     assert len(outputs["4"]["images"]) == FRAMES  # depth preview
+
+
+def test_render_out_of_memory_names_the_chunk_input(example_inputs, monkeypatch):
+    host = example_inputs
+    module = sys.modules[host.node_classes["EX4DRenderViews"].__module__]
+
+    def oom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(module.ex4d_render, "render_views", oom)
+    with pytest.raises(NodeExecutionError, match="chunk: out of GPU memory rendering 2 frames of 512x320"):
+        host.run(reconstruction_prompt(frames=3))
