@@ -13,6 +13,7 @@ Both point the host's input, output, temp and user folders and its model folders
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,6 +194,24 @@ class InProcessHost:
             if event == "execution_interrupted":
                 raise InterruptedError(f"execution interrupted at node {data.get('node_id')}")
         return self.executor.history_result["outputs"]
+
+    @contextlib.contextmanager
+    def interrupt_when(self, node_id: str, at_value: int = 1) -> Iterator[list[int]]:
+        """Within the block, interrupt the running prompt once ``node_id`` reports progress >= ``at_value``
+        (as the Cancel button does); yields the progress values that node reported."""
+        seen: list[int] = []
+
+        def hook(value, total, reporting_node):
+            if reporting_node == node_id:
+                seen.append(value)
+                if value >= at_value:
+                    self.interrupt()
+
+        self.on_progress = hook
+        try:
+            yield seen
+        finally:
+            self.on_progress = None
 
     def interrupt(self) -> None:
         """What the UI's cancel button does: flag the running prompt for interruption."""

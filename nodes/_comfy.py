@@ -91,13 +91,18 @@ def check_input_file(name: str, input_name: str) -> bool | str:
     return True
 
 
-def input_file_fingerprint(name: str, input_name: str) -> str:
-    """``fingerprint_inputs`` of a node reading an input file: changes when the file does."""
+def file_fingerprint(resolve: Callable[[str], Path | str], name: str) -> str:
+    """``fingerprint_inputs`` of a node reading a file: changes when the file does ("missing" if absent)."""
     try:
-        stat = resolve_input_file(name, input_name).stat()
+        stat = os.stat(resolve(name))
     except (ValueError, OSError):
         return "missing"
     return f"{stat.st_mtime_ns}:{stat.st_size}"
+
+
+def input_file_fingerprint(name: str, input_name: str) -> str:
+    """:func:`file_fingerprint` of a file in the input folder."""
+    return file_fingerprint(lambda n: resolve_input_file(n, input_name), name)
 
 
 class Progress:

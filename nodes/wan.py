@@ -19,7 +19,7 @@ from comfy_api.latest import io
 from ..ex4d import adapter as ex4d_adapter
 from ..ex4d import sampling as ex4d_sampling
 from . import _wan_patch
-from ._comfy import CATEGORY, resolve_input_file
+from ._comfy import CATEGORY, file_fingerprint, output_path, resolve_input_file
 from ._types import Adapter
 
 LORAS_PREFIX = "loras/"
@@ -73,20 +73,6 @@ def resolve_prompt_file(name: str) -> Path:
     return resolve_input_file(name, "embeddings")
 
 
-def _save_path(filename_prefix: str, suffix: str) -> Path:
-    out_dir = folder_paths.get_output_directory()
-    folder, filename, counter, _, _ = folder_paths.get_save_image_path(filename_prefix, out_dir)
-    os.makedirs(folder, exist_ok=True)
-    return Path(folder) / f"{filename}_{counter:05}_{suffix}"
-
-
-def _mtime(path_fn, name: str) -> float:
-    try:
-        return os.path.getmtime(path_fn(name))
-    except (ValueError, OSError):
-        return float("nan")
-
-
 # ---------------------------------------------------------------------------------------------
 # Adapter
 
@@ -111,8 +97,8 @@ class AdapterLoader(io.ComfyNode):
         )
 
     @classmethod
-    def fingerprint_inputs(cls, adapter_name) -> float:
-        return _mtime(resolve_adapter_file, adapter_name)
+    def fingerprint_inputs(cls, adapter_name) -> str:
+        return file_fingerprint(resolve_adapter_file, adapter_name)
 
     @classmethod
     def execute(cls, adapter_name) -> io.NodeOutput:
@@ -143,7 +129,7 @@ class SaveAdapterSafetensors(io.ComfyNode):
 
     @classmethod
     def execute(cls, adapter, filename_prefix) -> io.NodeOutput:
-        path = ex4d_adapter.save_safetensors(adapter, _save_path(filename_prefix, ".safetensors"))
+        path = ex4d_adapter.save_safetensors(adapter, output_path(filename_prefix, "safetensors")[0])
         return io.NodeOutput(str(path))
 
 
@@ -373,7 +359,7 @@ class SavePromptEmbeddings(io.ComfyNode):
     def execute(cls, conditioning, filename_prefix, prompt) -> io.NodeOutput:
         entries = [(c[0], c[1]) for c in conditioning]
         path = ex4d_sampling.save_prompt_embeddings(
-            entries, _save_path(filename_prefix, ".safetensors"), prompt
+            entries, output_path(filename_prefix, "safetensors")[0], prompt
         )
         return io.NodeOutput(str(path))
 
@@ -402,8 +388,8 @@ class LoadPromptEmbeddings(io.ComfyNode):
         return True
 
     @classmethod
-    def fingerprint_inputs(cls, embeddings) -> float:
-        return _mtime(resolve_prompt_file, embeddings)
+    def fingerprint_inputs(cls, embeddings) -> str:
+        return file_fingerprint(resolve_prompt_file, embeddings)
 
     @classmethod
     def execute(cls, embeddings) -> io.NodeOutput:

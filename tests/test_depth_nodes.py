@@ -129,16 +129,9 @@ def test_depth_anything_graph(installed):
 def test_estimate_cancel_then_next_prompt_runs(installed):
     host = installed
 
-    def cancel_in_estimate(value, total, node_id):
-        if node_id == "3":
-            host.interrupt()
-
-    host.on_progress = cancel_in_estimate
-    try:
-        with pytest.raises(InterruptedError):
-            host.run(estimate_prompt(seed=99))
-    finally:
-        host.on_progress = None
+    with host.interrupt_when("3") as seen, pytest.raises(InterruptedError):
+        host.run(estimate_prompt(seed=99))
+    assert seen and max(seen) < 4  # stopped before the last of 2 windows x 2 steps
     host.run(estimate_prompt(seed=99))
     assert host.node_output("3")[0][0].depth.shape == (T, H, W)
 

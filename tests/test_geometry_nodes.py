@@ -154,20 +154,12 @@ def test_nan_depth_is_refused(example_inputs):
 
 def test_render_cancel(example_inputs):
     host = example_inputs
-
-    def cancel_in_render(value, total, node_id):
-        if node_id == "5":
-            host.interrupt()
-
-    host.on_progress = cancel_in_render
-    try:
-        with pytest.raises(InterruptedError):
-            host.run(reconstruction_prompt(frames=6, camera={
-                "class_type": "EX4DCameraPreset",
-                "inputs": {"depth": ["2", 0], "radius": 0.0, "focal": 500.0, "preset": "angle",
-                           "angle": 45.0, "zoom_fraction": 0.5}}))
-    finally:
-        host.on_progress = None
+    camera = {"class_type": "EX4DCameraPreset",
+              "inputs": {"depth": ["2", 0], "radius": 0.0, "focal": 500.0, "preset": "angle", "angle": 45.0,
+                         "zoom_fraction": 0.5}}
+    with host.interrupt_when("5", at_value=2) as seen, pytest.raises(InterruptedError):
+        host.run(reconstruction_prompt(frames=6, camera=camera))
+    assert seen and max(seen) < 6  # chunks of 2 frames: stopped before the last
 
 
 def test_example_workflow_runs_end_to_end(example_inputs):

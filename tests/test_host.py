@@ -76,19 +76,8 @@ def test_progress_is_reported_and_cancel_stops_the_node(host, clip_name):
     values = [e["value"] for e in host.events("progress") if e["node"] == "1"]
     assert values[-1] == 6 and values == sorted(values)
 
-    seen = []
-
-    def cancel_at_two(value, total, node_id):
-        seen.append(value)
-        if value == 2:
-            host.interrupt()
-
-    host.on_progress = cancel_at_two
-    try:
-        with pytest.raises(InterruptedError):
-            host.run(load_video_prompt(clip_name, frame_load_cap=8, skip_first_frames=1))
-    finally:
-        host.on_progress = None
+    with host.interrupt_when("1", at_value=2) as seen, pytest.raises(InterruptedError):
+        host.run(load_video_prompt(clip_name, frame_load_cap=8, skip_first_frames=1))
     assert max(seen) < 8
     host.run(load_video_prompt(clip_name, frame_load_cap=3))  # the next prompt runs normally
     assert host.node_output("1")[2][0] == 3

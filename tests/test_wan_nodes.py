@@ -464,20 +464,8 @@ def test_non_ex4d_file_is_refused(host, files):
 
 
 def test_cancel_stops_the_sampler(host, files):
-    seen = []
-
-    def cancel_at_two(value, total, node_id):
-        if node_id == "10":
-            seen.append(value)
-            if value == 2:
-                host.interrupt()
-
-    host.on_progress = cancel_at_two
-    try:
-        with pytest.raises(InterruptedError):
-            host.run(graph(steps=6))
-    finally:
-        host.on_progress = None
+    with host.interrupt_when("10", at_value=2) as seen, pytest.raises(InterruptedError):
+        host.run(graph(steps=6))
     assert seen and max(seen) < 6
 
 
