@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,12 +186,13 @@ def build_dw_mesh(
     boundary_ratio: float = 2.0,
     watertight: bool = True,
     chunk_frames: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> DWMesh:
     """Build the per-frame DW-meshes.
 
     frames: [T, H, W, 3] float in [0, 1]; depth: [T, H, W] z-depth (same device). Vectorised over faces,
     processed ``chunk_frames`` frames at a time to bound the filter's temporaries (about 50 MB a frame at
-    512 x 512; default: 64 frames on a GPU, 8 elsewhere).
+    512 x 512; default: 64 frames on a GPU, 8 elsewhere). ``progress(done, total)`` after each chunk.
     """
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be [T, H, W, 3], got {list(frames.shape)}")
@@ -221,6 +223,8 @@ def build_dw_mesh(
         verts.append(pts.reshape(n, h * w, 3))
         cols.append(rgba)
         flags.append(st)
+        if progress is not None:
+            progress(s + n, t)
     stretched = torch.cat(flags)
     return DWMesh(
         torch.cat(verts),

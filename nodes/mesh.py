@@ -7,7 +7,7 @@ import torch
 from comfy_api.latest import io
 
 from ..ex4d import mesh as ex4d_mesh
-from ._comfy import CATEGORY, output_path
+from ._comfy import CATEGORY, Progress, output_path
 from ._types import Depth, DWMesh
 
 MESH_CATEGORY = f"{CATEGORY}/geometry"
@@ -63,7 +63,8 @@ class BuildDWMesh(io.ComfyNode):
         comfy.model_management.throw_exception_if_processing_interrupted()
         mesh = ex4d_mesh.build_dw_mesh(frames.to(device, torch.float32), values.to(device, torch.float32),
                                        focal=focal, filter=filter, angle_threshold=angle_threshold,
-                                       boundary_ratio=boundary_ratio, watertight=watertight)
+                                       boundary_ratio=boundary_ratio, watertight=watertight,
+                                       progress=Progress(frames.shape[0]))
         return io.NodeOutput(mesh.to(comfy.model_management.intermediate_device()))
 
 

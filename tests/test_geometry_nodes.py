@@ -64,8 +64,9 @@ def test_reconstruction_graph_renders_colour_and_mask(example_inputs):
     assert 0.005 < hidden < 0.95, f"the orbit should disocclude some pixels, got {hidden:.3f}"
     assert torch.all(colour[1:][mask[1:] == 0] == 0)  # colour is masked
     assert len(outputs["6"]["images"]) == FRAMES and len(outputs["7"]["images"]) == FRAMES
-    events = [e for e in host.events("progress") if e["node"] == "5"]
-    assert events and events[-1]["value"] == events[-1]["max"]
+    for node in ("3", "5"):  # Build DW-Mesh, Render Views
+        events = [e for e in host.events("progress") if e["node"] == node]
+        assert events and events[-1]["value"] == events[-1]["max"], node
 
 
 def test_camera_nodes_match_library(example_inputs):
