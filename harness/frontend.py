@@ -74,7 +74,12 @@ class Frontend:
         self.evaluate("() => { app.graph.arrange(80); app.graph.setDirtyCanvas(true, true); }")
 
     def serialize(self) -> dict[str, Any]:
-        return self.evaluate("() => app.graph.serialize()")
+        # through JSON in the page: properties that are undefined there must be absent, not null
+        return self.evaluate("() => JSON.parse(JSON.stringify(app.graph.serialize()))")
+
+    def page_text(self) -> str:
+        """Everything the page shows as text (dialogs, toasts, alerts included)."""
+        return self.evaluate("() => document.body.innerText")
 
     def to_api(self) -> dict[str, Any]:
         return self.evaluate("async () => (await app.graphToPrompt()).output")

@@ -56,6 +56,7 @@ def test_every_api_workflow_has_a_ui_twin():
 def test_ui_workflow_opens_and_queues_as_its_api_twin(ui, path):
     workflow = json.loads(path.read_text())
     ui.load_workflow(workflow)
+    assert "Invalid workflow" not in ui.page_text(), f"{path.name} fails the frontend's schema check"
     types = ui.graph_node_types()
     missing = [t for t in types if not ui.registered(t)]
     assert not missing, f"{path.name}: node types unknown to the frontend: {missing}"

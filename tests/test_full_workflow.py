@@ -1,0 +1,74 @@
+"""workflows/ex4d_full_api.json, video to new viewpoint in one graph, on tiny random models.
+
+The graph runs as shipped except for what cannot exist here: the model file names point at tiny random
+files with the real layouts, the two text encodings come from stored embeddings (no umT5 here), the
+CLIP-vision branch is left out (optional input) and the sizes are small.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness import tiny_models as tm
+from harness.tiny_depth import write_tiny_depthcrafter
+
+REPO = Path(__file__).resolve().parent.parent
+FRAMES, SIZE = 9, 32
+
+
+@pytest.fixture(scope="module")
+def full_host(host):
+    m = host.models_dir
+    tm.write_tiny_wan_i2v(m / "diffusion_models" / "full_tiny_i2v.safetensors", 128, 1, 2, 256)
+    tm.write_tiny_wan_vae(m / "vae" / "full_tiny_vae.safetensors")
+    tm.write_tiny_ex4d_checkpoint(m / "ex4d" / "full_tiny_ex4d.ckpt", 128, 2, 256, hidden=32)
+    tm.write_prompt_embeddings(host.input_dir / "full_pos.safetensors", seed=3)
+    tm.write_prompt_embeddings(host.input_dir / "full_neg.safetensors", seed=4)
+    if not (m / "depthcrafter" / "DepthCrafter").is_dir():
+        write_tiny_depthcrafter(m / "depthcrafter")
+    shutil.copy(REPO / "assets" / "example" / "clip.mp4", host.input_dir / "clip.mp4")
+    return host
+
+
+def tiny_version(prompt: dict) -> dict:
+    prompt = json.loads(json.dumps(prompt))
+    by_type = {}
+    for node_id, node in prompt.items():
+        by_type.setdefault(node["class_type"], []).append(node_id)
+    (video,) = by_type["EX4DLoadVideo"]
+    prompt[video]["inputs"].update(frame_load_cap=FRAMES, max_resolution=128)
+    (estimate,) = by_type["EX4DEstimateDepth"]
+    prompt[estimate]["inputs"].update(steps=1, window=6, overlap=2)
+    prompt[by_type["UNETLoader"][0]]["inputs"]["unet_name"] = "full_tiny_i2v.safetensors"
+    prompt[by_type["VAELoader"][0]]["inputs"]["vae_name"] = "full_tiny_vae.safetensors"
+    prompt[by_type["EX4DAdapterLoader"][0]]["inputs"]["adapter_name"] = "full_tiny_ex4d.ckpt"
+    (apply,) = by_type["EX4DApply"]
+    inputs = prompt[apply]["inputs"]
+    inputs.update(width=SIZE, height=SIZE, length=FRAMES)
+    for name, file in (("positive", "full_pos.safetensors"), ("negative", "full_neg.safetensors")):
+        prompt[inputs[name][0]] = {"class_type": "EX4DLoadPromptEmbeddings", "inputs": {"embeddings": file}}
+    del inputs["clip_vision_output"]
+    for node_type in ("CLIPLoader", "CLIPVisionLoader", "CLIPVisionEncode", "ImageFromBatch"):
+        for node_id in by_type[node_type]:
+            del prompt[node_id]
+    (sampler,) = by_type["EX4DWanSampler"]
+    prompt[sampler]["inputs"]["steps"] = 2
+    return prompt
+
+
+def test_full_workflow_makes_the_new_view_video(full_host):
+    host = full_host
+    shipped = json.loads((REPO / "workflows" / "ex4d_full_api.json").read_text())
+    assert {n["class_type"] for n in shipped.values()} >= {"CLIPTextEncode", "CLIPVisionEncode", "UNETLoader"}
+    outputs = host.run(tiny_version(shipped))
+    (save,) = [i for i, n in shipped.items() if n["class_type"] == "SaveVideo"]
+    (decode,) = [i for i, n in shipped.items() if n["class_type"] == "VAEDecode"]
+    frames = host.node_output(decode)[0][0]
+    assert frames.shape == (FRAMES, SIZE, SIZE, 3)
+    item = outputs[save]["images"][0]
+    video = host.output_dir / item["subfolder"] / item["filename"]
+    assert video.suffix == ".mp4" and video.stat().st_size > 500
