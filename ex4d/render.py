@@ -485,13 +485,14 @@ def render_views(
     cancel: Callable[[], bool] | None = None,
     device: torch.device | str | None = None,
     antialias_edges: bool = True,
+    on_chunk: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> RenderResult:
     """Render frames 1..N-1 of ``mesh`` from ``camera`` (frame 0 is the source frame with a full mask).
 
     backend: "nvdiffrast" (CUDA), "torch" (any device; ``device`` defaults to the mesh's) or "auto"
     (nvdiffrast when CUDA is available and it imports, else torch). ``chunk`` frames are rendered at once.
-    ``progress(done, total)`` is called after each chunk; ``cancel()`` returning True raises
-    :class:`RenderCancelled`.
+    ``progress(done, total)`` is called after each chunk, ``on_chunk(start, colour, mask)`` with its frames
+    (for previews); ``cancel()`` returning True raises :class:`RenderCancelled`.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
@@ -502,7 +503,7 @@ def render_views(
         backend = "nvdiffrast" if _nvdiffrast.available() else "torch"
         if backend == "nvdiffrast":
             try:
-                return _render(mesh, camera, "nvdiffrast", chunk, progress, cancel, None, antialias_edges)
+                return _render(mesh, camera, "nvdiffrast", chunk, progress, cancel, None, antialias_edges, on_chunk)
             except RenderCancelled:
                 raise
             except Exception as exc:  # plugin build failures surface on first use
@@ -510,7 +511,7 @@ def render_views(
                     f"nvdiffrast failed ({exc}); falling back to the torch rasteriser", stacklevel=2
                 )
                 backend = "torch"
-    return _render(mesh, camera, backend, chunk, progress, cancel, device, antialias_edges)
+    return _render(mesh, camera, backend, chunk, progress, cancel, device, antialias_edges, on_chunk)
 
 
 def _render(
@@ -522,6 +523,7 @@ def _render(
     cancel: Callable[[], bool] | None,
     device: torch.device | str | None,
     aa: bool,
+    on_chunk: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> RenderResult:
     if backend == "nvdiffrast":
         if not torch.cuda.is_available():
@@ -559,6 +561,8 @@ def _render(
             if aa:
                 rgba = antialias(rgba, rast, pos, faces, face_mask=keep, neighbours=neighbours)
         color[s:e], mask[s:e] = _finish(rgba)
+        if on_chunk is not None:
+            on_chunk(s, color[s:e], mask[s:e])
         done = e
         if progress is not None:
             progress(done, t)

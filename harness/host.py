@@ -154,6 +154,10 @@ class InProcessHost:
         def progress_hook(value, total, preview_image, prompt_id=None, node_id=None):
             node_id = node_id if node_id is not None else self.server.last_node_id
             self.server.send_sync("progress", {"value": value, "max": total, "node": node_id})
+            if preview_image is not None:  # (format, PIL image, max size), as ComfyUI's server takes it
+                fmt, image, max_size = preview_image
+                self.server.send_sync("preview", {"node": node_id, "format": fmt, "size": image.size,
+                                                  "max_size": max_size})
             if self.on_progress is not None:
                 self.on_progress(value, total, node_id)
 

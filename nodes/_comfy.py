@@ -9,6 +9,7 @@ from pathlib import Path
 import comfy.model_management
 import comfy.utils
 import folder_paths
+import torch
 
 CATEGORY = "EX-4D"
 
@@ -111,8 +112,16 @@ class Progress:
     def __init__(self, total: int):
         self.bar = comfy.utils.ProgressBar(max(int(total), 1))
 
-    def __call__(self, done: int, total: int | None = None) -> None:
-        self.bar.update_absolute(done, total if total else None)
+    def __call__(self, done: int, total: int | None = None, preview: torch.Tensor | None = None) -> None:
+        """``preview``: an optional [H, W, 3] image in [0, 1] shown on the node while it runs."""
+        image = None
+        if preview is not None:
+            from comfy.cli_args import args
+            from PIL import Image
+
+            pixels = (preview[..., :3].float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+            image = ("JPEG", Image.fromarray(pixels), args.preview_size)
+        self.bar.update_absolute(done, total if total else None, image)
 
     @staticmethod
     def cancel() -> None:

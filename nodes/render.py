@@ -50,6 +50,7 @@ class RenderViews(io.ComfyNode):
             result = ex4d_render.render_views(
                 mesh, camera, backend=backend, chunk=chunk, device=device, antialias_edges=antialias,
                 progress=progress, cancel=comfy.model_management.processing_interrupted,
+                on_chunk=lambda start, colour, mask: progress(start + colour.shape[0], None, colour[-1]),
             )
         except ex4d_render.RenderCancelled:
             comfy.model_management.throw_exception_if_processing_interrupted()

@@ -64,6 +64,8 @@ def test_reconstruction_graph_renders_colour_and_mask(example_inputs):
     assert 0.005 < hidden < 0.95, f"the orbit should disocclude some pixels, got {hidden:.3f}"
     assert torch.all(colour[1:][mask[1:] == 0] == 0)  # colour is masked
     assert len(outputs["6"]["images"]) == FRAMES and len(outputs["7"]["images"]) == FRAMES
+    previews = [e for e in host.events("preview") if e["node"] == "5"]
+    assert previews and previews[-1]["size"] == (512, 320)  # the last rendered frame, shown on the node
     for node in ("3", "5"):  # Build DW-Mesh, Render Views
         events = [e for e in host.events("progress") if e["node"] == node]
         assert events and events[-1]["value"] == events[-1]["max"], node
