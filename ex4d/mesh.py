@@ -206,29 +206,27 @@ def build_dw_mesh(
     faces = grid_faces(h, w, device)
     if chunk_frames is None:
         chunk_frames = 64 if device.type == "cuda" else 8
-    verts, cols, flags = [], [], []
+    nf = faces.shape[0]
+    # outputs written in place chunk by chunk (no concatenation copies at the end)
+    verts = torch.empty(t, h * w, 3, dtype=torch.float32, device=device)
+    cols = torch.empty(t, h * w, 4, dtype=torch.float32, device=device)
+    stretched = torch.empty(t, nf, dtype=torch.bool, device=device)
+    cols[..., 3] = 255.0
     for s in range(0, t, chunk_frames):
         pts = unproject(depth[s : s + chunk_frames], focal)
         n = pts.shape[0]
+        e = s + n
+        verts[s:e] = pts.reshape(n, h * w, 3)
         st = stretched_faces(pts, faces, filter, angle_threshold, boundary_ratio)
-        rgba = torch.cat(
-            [
-                frames[s : s + n].to(torch.float32).reshape(n, h * w, 3) * 255.0,
-                torch.full((n, h * w, 1), 255.0, device=device),
-            ],
-            -1,
-        )
+        stretched[s:e] = st
+        torch.mul(frames[s:e].reshape(n, h * w, 3), 255.0, out=cols[s:e, :, :3])
         if watertight:
-            rgba = rgba.masked_fill(_hidden_vertices(st, faces, h, w)[..., None], 0.0)
-        verts.append(pts.reshape(n, h * w, 3))
-        cols.append(rgba)
-        flags.append(st)
+            cols[s:e].masked_fill_(_hidden_vertices(st, faces, h, w)[..., None], 0.0)
         if progress is not None:
-            progress(s + n, t)
-    stretched = torch.cat(flags)
+            progress(e, t)
     return DWMesh(
-        torch.cat(verts),
-        torch.cat(cols),
+        verts,
+        cols,
         faces,
         h,
         w,

@@ -56,7 +56,7 @@ def clip_positions(vertices: torch.Tensor, camera: CameraPath, frames: slice | N
         mats = mats[frames]
     m = torch.from_numpy(np.ascontiguousarray(mats, dtype=np.float32)).to(vertices.device)
     v = vertices.to(torch.float32)
-    return torch.matmul(v, m[:, :, :3].transpose(1, 2)) + m[:, None, :, 3]
+    return torch.baddbmm(m[:, None, :, 3], v, m[:, :, :3].transpose(1, 2))
 
 
 def _screen_homogeneous(pos: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -464,10 +464,12 @@ def _check(mesh: DWMesh, camera: CameraPath) -> None:
         )
 
 
-def _finish(rgba: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    mask = (rgba[..., 3] > ALPHA_THRESHOLD).to(torch.float32)
-    color = (rgba[..., :3] / 255.0 * mask[..., None]).clamp(0.0, 1.0)
-    return color, mask
+def _finish(rgba: torch.Tensor, color_out: torch.Tensor, mask_out: torch.Tensor) -> None:
+    """Published threshold: mask = alpha > 125; colour = rgb / 255 where visible, else 0 (written in place)."""
+    visible = rgba[..., 3] > ALPHA_THRESHOLD
+    mask_out.copy_(visible)
+    rgb = rgba[..., :3].div(255.0).clamp_(0.0, 1.0)
+    torch.mul(rgb, visible[..., None], out=color_out)
 
 
 def _frame0(mesh: DWMesh, device: torch.device) -> torch.Tensor:
@@ -480,7 +482,7 @@ def render_views(
     mesh: DWMesh,
     camera: CameraPath,
     backend: str = "auto",
-    chunk: int = 16,
+    chunk: int = 32,
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     device: torch.device | str | None = None,
@@ -560,7 +562,7 @@ def _render(
             rgba = interpolate(cols, rast, faces)
             if aa:
                 rgba = antialias(rgba, rast, pos, faces, face_mask=keep, neighbours=neighbours)
-        color[s:e], mask[s:e] = _finish(rgba)
+        _finish(rgba, color[s:e], mask[s:e])
         if on_chunk is not None:
             on_chunk(s, color[s:e], mask[s:e])
         done = e

@@ -26,7 +26,7 @@ class RenderViews(io.ComfyNode):
                 io.Combo.Input("backend", options=list(ex4d_render.BACKENDS), default="auto",
                                tooltip="auto: nvdiffrast when CUDA and the nvdiffrast package are there, "
                                "else the built-in PyTorch rasteriser (same semantics, any device)."),
-                io.Int.Input("chunk", default=16, min=1, max=256,
+                io.Int.Input("chunk", default=32, min=1, max=256,
                              tooltip="Frames rendered at once (memory vs speed)."),
                 io.Boolean.Input("antialias", default=True,
                                  tooltip="Antialias silhouette edges as the published renderer does."),
