@@ -45,3 +45,13 @@ def test_ci_runs_the_readme_test_command():
     readme = (REPO / "README.md").read_text()
     assert "./dev test" in readme
     assert "./dev test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_readme_lists_every_node(host):
+    readme = (REPO / "README.md").read_text()
+    nodes = readme[readme.index("## Nodes"):readme.index("## Install into your ComfyUI")]
+    names = [cls.GET_SCHEMA().display_name for node_id, cls in host.node_classes.items()
+             if node_id.startswith("EX4D")]
+    assert len(names) >= 20
+    missing = [n for n in names if n not in nodes]
+    assert not missing, f"README's node table lacks {missing}"
