@@ -6,6 +6,7 @@ const EX4D_TYPES = {
   EX4D_DWMESH: "#9b6bd6",
   EX4D_CAMERA: "#e0a030",
   EX4D_ADAPTER: "#d0506a",
+  EX4D_DEPTH_MODEL: "#3f9f8f",
 };
 
 app.registerExtension({
