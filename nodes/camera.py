@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 
+import torch
 from comfy_api.latest import io
 
 from ..ex4d import camera as ex4d_camera
+from ..ex4d import mesh as ex4d_mesh
 from ._comfy import (
     CATEGORY,
     check_input_file,
@@ -244,4 +247,41 @@ class SaveCameraPath(io.ComfyNode):
         return io.NodeOutput(relative, ui={"text": [relative]})
 
 
-NODES = [CameraPreset, CameraOrbit, CameraDolly, CameraKeyframes, LoadCameraPath, SaveCameraPath]
+class CameraPreview(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="EX4DCameraPreview",
+            display_name="EX-4D Camera Path Preview",
+            category=CAMERA_CATEGORY,
+            description="Top and side views of a camera path (blue = first frame, red = last, ticks = viewing "
+            "direction, cross = orbit centre) over the frame-0 scene, to check a path before rendering.",
+            inputs=[
+                Camera.Input("camera"),
+                Depth.Input("depth", optional=True, tooltip="Draws the frame-0 scene as points."),
+                io.Image.Input("frames", optional=True, tooltip="Colours the scene points with frame 0."),
+                io.Int.Input("size", default=384, min=64, max=2048, step=32, tooltip="Height of each view."),
+            ],
+            outputs=[io.Image.Output(display_name="image")],
+        )
+
+    @classmethod
+    def execute(cls, camera, size, depth=None, frames=None) -> io.NodeOutput:
+        points = colors = None
+        if depth is not None:
+            d = depth.depth[:1].float().cpu()
+            if (d.shape[2], d.shape[1]) != (camera.width, camera.height):
+                raise ValueError(f"depth is {d.shape[2]}x{d.shape[1]} but the camera is for "
+                                 f"{camera.width}x{camera.height} images: use the depth the path was made from")
+            step = max(1, math.ceil(math.sqrt(d.shape[1] * d.shape[2] / 40000)))
+            pts = ex4d_mesh.unproject(d, camera.focal, push_border=False)[0]
+            points = pts[::step, ::step].reshape(-1, 3).numpy()
+            if frames is not None:
+                if frames.shape[1:3] != d.shape[1:]:
+                    raise ValueError(f"frames {list(frames.shape[1:3])} and depth {list(d.shape[1:])} differ in size")
+                colors = frames[0, ::step, ::step, :3].reshape(-1, 3).float().cpu().numpy()
+        image = ex4d_camera.path_preview(camera, points, colors, size=size)
+        return io.NodeOutput(torch.from_numpy(image)[None])
+
+
+NODES = [CameraPreset, CameraOrbit, CameraDolly, CameraKeyframes, LoadCameraPath, SaveCameraPath, CameraPreview]

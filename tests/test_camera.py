@@ -195,3 +195,18 @@ def test_clip_matrices_shape():
     np.testing.assert_allclose(
         m[0], cam.projection_matrix(64, 48, 500.0) @ np.diag([1.0, -1, -1, 1]), atol=1e-7
     )
+
+
+def test_path_centre_and_preview():
+    path = cam.preset("90", 49, 3.0, 512, 320)
+    np.testing.assert_allclose(cam.path_centre(path), [0.0, 0.0, 3.0], atol=1e-6)  # the look-at point
+    assert cam.path_centre(cam.dolly(49, 3.0, 512, 320, start=0.0, end=0.5)) is None  # parallel rays
+    image = cam.path_preview(path, size=101)
+    assert image.shape == (101, 202, 3) and image.dtype == np.float32
+    assert np.isfinite(image).all() and image.min() >= 0 and image.max() <= 1
+    # every eye is drawn in its panel, first blue-ish, last red-ish; the centre cross is white
+    assert (image[..., 2] > 0.9).any() and (image[..., 0] > 0.9).any()
+    assert (image == 1.0).all(axis=-1).any()
+    points = np.array([[0.0, 0.0, 3.0], [1.0, 0.5, 4.0]])
+    with_points = cam.path_preview(path, points, np.array([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]), size=101)
+    assert (with_points == np.array([0.0, 1.0, 0.0], np.float32)).all(axis=-1).sum() >= 2

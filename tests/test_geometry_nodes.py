@@ -195,3 +195,17 @@ def test_render_out_of_memory_names_the_chunk_input(example_inputs, monkeypatch)
     monkeypatch.setattr(module.ex4d_render, "render_views", oom)
     with pytest.raises(NodeExecutionError, match="chunk: out of GPU memory rendering 2 frames of 512x320"):
         host.run(reconstruction_prompt(frames=3))
+
+
+def test_camera_path_preview_node(example_inputs):
+    host = example_inputs
+    prompt = reconstruction_prompt(frames=3)
+    prompt["8"] = {"class_type": "EX4DCameraPreview",
+                   "inputs": {"camera": ["4", 0], "depth": ["2", 0], "frames": ["1", 0], "size": 128}}
+    prompt["9"] = {"class_type": "PreviewImage", "inputs": {"images": ["8", 0]}}
+    host.run(prompt)
+    image = host.node_output("8")[0][0]
+    assert image.shape == (1, 128, 256, 3) and 0 <= image.min() and image.max() <= 1
+    bare = {**prompt, "8": {"class_type": "EX4DCameraPreview", "inputs": {"camera": ["4", 0], "size": 128}}}
+    host.run(bare)
+    assert not torch.equal(host.node_output("8")[0][0], image)  # the scene points are gone
