@@ -44,13 +44,14 @@ class RenderViews(io.ComfyNode):
         if (camera.width, camera.height) != (mesh.width, mesh.height):
             raise ValueError(f"camera is for {camera.width}x{camera.height} images but the mesh is "
                              f"{mesh.width}x{mesh.height}: make the path from the same clip's depth")
-        progress = Progress(max(mesh.num_frames - 1, 1))
+        progress = Progress(mesh.num_frames)
         device = comfy.model_management.get_torch_device()
         try:
+            # one bar update per chunk, with its last frame as the node's preview
             result = ex4d_render.render_views(
                 mesh, camera, backend=backend, chunk=chunk, device=device, antialias_edges=antialias,
-                progress=progress, cancel=comfy.model_management.processing_interrupted,
-                on_chunk=lambda start, colour, mask: progress(start + colour.shape[0], None, colour[-1]),
+                cancel=comfy.model_management.processing_interrupted,
+                on_chunk=lambda start, colour, mask: progress(start + colour.shape[0], preview=colour[-1]),
             )
         except ex4d_render.RenderCancelled:
             comfy.model_management.throw_exception_if_processing_interrupted()
