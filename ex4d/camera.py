@@ -215,11 +215,11 @@ def radius_from_depth(depth_frame0) -> float:
     Accepts a numpy array or torch tensor [H, W] (or [T, H, W]: frame 0 is used).
     """
     d = depth_frame0
+    if d.ndim == 3:
+        d = d[0]  # before any copy: only frame 0 leaves the device
     if hasattr(d, "detach"):
         d = d.detach().float().cpu().numpy()
     d = np.array(d, dtype=np.float64)
-    if d.ndim == 3:
-        d = d[0]
     if d.ndim != 2:
         raise ValueError(f"depth must be [H, W] or [T, H, W], got {list(d.shape)}")
     d[0, :] = d[-1, :] = BORDER_DEPTH
@@ -281,9 +281,6 @@ def _path(
 def published_rounds(num_frames: int) -> float:
     """rounds = N / 49 if N >= 49 else 49 / N (as published)."""
     return num_frames / 49 if num_frames >= 49 else 49 / num_frames
-
-
-PRESETS = ("180", "30", "60", "90", "zoom_in", "zoom_out")
 
 
 def preset(
@@ -468,7 +465,7 @@ def from_eyes(
 # ----------------------------------------------------------------------------- preview
 
 
-def _turbo_ramp(t: np.ndarray) -> np.ndarray:
+def _frame_ramp(t: np.ndarray) -> np.ndarray:
     """Blue (first frame) -> red (last frame) for values in [0, 1]; [..., 3] float in [0, 1]."""
     t = np.clip(t, 0.0, 1.0)[..., None]
     blue, green, red = np.array([0.15, 0.35, 1.0]), np.array([0.2, 0.9, 0.3]), np.array([1.0, 0.25, 0.15])
@@ -529,12 +526,12 @@ def path_preview(
         draw(points, np.full(3, 0.55) if colors is None else np.clip(colors, 0.0, 1.0))
     frac = np.linspace(0.0, 1.0, len(eyes))
     steps = np.linspace(0.0, 0.08 * span, 10)[:, None, None]
-    draw((eyes[None] + steps * fwd[None]).reshape(-1, 3), np.tile(_turbo_ramp(frac) * 0.7, (len(steps), 1)))
+    draw((eyes[None] + steps * fwd[None]).reshape(-1, 3), np.tile(_frame_ramp(frac) * 0.7, (len(steps), 1)))
     if centre is not None:
         arm = np.linspace(-0.03, 0.03, 9) * span
         zeros = np.zeros_like(arm)
         cross = np.concatenate([np.stack([arm, zeros, zeros], 1), np.stack([zeros, arm, zeros], 1),
                                 np.stack([zeros, zeros, arm], 1)])
         draw(centre + cross, np.ones(3))
-    draw(eyes, _turbo_ramp(frac), radius_px=2)
+    draw(eyes, _frame_ramp(frac), radius_px=2)
     return image

@@ -42,10 +42,10 @@ class DWMesh:
     faces: torch.Tensor
     height: int
     width: int
+    frame0: torch.Tensor
     focal: float = 500.0
     face_keep: torch.Tensor | None = None
     stretched: torch.Tensor | None = None
-    frame0: torch.Tensor | None = None
 
     @property
     def num_frames(self) -> int:
@@ -59,10 +59,6 @@ class DWMesh:
     def device(self) -> torch.device:
         return self.vertices.device
 
-    @property
-    def watertight(self) -> bool:
-        return self.face_keep is None
-
     def to(self, device: torch.device | str) -> DWMesh:
         def mv(x: torch.Tensor | None) -> torch.Tensor | None:
             return None if x is None else x.to(device)
@@ -73,10 +69,10 @@ class DWMesh:
             self.faces.to(device),
             self.height,
             self.width,
+            self.frame0.to(device),
             self.focal,
             mv(self.face_keep),
             mv(self.stretched),
-            mv(self.frame0),
         )
 
     def frame_faces(self, frame: int) -> torch.Tensor:
@@ -230,10 +226,10 @@ def build_dw_mesh(
         faces,
         h,
         w,
+        frames[0].to(torch.float32).clone(),
         float(focal),
         face_keep=None if watertight else ~stretched,
         stretched=stretched,
-        frame0=frames[0].to(torch.float32).clone(),
     )
 
 

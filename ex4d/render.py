@@ -287,7 +287,6 @@ def rasterize(
         t = _setup(pos, faces, flat // nf, flat % nf, h, w)
         if t is not None:
             _traverse(t, zbuf, h, w, budget)
-    zbuf[-1] = _EMPTY
     zbuf = zbuf[:-1]
     return _rast_from_zbuf(pos, faces, zbuf, bsz, h, w)
 
@@ -343,7 +342,7 @@ def face_neighbours(faces: torch.Tensor) -> torch.Tensor:
     same_next[:-1] = ks[1:] == ks[:-1]
     # only edges shared by exactly two faces are paired
     count_ok = same_next.clone()
-    count_ok[:-1] &= ~torch.cat([same_next[1:], same_next.new_zeros(0)])[: len(ks) - 1]
+    count_ok[:-1] &= ~same_next[1:]
     count_ok[1:] &= ~same_next[:-1]
     first = count_ok.nonzero().squeeze(1)
     nb = torch.full((3 * nf,), -1, dtype=torch.int64, device=faces.device)
@@ -462,6 +461,11 @@ def _check(mesh: DWMesh, camera: CameraPath) -> None:
         raise ValueError(
             f"camera path is {camera.width}x{camera.height} but the DW-mesh is {mesh.width}x{mesh.height}"
         )
+    if abs(camera.focal - mesh.focal) > 1e-3 * mesh.focal:
+        raise ValueError(
+            f"camera path has focal {camera.focal:g} but the DW-mesh was built with {mesh.focal:g}; "
+            "use one focal length for both (published: 500)"
+        )
 
 
 def _finish(rgba: torch.Tensor, color_out: torch.Tensor, mask_out: torch.Tensor) -> None:
@@ -470,12 +474,6 @@ def _finish(rgba: torch.Tensor, color_out: torch.Tensor, mask_out: torch.Tensor)
     mask_out.copy_(visible)
     rgb = rgba[..., :3].div(255.0).clamp_(0.0, 1.0)
     torch.mul(rgb, visible[..., None], out=color_out)
-
-
-def _frame0(mesh: DWMesh, device: torch.device) -> torch.Tensor:
-    if mesh.frame0 is not None:
-        return mesh.frame0.to(device, torch.float32)
-    return (mesh.colors[0, :, :3].to(device, torch.float32) / 255.0).reshape(mesh.height, mesh.width, 3)
 
 
 def render_views(
@@ -506,7 +504,7 @@ def render_views(
         if backend == "nvdiffrast":
             try:
                 return _render(mesh, camera, "nvdiffrast", chunk, progress, cancel, None, antialias_edges, on_chunk)
-            except RenderCancelled:
+            except (RenderCancelled, torch.cuda.OutOfMemoryError):
                 raise
             except Exception as exc:  # plugin build failures surface on first use
                 warnings.warn(
@@ -541,10 +539,12 @@ def _render(
     t, h, w = mesh.num_frames, mesh.height, mesh.width
     color = torch.zeros(t, h, w, 3, dtype=torch.float32, device=dev)
     mask = torch.zeros(t, h, w, dtype=torch.float32, device=dev)
-    color[0] = _frame0(mesh, dev)
+    color[0] = mesh.frame0.to(dev, torch.float32)
     mask[0] = 1.0
     faces = mesh.faces.to(dev).to(torch.int32).contiguous()
+    # face adjacency for antialiasing, built once per render (not once per chunk)
     neighbours = face_neighbours(faces) if (aa and dr is None) else None
+    topology = dr.antialias_construct_topology_hash(faces) if (aa and dr and mesh.face_keep is None) else None
     done = 1
     if progress is not None:
         progress(done, t)
@@ -556,7 +556,7 @@ def _render(
         cols = mesh.colors[s:e].to(dev, torch.float32).contiguous()
         keep = mesh.face_keep[s:e].to(dev) if mesh.face_keep is not None else None
         if dr is not None:
-            rgba = _nvdiffrast_rgba(dr, glctx, pos, cols, faces, keep, h, w, aa)
+            rgba = _nvdiffrast_rgba(dr, glctx, pos, cols, faces, keep, h, w, aa, topology)
         else:
             rast = rasterize(pos, faces, (h, w), face_mask=keep)
             rgba = interpolate(cols, rast, faces)
@@ -581,11 +581,12 @@ def _nvdiffrast_rgba(
     h: int,
     w: int,
     aa: bool,
+    topology=None,
 ) -> torch.Tensor:
     if keep is None:
         rast, _ = dr.rasterize(glctx, pos, faces, resolution=[h, w])
         rgba, _ = dr.interpolate(cols, rast, faces)
-        return dr.antialias(rgba, rast, pos, faces) if aa else rgba
+        return dr.antialias(rgba, rast, pos, faces, topology_hash=topology) if aa else rgba
     # the non-watertight ablation has a different face list per frame: one call per frame
     out = []
     for i in range(pos.shape[0]):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -219,6 +221,13 @@ def test_non_watertight_shows_background_through_deleted_faces():
     loose = render.render_views(build_dw_mesh(frames, depth, watertight=False), path, backend="torch")
     # deleted faces no longer occlude or hide: at least as much is visible, and background shows in holes
     assert loose.mask[1].sum() > tight.mask[1].sum()
+    mesh = build_dw_mesh(frames, depth, watertight=False)
+    pos = render.clip_positions(mesh.vertices, path)
+    tri = render.rasterize(pos, mesh.faces, (H, W), face_mask=mesh.face_keep)[1, ..., 3].long() - 1
+    assert not bool(mesh.stretched[1][tri[tri >= 0]].any())  # no deleted face is ever hit
+    # the same mesh with its stretched faces kept (opaque) looks different where they were
+    opaque = render.render_views(dataclasses.replace(mesh, face_keep=None), path, backend="torch")
+    assert (opaque.color[1] - loose.color[1]).abs().amax() > 0.1
 
 
 def test_frame_count_mismatch_and_progress_cancel():
@@ -257,6 +266,7 @@ def test_interpolate_and_antialias_shapes():
     diff[:, :-1] |= tri[:, :-1] != tri[:, 1:]
     diff[:, 1:] |= tri[:, :-1] != tri[:, 1:]
     assert not bool((changed & ~diff).any())
+    assert bool(changed.any())  # and it does something
 
 
 def test_rasterize_chunking_is_exact():
