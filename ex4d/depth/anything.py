@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .convert import Cancelled, DepthVideo, depth_video_from_disparity, normalise_clip, temporal_ema
-from .crafter import _TRANSFORMERS_WEIGHTS, CancelFn, FolderCheck, ProgressFn, check_layout
+from .crafter import _TRANSFORMERS_WEIGHTS, CancelFn, FolderCheck, ProgressFn, _variant, check_layout
 
 DEPTH_ANYTHING_LAYOUT: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("config.json", ()),
@@ -90,10 +90,8 @@ class DepthAnything:
         check = check_depth_anything_folder(folder)
         if not check.ok:
             raise FileNotFoundError(check.message)
-        weights = [n for n in _TRANSFORMERS_WEIGHTS if (folder / n).is_file()]
-        variant = "fp16" if weights and all(".fp16." in n for n in weights) else None
         model = DepthAnythingForDepthEstimation.from_pretrained(
-            folder, dtype=dtype, local_files_only=True, variant=variant
+            folder, dtype=dtype, local_files_only=True, variant=_variant(folder, _TRANSFORMERS_WEIGHTS)
         )
         pre = json.loads((folder / "preprocessor_config.json").read_text())
         size = pre.get("size", {})

@@ -182,9 +182,10 @@ def blend_windows(done: torch.Tensor | None, new: torch.Tensor, overlap: int) ->
         return new.clone()
     if overlap == 0:
         return torch.cat([done, new], dim=1)
-    w = torch.linspace(0, 1, overlap, device=new.device, dtype=new.dtype)
+    # published: float32 weights, so the mix is computed in float32 and rounded to the latents' dtype once
+    w = torch.linspace(0, 1, overlap, device=new.device)
     w = w.view(1, overlap, *([1] * (new.ndim - 2)))
-    mixed = new[:, :overlap] * w + done[:, -overlap:] * (1 - w)
+    mixed = (new[:, :overlap] * w + done[:, -overlap:] * (1 - w)).to(new.dtype)
     return torch.cat([done[:, :-overlap], mixed, new[:, overlap:]], dim=1)
 
 
@@ -453,7 +454,7 @@ class DepthCrafter:
         ph, pw = _round_to(height, size_multiple), _round_to(width, size_multiple)
         if (ph, pw) != (height, width):
             video = F.interpolate(video, size=(ph, pw), mode="bilinear", align_corners=False, antialias=True)
-        video = (video.clamp(0, 1) * 2.0 - 1.0).to(dtype)
+        video = video.clamp(0, 1).to(dtype) * 2.0 - 1.0  # published: cast first, then map to [-1, 1]
 
         starts, window, overlap = window_starts(num_frames, window, overlap)
         stride = window - overlap
@@ -497,10 +498,11 @@ class DepthCrafter:
                             done[:, -overlap:]
                             + latents[:, :overlap] / sched.init_noise_sigma * sched.sigmas[0]
                         )
-                    x = torch.cat([sched.scale_model_input(latents, t), c_lat], dim=2)
-                    pred = unet(x, t, encoder_hidden_states=c_emb, added_time_ids=time_ids)
-                    if guidance != 1.0:
-                        x_u = torch.cat([sched.scale_model_input(latents, t), torch.zeros_like(c_lat)], dim=2)
+                    scaled = sched.scale_model_input(latents, t)
+                    pred = unet(torch.cat([scaled, c_lat], dim=2), t, encoder_hidden_states=c_emb,
+                                added_time_ids=time_ids)
+                    if guidance > 1.0:  # as SVD's do_classifier_free_guidance
+                        x_u = torch.cat([scaled, torch.zeros_like(c_lat)], dim=2)
                         pred_u = unet(
                             x_u, t, encoder_hidden_states=torch.zeros_like(c_emb), added_time_ids=time_ids
                         )
