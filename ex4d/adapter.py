@@ -54,7 +54,6 @@ _LORA_RE = re.compile(
     r"^(?P<module>.+)\.(?P<kind>lora_A|lora_B|lora_down|lora_up)(?:\.default)?(?:\.weight)?$"
 )
 _ALPHA_RE = re.compile(r"^(?P<module>.+)\.alpha$")
-FORMAT_NAME = "ex4d-adapter"
 
 
 class AdapterError(ValueError):
@@ -291,28 +290,18 @@ def _check_encoder(enc: dict[str, torch.Tensor], name: str) -> tuple[int, int]:
 def load_adapter(path: str | Path) -> EX4DAdapter:
     """Read an EX-4D checkpoint (``ex4d.ckpt`` or a safetensors copy)."""
     path = Path(path)
-    adapter = split_state_dict(read_state_dict(path), source=str(path))
-    meta = _safetensors_metadata(path)
-    if meta.get("format") == FORMAT_NAME and "alpha" in meta:
-        adapter.alpha = float(meta["alpha"])
-    return adapter
-
-
-def _safetensors_metadata(path: Path) -> dict[str, str]:
-    if path.suffix != ".safetensors":
-        return {}
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return f.metadata() or {}
+    return split_state_dict(read_state_dict(path), source=str(path))
 
 
 def adapter_state_dict(adapter: EX4DAdapter) -> dict[str, torch.Tensor]:
-    """The adapter under the published names (PEFT ``.default`` LoRA names, encoder names)."""
+    """The adapter under the published names (PEFT ``.default`` LoRA names, encoder names), plus one
+    ``<module>.alpha`` scalar per LoRA layer, so that the alpha travels with the weights whatever the file
+    is later called."""
     out: dict[str, torch.Tensor] = {}
     for module, (a, b) in adapter.lora.items():
         out[f"{module}.lora_A.default.weight"] = a
         out[f"{module}.lora_B.default.weight"] = b
+        out[f"{module}.alpha"] = torch.tensor(float(adapter.alpha))
     out.update(adapter.encoder_state)
     return out
 
@@ -325,7 +314,7 @@ def save_safetensors(adapter: EX4DAdapter, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in adapter_state_dict(adapter).items()}
     meta = {
-        "format": FORMAT_NAME,
+        "format": "ex4d-adapter",
         "rank": str(adapter.rank),
         "alpha": repr(float(adapter.alpha)),
         "hidden_dim": str(adapter.hidden_dim),

@@ -102,6 +102,10 @@ def test_save_safetensors_roundtrip(tmp_path):
     out = ad.save_safetensors(a, tmp_path / "conv" / "a.safetensors")
     b = ad.load_adapter(out)
     assert b.rank == 4 and b.alpha == 2.0 and b.hidden_dim == HIDDEN
+    # the alpha travels with the tensors: a renamed copy (models/ex4d takes .ckpt too) keeps it
+    renamed = tmp_path / "renamed.ckpt"
+    renamed.write_bytes(out.read_bytes())
+    assert ad.load_adapter(renamed).alpha == 2.0
     assert set(a.lora) == set(b.lora)
     for k in a.lora:
         assert torch.equal(a.lora[k][0], b.lora[k][0]) and torch.equal(a.lora[k][1], b.lora[k][1])
