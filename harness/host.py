@@ -152,6 +152,9 @@ class InProcessHost:
         import nodes
 
         def progress_hook(value, total, preview_image, prompt_id=None, node_id=None):
+            import comfy.model_management
+
+            comfy.model_management.throw_exception_if_processing_interrupted()  # as the host's main.py hook
             node_id = node_id if node_id is not None else self.server.last_node_id
             self.server.send_sync("progress", {"value": value, "max": total, "node": node_id})
             if preview_image is not None:  # (format, PIL image, max size), as ComfyUI's server takes it

@@ -11,15 +11,13 @@ import comfy.sample
 import comfy.samplers
 import comfy.utils
 import folder_paths
-import latent_preview
-import node_helpers
 import torch
 from comfy_api.latest import io
 
 from ..ex4d import adapter as ex4d_adapter
 from ..ex4d import sampling as ex4d_sampling
 from . import _wan_patch
-from ._comfy import CATEGORY, file_fingerprint, output_path, resolve_input_file
+from ._comfy import CATEGORY, file_fingerprint, input_files, output_path, resolve_input_file
 from ._types import Adapter
 
 LORAS_PREFIX = "loras/"
@@ -56,12 +54,8 @@ def resolve_adapter_file(name: str) -> Path:
 
 def prompt_files() -> list[str]:
     """Prompt-embedding files: .safetensors in the input folder, and in models/ex4d (prefixed)."""
-    input_dir = folder_paths.get_input_directory()
-    names = []
-    if os.path.isdir(input_dir):
-        names = sorted(f for f in os.listdir(input_dir) if f.endswith(".safetensors"))
     models = [f"{MODELS_EX4D_PREFIX}{n}" for n in _folder_files("ex4d") if n.endswith(".safetensors")]
-    return names + sorted(models)
+    return input_files(extensions=(".safetensors",)) + sorted(models)
 
 
 def resolve_prompt_file(name: str) -> Path:
@@ -248,21 +242,13 @@ class Apply(io.ComfyNode):
         camera_latents = ex4d_adapter.camera_latents(inputs, encode)
         patched = _wan_patch.apply_ex4d(model, adapter, camera_latents, lora_strength, adapter_strength)
 
-        # Standard I2V conditioning, as the host's WanImageToVideo builds it: the first frame then grey
-        # (0.5 in [0, 1] = 0 in [-1, 1]); raw latents, the model normalises concat images itself.
-        frames = torch.full((length, height, width, 3), 0.5)
-        frames[0] = colour[0]
-        concat_latent = vae.encode(frames)
-        t_lat = (length - 1) // 4 + 1
-        concat_mask = torch.ones((1, 1, t_lat, concat_latent.shape[-2], concat_latent.shape[-1]))
-        concat_mask[:, :, :1] = 0.0  # 0 = given; the model's concat_cond turns it into the 4-channel mask
-        values = {"concat_latent_image": concat_latent, "concat_mask": concat_mask}
-        if clip_vision_output is not None:
-            values["clip_vision_output"] = clip_vision_output
-        positive = node_helpers.conditioning_set_values(positive, values)
-        negative = node_helpers.conditioning_set_values(negative, values)
-        device = comfy.model_management.intermediate_device()
-        latent = {"samples": torch.zeros((1, 16, t_lat, height // 8, width // 8), device=device)}
+        # Standard I2V conditioning from the first (source) frame: the host's own WanImageToVideo
+        from comfy_extras.nodes_wan import WanImageToVideo
+
+        positive, negative, latent = WanImageToVideo.execute(
+            positive, negative, vae, width, height, length, 1, start_image=colour[:1],
+            clip_vision_output=clip_vision_output,
+        ).args
         return io.NodeOutput(patched, positive, negative, latent)
 
 
@@ -297,35 +283,14 @@ class WanSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, positive, negative, latent, seed, steps, cfg, shift) -> io.NodeOutput:
-        latent_image = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
-        noise = ex4d_sampling.noise_for_shape(seed, latent_image.shape)
+        # the host's SamplerCustom with the published sigmas and Euler: its noise (float32, CPU generator
+        # seeded with the seed) is the published noise; previews, progress and memory management come along
+        from comfy_extras.nodes_custom_sampler import SamplerCustom
+
         sigmas = ex4d_sampling.flow_match_sigmas(steps, shift)
         sampler = comfy.samplers.sampler_object("euler")
-        preview = latent_preview.prepare_callback(model, steps)
-
-        def callback(step, x0, x, total_steps):
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            preview(step, x0, x, total_steps)
-
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        samples = comfy.sample.sample_custom(
-            model,
-            noise,
-            cfg,
-            sampler,
-            sigmas,
-            positive,
-            negative,
-            latent_image,
-            noise_mask=latent.get("noise_mask"),
-            callback=callback,
-            disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
-            seed=seed,
-        )
-        out = latent.copy()
-        out.pop("noise_mask", None)
-        out["samples"] = samples
-        return io.NodeOutput(out)
+        result = SamplerCustom.execute(model, True, seed, cfg, positive, negative, sampler, sigmas, latent)
+        return io.NodeOutput(result.args[0])
 
 
 # ---------------------------------------------------------------------------------------------
