@@ -6,6 +6,14 @@ One configuration per process (the host's memory settings are read at import), e
     python bench/bench_wan.py --comfyui /path/to/ComfyUI --config fp8    --out wan.jsonl
     python bench/bench_wan.py --comfyui /path/to/ComfyUI --config lowmem --out wan.jsonl
     python bench/bench_wan.py --table wan.jsonl          # all results so far, one table
+    python bench/bench_wan.py --comfyui /path/to/ComfyUI --config fp8 --load file --weights-dir /data/wan
+
+``--load file`` loads the DiT the way a user does: a safetensors file in the layout of ComfyUI's
+repackaged ``wan2.1_i2v_480p_14B_{bf16,fp8_e4m3fn}.safetensors`` (random weights, written to
+``--weights-dir`` first if absent: 33 GB bf16, 17 GB fp8) through the host's own loader
+``comfy.sd.load_diffusion_model``. On a host with dynamic VRAM (0.33 on NVIDIA) the bench starts it as
+the host's main.py does, so the loader hands back the host's dynamic model patcher, which applies weight
+patches (the EX-4D LoRA) at each cast instead of merging them at load.
 
 The DiT is built by the host (its model detection picks WAN21_I2V from the real names and shapes: dim
 5120, 40 blocks, 40 heads, FFN 13824, 36 input channels), with random weights made on the GPU (no
@@ -84,6 +92,9 @@ class Result:
     resident_weights_gib: float
     budget_gib: float | None
     device: str
+    load: str = "build"
+    host: str = ""
+    patcher: str = ""
 
 
 def parse_args() -> argparse.Namespace:
@@ -111,6 +122,11 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="tiny DiT, 9 frames of 32x32, CPU allowed: checks the code path, not the speed",
     )
+    p.add_argument("--load", choices=("build", "file"), default="build",
+                   help="build: random weights made on the GPU; file: a random safetensors file through the "
+                        "host's loader, as a user loads one (dynamic VRAM where the host has it)")
+    p.add_argument("--weights-dir", default=str(REPO / ".bench-weights"),
+                   help="--load file: folder of the random model files (written once, reused)")
     p.add_argument("--out", help="append the result as one JSON line to this file")
     p.add_argument("--table", help="print the table of a results file and exit")
     args = p.parse_args()
@@ -121,26 +137,105 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def setup_host(host: Path, reserve_vram_gb: float | None, cpu: bool = False) -> None:
-    """Put the host on sys.path and set its arguments before any comfy module reads them."""
+def setup_host(host: Path, reserve_vram_gb: float | None, cpu: bool = False, dynamic_vram: bool = False) -> bool:
+    """Put the host on sys.path and set its arguments before any comfy module reads them; with
+    ``dynamic_vram``, start the host's dynamic VRAM where it has it. Returns whether that is on."""
     if not (host / "comfy" / "model_management.py").is_file():
         raise SystemExit(f"{host} is not a ComfyUI folder (comfy/model_management.py missing)")
     sys.path.insert(0, str(host))
-    try:
-        import torchvision  # noqa: F401  (the host imports it; PyPI's build may not fit a given torch)
-    except ImportError:
-        sys.path.insert(0, str(REPO))
-        from harness.bootstrap import shim_paths
+    sys.path.insert(0, str(REPO))
+    from harness.bootstrap import shim_paths
 
-        sys.path.extend(shim_paths())
-        import torchvision.transforms  # noqa: F401  (the harness placeholder, as the test harness uses it)
+    # the host imports torchvision and torchaudio at start; where they don't import, the test harness's
+    # placeholders stand in (they fail only when used, and no Wan path uses them)
+    sys.path.extend(shim_paths())
     from comfy.cli_args import args
 
     args.disable_auto_launch = True
     args.cpu = cpu
     if reserve_vram_gb is not None:
         args.reserve_vram = reserve_vram_gb
+    import comfy.cli_args
+
+    enables = getattr(comfy.cli_args, "enables_dynamic_vram", None)  # absent before 0.33
+    dynamic_vram = dynamic_vram and enables is not None and enables()
+    if dynamic_vram:
+        # as the host's main.py: comfy-aimdo's library before any comfy module imports its parts
+        import comfy_aimdo.control
+
+        headroom = None if args.reserve_vram is None else int(args.reserve_vram * GiB)
+        dynamic_vram = comfy_aimdo.control.init(simple_vram_headroom=headroom,
+                                                nvml_pressure=not args.disable_nvml_pressure)
     import comfy.model_management  # noqa: F401  (reads args now)
+
+    return dynamic_vram and start_dynamic_vram()
+
+
+def start_dynamic_vram() -> bool:
+    """The rest of what the host's main.py does on NVIDIA (0.33 on): comfy-aimdo on each device and the
+    dynamic model patcher for every model loaded afterwards."""
+    import comfy.cli_args
+    import comfy.memory_management
+    import comfy.model_management as mm
+    import comfy.model_patcher
+    import comfy_aimdo.control
+
+    args = comfy.cli_args.args
+
+    devices = [(d.index, int(args.vram_headroom * GiB)) for d in mm.get_all_torch_devices()]
+    if not comfy_aimdo.control.init_devices(devices):
+        return False
+    comfy.model_patcher.CoreModelPatcher = comfy.model_patcher.ModelPatcherDynamic
+    comfy.memory_management.aimdo_enabled = True
+    return True
+
+
+def wan_file_name(size: DiTSize, weight_dtype: str) -> str:
+    """ComfyUI's repackaged file names (the tiny DiT gets its own)."""
+    stored = {"bfloat16": "bf16", "float8_e4m3fn": "fp8_e4m3fn"}[weight_dtype]
+    return f"wan2.1_i2v_480p_14B_{stored}.safetensors" if size == FULL else f"wan_tiny_i2v_{stored}.safetensors"
+
+
+def write_wan_file(path: Path, size: DiTSize, weight_dtype) -> None:
+    """Random weights with the names and shapes of ComfyUI's repackaged Wan 2.1 I2V file (no prefix);
+    matrices and convolutions stored in ``weight_dtype``, biases and norms in bf16 as in the fp8 file."""
+    import comfy.ldm.wan.model
+    import comfy.ops
+    import safetensors.torch
+    import torch
+
+    with torch.device("meta"):
+        meta = comfy.ldm.wan.model.WanModel(model_type="i2v", in_dim=IN_DIM, dim=size.dim, ffn_dim=size.ffn,
+                                            num_heads=size.heads, num_layers=size.layers, text_dim=TEXT_DIM,
+                                            out_dim=16, operations=comfy.ops.disable_weight_init)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    gen = torch.Generator(device).manual_seed(0)
+    tensors = {}
+    for name, p in meta.state_dict().items():
+        if p.ndim == 1 and name.endswith("weight"):
+            value = torch.ones(p.shape, device=device, dtype=torch.bfloat16)  # norms
+        else:
+            value = torch.randn(p.shape, generator=gen, device=device, dtype=torch.bfloat16) * 0.02
+        tensors[name] = value.to(weight_dtype if p.ndim > 1 else torch.bfloat16).cpu()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    safetensors.torch.save_file(tensors, str(partial))
+    partial.rename(path)
+
+
+def load_wan_file(size: DiTSize, weight_dtype, weights_dir: Path):
+    """The DiT from a file through the host's loader, as the UNETLoader node loads it."""
+    import comfy.sd
+    import torch
+
+    path = weights_dir / wan_file_name(size, str(weight_dtype).removeprefix("torch."))
+    if not path.exists():
+        t = time.perf_counter()
+        write_wan_file(path, size, weight_dtype)
+        print(f"wrote {path.name} ({path.stat().st_size / GiB:.1f} GiB) in {time.perf_counter() - t:.1f} s",
+              flush=True)
+        torch.cuda.empty_cache()
+    return comfy.sd.load_diffusion_model(str(path))
 
 
 def load_pack() -> types.SimpleNamespace:
@@ -252,7 +347,8 @@ def run(args: argparse.Namespace) -> Result:
     if cfg.partial and gpu.cuda:
         # The host keeps `reserve_vram` free; leave it budget - headroom for weights, the rest for activations.
         reserve = max(0.0, gpu.total_gib() - args.budget_gb + args.headroom_gb)
-    setup_host(Path(args.comfyui).resolve(), reserve, cpu=not gpu.cuda)
+    host_root = Path(args.comfyui).resolve()
+    dynamic = setup_host(host_root, reserve, cpu=not gpu.cuda, dynamic_vram=args.load == "file")
     pack = load_pack()
     import comfy.clip_vision
     import comfy.model_management as mm
@@ -261,11 +357,14 @@ def run(args: argparse.Namespace) -> Result:
 
     weight_dtype = getattr(torch, cfg.weight_dtype)
     t = time.perf_counter()
-    base = build_wan_i2v(size, weight_dtype)
-    print(
-        f"built the random {size.dim}-wide, {size.layers}-block DiT ({cfg.weight_dtype}) in {time.perf_counter() - t:.1f} s",
-        flush=True,
-    )
+    if args.load == "file":
+        base = load_wan_file(size, weight_dtype, Path(args.weights_dir))
+        how = f"loaded through comfy.sd.load_diffusion_model as {type(base).__name__} (dynamic VRAM {dynamic})"
+    else:
+        base = build_wan_i2v(size, weight_dtype)
+        how = "built"
+    print(f"{how}: the random {size.dim}-wide, {size.layers}-block DiT ({cfg.weight_dtype}) in "
+          f"{time.perf_counter() - t:.1f} s", flush=True)
 
     shape = pack.sampling.latent_shape(args.frames, args.height, args.width)
     _, _, t_lat, h_lat, w_lat = shape
@@ -346,12 +445,21 @@ def run(args: argparse.Namespace) -> Result:
         resident_weights_gib=resident,
         budget_gib=args.budget_gb if cfg.partial else None,
         device=gpu.name(),
+        load=args.load,
+        host=host_version(host_root),
+        patcher=type(base).__name__,
     )
+
+
+def host_version(root: Path) -> str:
+    from harness.bootstrap import host_version as version
+
+    return version(root)
 
 
 def print_table(results: list[dict]) -> None:
     head = (
-        f"{'config':<12}{'EX-4D':>6}{'size':>13}{'load s':>8}{'step 1 s':>9}{'s/step':>8}{'25 steps s':>11}"
+        f"{'host':<8}{'load':<6}{'patcher':<9}{'config':<12}{'EX-4D':>6}{'size':>13}{'load s':>8}{'step 1 s':>9}{'s/step':>8}{'25 steps s':>11}"
         f"{'peak GiB':>9}{'reserved':>9}{'resident':>9}{'budget':>8}"
     )
     print(head)
@@ -360,7 +468,8 @@ def print_table(results: list[dict]) -> None:
         budget = f"{r['budget_gib']:.0f}" if r.get("budget_gib") else "-"
         size = f"{r['size']}x{r['frames']}"
         print(
-            f"{r['config']:<12}{'yes' if r['ex4d'] else 'no':>6}{size:>13}{r['load_s']:8.1f}"
+            f"{r.get('host', '') or '?':<8}{r.get('load', 'build'):<6}"
+            f"{'dynamic' if 'Dynamic' in r.get('patcher', '') else 'classic':<9}{r['config']:<12}{'yes' if r['ex4d'] else 'no':>6}{size:>13}{r['load_s']:8.1f}"
             f"{r['first_step_s']:9.2f}{r['step_s']:8.2f}{25 * r['step_s']:11.1f}{r['peak_alloc_gib']:9.1f}"
             f"{r['peak_reserved_gib']:9.1f}{r['resident_weights_gib']:9.1f}{budget:>8}"
         )

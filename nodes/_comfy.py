@@ -72,12 +72,16 @@ def resolve_input_file(name: str, input_name: str) -> Path:
     """The path of an input-folder file chosen in a widget; refuses anything outside that folder."""
     if not name:
         raise ValueError(f"{input_name}: no file chosen; upload one or put it in ComfyUI's input folder")
-    path = Path(folder_paths.get_annotated_filepath(name)).resolve()
+    outside = f"{input_name}: '{name}' lies outside ComfyUI's input folder; choose a file inside it"
+    try:
+        path = Path(folder_paths.get_annotated_filepath(name)).resolve()
+    except ValueError:  # hosts from 0.33 on refuse a name that leaves its folder themselves
+        raise ValueError(outside) from None
     allowed = [Path(folder_paths.get_directory_by_type(t) or "").resolve() for t in ("input", "output", "temp")]
     annotated = name.endswith(("[output]", "[temp]"))
     roots = allowed if annotated else allowed[:1]
     if not any(path.is_relative_to(root) for root in roots):
-        raise ValueError(f"{input_name}: '{name}' lies outside ComfyUI's input folder; choose a file inside it")
+        raise ValueError(outside)
     if not path.is_file():
         raise ValueError(f"{input_name}: '{name}' was not found in ComfyUI's input folder ({roots[0]})")
     return path
@@ -113,7 +117,11 @@ class Progress:
         self.bar = comfy.utils.ProgressBar(max(int(total), 1))
 
     def __call__(self, done: int, total: int | None = None, preview: torch.Tensor | None = None) -> None:
-        """``preview``: an optional [H, W, 3] image in [0, 1] shown on the node while it runs."""
+        """``preview``: an optional [H, W, 3] image in [0, 1] shown on the node while it runs.
+
+        Checks for cancel first: hosts from 0.33 on throttle the bar's hook (which is where their
+        own interrupt check lives) to one call per 100 ms, so a fast loop would otherwise run on."""
+        comfy.model_management.throw_exception_if_processing_interrupted()
         image = None
         if preview is not None:
             from comfy.cli_args import args

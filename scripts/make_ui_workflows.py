@@ -1,4 +1,4 @@
-"""Write the UI-format twin of every ``workflows/*_api.json`` through the real frontend.
+"""Write the UI-format twin of every ``workflows/api/*_api.json`` through the real frontend.
 
     .venv/bin/python scripts/make_ui_workflows.py
 
@@ -21,12 +21,13 @@ from harness.host import ServerHost  # noqa: E402
 
 
 def ui_name(api_path: Path) -> Path:
-    return api_path.with_name(api_path.name.replace("_api.json", ".json"))
+    # UI workflows sit in workflows/ (the hosts list that folder as templates), API twins below it
+    return api_path.parent.parent / api_path.name.replace("_api.json", ".json")
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, ServerHost(Path(tmp)) as server, Frontend(server) as ui:
-        for api_path in sorted((REPO / "workflows").glob("*_api.json")):
+        for api_path in sorted((REPO / "workflows" / "api").glob("*_api.json")):
             ui.load_api(json.loads(api_path.read_text()))
             ui.arrange()
             workflow = ui.serialize()

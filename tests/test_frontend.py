@@ -11,7 +11,12 @@ from harness.frontend import Frontend, chromium_path
 from harness.host import ServerHost
 
 REPO = Path(__file__).resolve().parent.parent
-UI_WORKFLOWS = sorted(p for p in (REPO / "workflows").glob("*.json") if not p.name.endswith("_api.json"))
+UI_WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
+API_WORKFLOWS = REPO / "workflows" / "api"
+
+
+def api_twin_path(ui_path: Path) -> Path:
+    return API_WORKFLOWS / f"{ui_path.stem}_api.json"
 
 pytestmark = [
     pytest.mark.browser,
@@ -48,7 +53,7 @@ def test_pack_nodes_registered_in_frontend(ui):
 
 
 def test_every_api_workflow_has_a_ui_twin():
-    api = sorted(p.name.replace("_api.json", ".json") for p in (REPO / "workflows").glob("*_api.json"))
+    api = sorted(p.name.replace("_api.json", ".json") for p in API_WORKFLOWS.glob("*_api.json"))
     assert api == [p.name for p in UI_WORKFLOWS], "run scripts/make_ui_workflows.py"
 
 
@@ -60,5 +65,24 @@ def test_ui_workflow_opens_and_queues_as_its_api_twin(ui, path):
     types = ui.graph_node_types()
     missing = [t for t in types if not ui.registered(t)]
     assert not missing, f"{path.name}: node types unknown to the frontend: {missing}"
-    api_twin = json.loads(path.with_name(path.stem + "_api.json").read_text())
-    assert _normalise(ui.to_api()) == _normalise(api_twin)
+    queued = _normalise(ui.to_api())
+    api_twin = _normalise(json.loads(api_twin_path(path).read_text()))
+    # every input the twin sets is queued with the twin's value ...
+    assert {n: {"class_type": queued[n]["class_type"],
+                "inputs": {k: queued[n]["inputs"].get(k) for k in node["inputs"]}} for n, node in api_twin.items()
+            if n in queued} == api_twin and queued.keys() == api_twin.keys()
+    # ... and inputs a newer host added (0.33: CreateVideo's bit_depth, SaveVideo's codec) get the values
+    # this frontend gives them when it opens the twin itself
+    ui.load_api(api_twin)
+    assert _normalise(ui.to_api()) == queued
+
+
+def test_template_browser_lists_only_workflows_that_open(ui):
+    """Both hosts serve the pack's ``workflows/`` folder as templates: every entry must open."""
+    listed = ui.server.get_json("/workflow_templates").get("ComfyUI-EX4D")
+    assert sorted(listed) == [p.stem for p in UI_WORKFLOWS]
+    for name in listed:
+        workflow = ui.server.get_json(f"/api/workflow_templates/ComfyUI-EX4D/{name}.json")
+        assert "version" in workflow, f"{name}: the frontend refuses a template without a version"
+        ui.load_workflow(workflow)
+        assert "Invalid workflow" not in ui.page_text() and "valid version" not in ui.page_text(), name

@@ -1,4 +1,4 @@
-"""workflows/ex4d_full_api.json, video to new viewpoint in one graph, on tiny random models.
+"""workflows/api/ex4d_full_api.json, video to new viewpoint in one graph, on tiny random models.
 
 The graph runs as shipped except for what cannot exist here: the model file names point at tiny random
 files with the real layouts, the two text encodings come from stored embeddings (no umT5 here), the
@@ -62,7 +62,7 @@ def tiny_version(prompt: dict) -> dict:
 
 def test_full_workflow_makes_the_new_view_video(full_host):
     host = full_host
-    shipped = json.loads((REPO / "workflows" / "ex4d_full_api.json").read_text())
+    shipped = json.loads((REPO / "workflows" / "api" / "ex4d_full_api.json").read_text())
     assert {n["class_type"] for n in shipped.values()} >= {"CLIPTextEncode", "CLIPVisionEncode", "UNETLoader"}
     outputs = host.run(tiny_version(shipped))
     (save,) = [i for i, n in shipped.items() if n["class_type"] == "SaveVideo"]

@@ -166,9 +166,9 @@ def test_render_cancel(example_inputs):
 
 
 def test_example_workflow_runs_end_to_end(example_inputs):
-    """workflows/ex4d_example_api.json (what ./dev demo runs), on the first frames of the bundled clip."""
+    """workflows/api/ex4d_example_api.json (what ./dev demo runs), on the first frames of the bundled clip."""
     host = example_inputs
-    prompt = json.loads((REPO / "workflows" / "ex4d_example_api.json").read_text())
+    prompt = json.loads((REPO / "workflows" / "api" / "ex4d_example_api.json").read_text())
     for node in prompt.values():
         if "frame_load_cap" in node["inputs"]:
             node["inputs"]["frame_load_cap"] = FRAMES

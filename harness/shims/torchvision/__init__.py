@@ -1,18 +1,7 @@
-"""Placeholder for torchvision on the CPU test machine.
+"""Placeholder torchvision (see ``_ex4d_placeholder``): imports succeed, any use fails with ImportError."""
 
-ComfyUI 0.3.75 imports torchvision at start-up only for Stable Cascade's encoder, but PyPI's
-torchvision wheels are CUDA builds that do not import beside the pinned CPU torch. This module lets
-the host import; any real use of torchvision fails loudly. The harness puts it on the path only
-when a real torchvision cannot be imported, and behind every other entry, so a real one wins.
-"""
+import sys
 
-AVAILABLE = False
+from _ex4d_placeholder import make_package
 
-
-def __getattr__(name):
-    if name.startswith("__"):
-        raise AttributeError(name)
-    raise ImportError(
-        f"torchvision.{name}: torchvision is not installed in this test environment "
-        "(the harness only provides a placeholder so that ComfyUI can start)"
-    )
+make_package(sys.modules[__name__])
