@@ -73,6 +73,51 @@ def _resolved(value: Any) -> Any:
     return asyncio.run(value) if inspect.isawaitable(value) else value
 
 
+def _parse_host_args(host_args: tuple[str, ...]):
+    """The host's ``args``: its defaults, or ``host_args`` parsed by its own parser (as main.py's command
+    line would be); must run before any other comfy module is imported."""
+    import comfy.options
+
+    if host_args:
+        comfy.options.enable_args_parsing()
+        saved, sys.argv = sys.argv, ["main.py", *host_args]
+        try:
+            from comfy.cli_args import args
+        finally:
+            sys.argv = saved
+    from comfy.cli_args import args
+
+    return args
+
+
+def start_dynamic_vram(args) -> bool:
+    """Dynamic VRAM as the host's main.py starts it (0.33 on, NVIDIA, unless flags turn it off): comfy-aimdo
+    loaded before the comfy modules that use it import, then set up on each device, and the dynamic model
+    patcher for every model loaded afterwards. False where the host has none (0.3.75) or leaves it off."""
+    import comfy.cli_args
+
+    enables = getattr(comfy.cli_args, "enables_dynamic_vram", None)
+    if enables is None or not enables():
+        return False
+    import comfy_aimdo.control
+
+    headroom = None if args.reserve_vram is None else int(args.reserve_vram * 1024**3)
+    if not comfy_aimdo.control.init(simple_vram_headroom=headroom, nvml_pressure=not args.disable_nvml_pressure):
+        return False
+    import comfy.memory_management
+    import comfy.model_management as mm
+    import comfy.model_patcher
+
+    if not (mm.is_nvidia() and mm.torch_version_numeric >= (2, 8)):
+        return False
+    devices = [(d.index, int(args.vram_headroom * 1024**3)) for d in mm.get_all_torch_devices()]
+    if not comfy_aimdo.control.init_devices(devices):
+        return False
+    comfy.model_patcher.CoreModelPatcher = comfy.model_patcher.ModelPatcherDynamic
+    comfy.memory_management.aimdo_enabled = True
+    return True
+
+
 class NodeExecutionError(RuntimeError):
     """A prompt failed inside the host; ``details`` is the host's execution_error message."""
 
@@ -100,20 +145,49 @@ class _RecordingServer:
     last_prompt_id: str | None = None
     sockets_metadata: dict = field(default_factory=dict)
     messages: list[tuple[str, Any]] = field(default_factory=list)
+    # time.perf_counter() at each message, for per-node timings
+    stamps: list[float] = field(default_factory=list)
+    _node_replacements: _NodeReplacements = field(default_factory=lambda: _NodeReplacements())
 
     def send_sync(self, event, data, sid=None):
         self.messages.append((event, data))
+        self.stamps.append(time.perf_counter())
 
     def queue_updated(self):
         pass
 
+    def send_progress_text(self, text, node_id, sid=None):
+        self.send_sync("progress_text", {"node": node_id, "text": text}, sid)
+
+    @property
+    def node_replace_manager(self) -> _NodeReplacements:
+        return self._node_replacements
+
+
+@dataclass
+class _NodeReplacements:
+    """0.33's registry of node replacements, which core nodes fill at start-up; kept, not served."""
+
+    registered: list[Any] = field(default_factory=list)
+
+    def register(self, replacement) -> None:
+        self.registered.append(replacement)
+
 
 class InProcessHost:
-    """Imports the host into this process (CPU mode) and executes prompts with its executor."""
+    """Imports the host into this process and executes prompts with its executor.
 
-    def __init__(self, work_dir: Path, cpu: bool = True):
+    ``cpu=True`` (tests): the host's defaults with ``--cpu``. ``cpu=False`` (GPU benchmarks): the host
+    parses ``host_args`` as it parses main.py's command line (e.g. ``["--reserve-vram", "56", "--fast",
+    "fp8_matrix_mult"]``), and dynamic VRAM starts as main.py starts it where the host has it (0.33 on
+    NVIDIA), so models load through the same patcher as for a user.
+    """
+
+    def __init__(self, work_dir: Path, cpu: bool = True, host_args: tuple[str, ...] = ()):
         self.work_dir = Path(work_dir)
         self.cpu = cpu
+        self.host_args = tuple(host_args)
+        self.dynamic_vram = False
         self.server = _RecordingServer()
         self.executor = None
         self.import_failures: list[str] = []
@@ -145,11 +219,10 @@ class InProcessHost:
         for extra in shim_paths():
             if extra not in sys.path:
                 sys.path.append(extra)
-        # Without args parsing the host takes its defaults; set what a command line would.
-        from comfy.cli_args import args
-
+        args = _parse_host_args(self.host_args)
         args.cpu = self.cpu
         args.disable_auto_launch = True
+        self.dynamic_vram = not self.cpu and start_dynamic_vram(args)
         import folder_paths
         import utils.extra_config
 
@@ -175,6 +248,9 @@ class InProcessHost:
                 self.server.send_sync("preview", {"node": node_id, "format": fmt, "size": image.size,
                                                   "max_size": max_size})
 
+        import server
+
+        server.PromptServer.instance = self.server  # core nodes reach the server through it at start-up
         comfy.utils.set_progress_bar_global_hook(progress_hook)
         self._record_bar_updates(comfy.utils.ProgressBar)
         self.import_failures = asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
@@ -228,6 +304,7 @@ class InProcessHost:
         outputs_to_execute = self.validate(prompt)
         prompt_id = str(uuid.uuid4())
         self.server.messages.clear()
+        self.server.stamps.clear()
         self.bar_updates.clear()
         self.executor.execute(prompt, prompt_id, {"client_id": "harness"}, outputs_to_execute)
         for event, data in self.server.messages:
@@ -270,6 +347,18 @@ class InProcessHost:
         if entry is None:
             raise KeyError(f"node {node_id} has no cached output")
         return entry.outputs
+
+    def node_seconds(self) -> dict[str, float]:
+        """Seconds each node of the last prompt ran, from the executor's "executing" messages (a node runs
+        until the next one starts; the last until the prompt ends). Cached nodes send none."""
+        starts = [(t, data.get("node")) for (event, data), t in zip(self.server.messages, self.server.stamps,
+                                                                     strict=True) if event == "executing"]
+        end = self.server.stamps[-1] if self.server.stamps else 0.0
+        seconds: dict[str, float] = {}
+        for (t, node), (t_next, _) in zip(starts, [*starts[1:], (end, None)], strict=True):
+            if node is not None:
+                seconds[str(node)] = seconds.get(str(node), 0.0) + (t_next - t)
+        return seconds
 
     def events(self, name: str) -> list[Any]:
         return [data for event, data in self.server.messages if event == name]
