@@ -11,9 +11,10 @@ One configuration per process (the host's memory settings are read at import), e
 ``--load file`` loads the DiT the way a user does: a safetensors file in the layout of ComfyUI's
 repackaged ``wan2.1_i2v_480p_14B_{bf16,fp8_e4m3fn}.safetensors`` (random weights, written to
 ``--weights-dir`` first if absent: 33 GB bf16, 17 GB fp8) through the host's own loader
-``comfy.sd.load_diffusion_model``. On a host with dynamic VRAM (0.33 on NVIDIA) the bench starts it as
-the host's main.py does, so the loader hands back the host's dynamic model patcher, which applies weight
-patches (the EX-4D LoRA) at each cast instead of merging them at load.
+``comfy.sd.load_diffusion_model`` (the file's writer is ``bench/full_weights.py``'s). On a host with
+dynamic VRAM (0.33 on NVIDIA) the bench starts it as the host's main.py does, so the loader hands back the
+host's dynamic model patcher, which applies weight patches (the EX-4D LoRA) at each cast instead of
+merging them at load.
 
 The DiT is built by the host (its model detection picks WAN21_I2V from the real names and shapes: dim
 5120, 40 blocks, 40 heads, FFN 13824, 36 input channels), with random weights made on the GPU (no
@@ -43,22 +44,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package
+from full_weights import (  # noqa: E402  (the one writer of the random DiT file, and its sizes)
+    FULL,
+    IN_DIM,
+    TEXT_DIM,
+    TINY,
+    DiTSize,
+    wan_file_name,
+    write_wan_file,
+)
+
 GiB = 1024**3
 
-IN_DIM, TEXT_DIM, CLIP_TOKENS, CLIP_DIM, RANK = 36, 4096, 257, 1280, 16
-
-
-@dataclass(frozen=True)
-class DiTSize:
-    dim: int
-    layers: int
-    heads: int
-    ffn: int
-    encoder_hidden: int
-
-
-FULL = DiTSize(5120, 40, 40, 13824, 1024)  # Wan2.1-I2V-14B-480P + the published camera encoder
-TINY = DiTSize(128, 2, 1, 256, 32)  # --tiny: checks the code path on any machine, CPU included
+CLIP_TOKENS, CLIP_DIM, RANK = 257, 1280, 16
 
 
 @dataclass(frozen=True)
@@ -188,39 +187,6 @@ def start_dynamic_vram() -> bool:
     comfy.model_patcher.CoreModelPatcher = comfy.model_patcher.ModelPatcherDynamic
     comfy.memory_management.aimdo_enabled = True
     return True
-
-
-def wan_file_name(size: DiTSize, weight_dtype: str) -> str:
-    """ComfyUI's repackaged file names (the tiny DiT gets its own)."""
-    stored = {"bfloat16": "bf16", "float8_e4m3fn": "fp8_e4m3fn"}[weight_dtype]
-    return f"wan2.1_i2v_480p_14B_{stored}.safetensors" if size == FULL else f"wan_tiny_i2v_{stored}.safetensors"
-
-
-def write_wan_file(path: Path, size: DiTSize, weight_dtype) -> None:
-    """Random weights with the names and shapes of ComfyUI's repackaged Wan 2.1 I2V file (no prefix);
-    matrices and convolutions stored in ``weight_dtype``, biases and norms in bf16 as in the fp8 file."""
-    import comfy.ldm.wan.model
-    import comfy.ops
-    import safetensors.torch
-    import torch
-
-    with torch.device("meta"):
-        meta = comfy.ldm.wan.model.WanModel(model_type="i2v", in_dim=IN_DIM, dim=size.dim, ffn_dim=size.ffn,
-                                            num_heads=size.heads, num_layers=size.layers, text_dim=TEXT_DIM,
-                                            out_dim=16, operations=comfy.ops.disable_weight_init)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    gen = torch.Generator(device).manual_seed(0)
-    tensors = {}
-    for name, p in meta.state_dict().items():
-        if p.ndim == 1 and name.endswith("weight"):
-            value = torch.ones(p.shape, device=device, dtype=torch.bfloat16)  # norms
-        else:
-            value = torch.randn(p.shape, generator=gen, device=device, dtype=torch.bfloat16) * 0.02
-        tensors[name] = value.to(weight_dtype if p.ndim > 1 else torch.bfloat16).cpu()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    safetensors.torch.save_file(tensors, str(partial))
-    partial.rename(path)
 
 
 def load_wan_file(size: DiTSize, weight_dtype, weights_dir: Path):

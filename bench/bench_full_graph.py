@@ -1,0 +1,234 @@
+"""The shipped full workflow (``workflows/api/ex4d_full_api.json``) at full size through the real executor.
+
+DepthCrafter, umT5-XXL, CLIP ViT-H, the Wan 2.1 VAE, the 14B DiT and the EX-4D adapter are loaded by the
+host's own loaders and memory management from random files in the layouts users download (written by
+``bench/full_weights.py``), one after another on one GPU, as a user runs the graph: 49 frames, 25 steps,
+CFG 5, generation at 512 x 512 (the published settings). One configuration per process (the host reads its
+memory settings at import); the host is the one the harness selects (``COMFYUI_PATH`` / ``EX4D_HOST``):
+
+    python bench/full_weights.py --comfyui $COMFYUI_PATH --models /data/models --wan bf16
+    python bench/bench_full_graph.py --models /data/models --config normal   --out bench/results/full_graph_h100.jsonl
+    python bench/bench_full_graph.py --models /data/models --config budget24 --out ... --oom-check
+    python bench/full_weights.py ... --wan fp8   (after removing the bf16 DiT file if the disk is small)
+    python bench/bench_full_graph.py --models /data/models --config fp8      --out ...
+    python bench/bench_full_graph.py --table bench/results/full_graph_h100.jsonl
+
+Configurations:
+  normal    the bf16 DiT file, the host's normal memory management (dynamic VRAM where the host has it)
+  budget24  the same under a 24 GiB budget: the host's --reserve-vram keeps all but 24 GiB free, and torch's
+            allocator is capped at 24 GiB (set_per_process_memory_fraction), so going over fails
+  fp8       the fp8_e4m3fn DiT file with the host's --fast fp8_matrix_mult
+
+Each configuration runs the graph twice: "first" right after the host starts (files read, models loaded),
+then "cached" on a copy of the clip under another name, so every node after the loaders runs again with
+the models already loaded, as when a user renders their next clip. ``--oom-check`` then queues a graph that
+cannot fit (a 1920 x 1088 clip at native size: DepthCrafter's window far too large for the budget), records
+the error, checks that the host released its models, and runs the cached graph again to compare its time.
+One JSON line per run; ``--table`` prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+GiB = 1024**3
+WORKFLOW = REPO / "workflows" / "api" / "ex4d_full_api.json"
+CLIP = REPO / "assets" / "example" / "clip.mp4"
+BUDGET_GIB = 24.0
+WAN_FILES = {"bf16": "wan2.1_i2v_480p_14B_bf16.safetensors", "fp8": "wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors"}
+CONFIGS = ("normal", "budget24", "fp8")
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", choices=CONFIGS)
+    p.add_argument("--models", help="models folder written by bench/full_weights.py")
+    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--frames", type=int, default=49)
+    p.add_argument("--oom-check", action="store_true", help="after the runs, a graph that cannot fit, then one that can")
+    p.add_argument("--out", help="append one JSON line per run to this file")
+    p.add_argument("--table", help="print the table of a results file and exit")
+    args = p.parse_args()
+    if not args.table and not (args.config and args.models):
+        p.error("--config and --models are required (or --table FILE)")
+    return args
+
+
+class DevicePeak:
+    """Peak GPU memory in use on the device (all allocators: torch's, comfy-aimdo's, the driver's), polled."""
+
+    def __init__(self, torch, interval: float = 0.02):
+        self.torch, self.interval, self.peak = torch, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            free, total = self.torch.cuda.mem_get_info()
+            self.peak = max(self.peak, total - free)
+            time.sleep(self.interval)
+
+    def __enter__(self) -> DevicePeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def prompt_for(config: str, video: str, steps: int, frames: int) -> dict[str, Any]:
+    prompt = json.loads(WORKFLOW.read_text())
+    for node in prompt.values():
+        inputs = node["inputs"]
+        match node["class_type"]:
+            case "EX4DLoadVideo":
+                inputs.update(video=video, frame_load_cap=frames)
+            case "UNETLoader":
+                inputs.update(unet_name=WAN_FILES["fp8" if config == "fp8" else "bf16"], weight_dtype="default")
+            case "EX4DApply":
+                inputs.update(length=frames)
+            case "EX4DWanSampler":
+                inputs.update(steps=steps)
+    return prompt
+
+
+def oversized_prompt(config: str, steps: int, frames: int) -> dict[str, Any]:
+    prompt = prompt_for(config, "oversized.mp4", steps, frames)
+    for node in prompt.values():
+        if node["class_type"] == "EX4DLoadVideo":
+            node["inputs"].update(resize="native")
+    return prompt
+
+
+def host_args_for(config: str, total_gib: float) -> tuple[str, ...]:
+    if config == "budget24":
+        return ("--reserve-vram", f"{total_gib - BUDGET_GIB:.2f}")
+    if config == "fp8":
+        return ("--fast", "fp8_matrix_mult")
+    return ()
+
+
+def run_once(host, torch, prompt: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    from harness.host import NodeExecutionError
+
+    class_of = {node_id: node["class_type"] for node_id, node in prompt.items()}
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    error = None
+    with DevicePeak(torch) as device_peak:
+        try:
+            host.run(prompt)
+        except NodeExecutionError as e:
+            error = {"node_type": e.details.get("node_type"), "exception_type": e.details.get("exception_type"),
+                     "message": str(e.details.get("exception_message", ""))[:600]}
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - t0
+    import comfy.model_management as mm
+
+    record = dict(record)
+    record.update(
+        completed=error is None,
+        wall_s=round(wall, 2),
+        per_node_s={f"{node_id} {class_of.get(node_id, '?')}": round(s, 2)
+                    for node_id, s in host.node_seconds().items()},
+        peak_alloc_gib=round(torch.cuda.max_memory_allocated() / GiB, 2),
+        peak_reserved_gib=round(torch.cuda.max_memory_reserved() / GiB, 2),
+        peak_device_gib=round(device_peak.peak / GiB, 2),
+        models_loaded_after=len(mm.current_loaded_models),
+        error=error,
+    )
+    print(json.dumps(record), flush=True)
+    return record
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SystemExit("this benchmark needs a CUDA GPU")
+    total_gib = torch.cuda.mem_get_info()[1] / GiB
+    from harness.bootstrap import host_version
+    from harness.host import InProcessHost
+
+    work = Path(tempfile.mkdtemp(prefix="ex4d-full-"))
+    (work / "models").symlink_to(Path(args.models).resolve(), target_is_directory=True)
+    host_args = host_args_for(args.config, total_gib)
+    t_start = time.perf_counter()
+    host = InProcessHost(work, cpu=False, host_args=host_args).start()
+    start_s = time.perf_counter() - t_start
+    if args.config == "budget24":
+        torch.cuda.set_per_process_memory_fraction(min(1.0, BUDGET_GIB / total_gib))
+    for name in ("clip.mp4", "clip_b.mp4"):
+        shutil.copy(CLIP, host.input_dir / name)
+    base = {
+        "host": host_version(), "config": args.config, "frames": args.frames, "width": 512, "height": 512,
+        "steps": args.steps, "cfg": 5.0, "budget_gib": BUDGET_GIB if args.config == "budget24" else None,
+        "device": torch.cuda.get_device_name(), "dynamic_vram": host.dynamic_vram, "host_args": list(host_args),
+        "host_start_s": round(start_s, 2),
+    }
+    results = [run_once(host, torch, prompt_for(args.config, "clip.mp4", args.steps, args.frames),
+                        {**base, "run": "first"})]
+    results.append(run_once(host, torch, prompt_for(args.config, "clip_b.mp4", args.steps, args.frames),
+                            {**base, "run": "cached"}))
+    if args.oom_check:
+        from ex4d import video
+
+        gen = torch.Generator().manual_seed(0)
+        video.save_video(torch.rand(args.frames, 1088, 1920, 3, generator=gen), host.input_dir / "oversized.mp4",
+                         fps=15)
+        results.append(run_once(host, torch, oversized_prompt(args.config, args.steps, args.frames),
+                                {**base, "run": "oom (1920x1088 native)"}))
+        shutil.copy(CLIP, host.input_dir / "clip_c.mp4")
+        results.append(run_once(host, torch, prompt_for(args.config, "clip_c.mp4", args.steps, args.frames),
+                                {**base, "run": "after oom"}))
+    return results
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    head = (f"{'host':<8}{'config':<10}{'run':<24}{'ok':>4}{'wall s':>8}{'alloc':>7}{'reserv':>7}{'device':>7}"
+            f"{'budget':>7}  slowest nodes (s)")
+    print(head)
+    print("-" * (len(head) + 40))
+    for r in results:
+        nodes = sorted(r["per_node_s"].items(), key=lambda kv: -kv[1])[:4]
+        slow = ", ".join(f"{name.split(' ', 1)[1]} {s:.1f}" for name, s in nodes)
+        budget = f"{r['budget_gib']:.0f}" if r.get("budget_gib") else "-"
+        print(f"{r['host']:<8}{r['config']:<10}{r['run']:<24}{'yes' if r['completed'] else 'NO':>4}{r['wall_s']:8.1f}"
+              f"{r['peak_alloc_gib']:7.1f}{r['peak_reserved_gib']:7.1f}{r['peak_device_gib']:7.1f}{budget:>7}  {slow}")
+        if r.get("error"):
+            print(f"{'':<42}error: {r['error']['exception_type']}: {r['error']['message'][:160]!r}")
+    if results:
+        print(f"device: {results[-1]['device']}; alloc / reserv = torch's allocator peaks, device = peak in use on the "
+              "GPU (all allocators, polled every 20 ms); GiB")
+
+
+def main() -> None:
+    args = parse_args()
+    if args.table:
+        print_table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()])
+        return
+    results = run(args)
+    if args.out:
+        with open(args.out, "a") as f:
+            for r in results:
+                f.write(json.dumps(r) + "\n")
+    print_table(results)
+    sys.stdout.flush()
+    os._exit(0)  # the host's worker threads (aimdo, async offload) need not be joined
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,604 @@
+"""Random model files with the real names, shapes and file layouts, written into a ComfyUI models folder.
+
+    python bench/full_weights.py --comfyui HOST_DIR --models MODELS_DIR [--wan bf16|fp8|none]
+                                 [--only wan,vae,text_encoder,clip_vision,depthcrafter,ex4d]
+                                 [--scale full|tiny] [--plan]
+
+What the shipped full workflow (``workflows/api/ex4d_full_api.json``) loads, as users download it:
+
+  diffusion_models/wan2.1_i2v_480p_14B_bf16.safetensors        ComfyUI's repackaged Wan 2.1 I2V 14B 480P
+    (or ..._fp8_e4m3fn.safetensors with --wan fp8)              (matrices fp8, biases and norms bf16)
+  vae/wan_2.1_vae.safetensors                                   Wan 2.1 VAE, width 96, bf16
+  text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors          umT5-XXL encoder, ComfyUI's scaled fp8
+  clip_vision/clip_vision_h.safetensors                         CLIP ViT-H/14 vision tower, fp16
+  depthcrafter/DepthCrafter/unet/                               tencent/DepthCrafter's UNet, fp16
+  depthcrafter/stable-video-diffusion-img2vid-xt/{vae,image_encoder,feature_extractor,scheduler}/
+                                                                the SVD-xt parts, fp16 variant files
+  ex4d/ex4d.ckpt                                                the EX-4D LoRA + camera encoder
+
+Names and shapes come from the host's own modules (``--comfyui``), built on the meta device, and the
+pack's configs (``harness/tiny_depth.py``), checked against names every real file has. Values are random
+(normal, scaled so that activations stay near unit size; norms 1, biases 0), drawn on the GPU when there
+is one and streamed tensor by tensor into the file (host memory stays at one chunk), written under a
+``.partial`` name and renamed when complete. Files that exist are kept, whatever they hold (a real
+download stays untouched). ``--plan`` prints the files and sizes without writing anything.
+
+``--scale tiny`` writes the same files at tiny sizes for CPU tests, where the host's detection allows:
+the Wan DiT, VAE, DepthCrafter and EX-4D files are tiny; the CLIP vision file cannot be (the host builds
+ViT-H from a fixed config, detected by its 31st layer) and is written at full size (1.2 GiB); the
+text encoder keeps d_model 4096 and 24 blocks but has 1 head, FFN 64 and 1024 tokens, so the hosts load it
+only with ``model_options={"umt5xxl_model_config": UMT5_TINY}``, and detect it as umT5-XXL only at full
+size (0.33 by block 23's FFN width of 10240; the test checks detection on the full-size shapes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import shutil
+import struct
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+REPO = Path(__file__).resolve().parent.parent
+WORKFLOW = REPO / "workflows" / "api" / "ex4d_full_api.json"
+GiB = 1024**3
+MiB = 1024**2
+
+IN_DIM, TEXT_DIM = 36, 4096  # Wan 2.1 I2V: 16 noise + 4 mask + 16 image latent channels; umT5-XXL width
+PARTS = ("wan", "vae", "text_encoder", "clip_vision", "depthcrafter", "ex4d")
+WAN_DTYPES = {"bf16": "bfloat16", "fp8": "float8_e4m3fn"}
+WAN_VAE_DIM = {"full": 96, "tiny": 16}
+EX4D_RANK = 16
+EX4D_LORA_SCALE = 0.05  # small random LoRA deltas: the patched DiT's activations stay those of the base
+UMT5_TINY = {"d_ff": 64, "num_heads": 1, "vocab_size": 1024}
+CHUNK_ELEMENTS = 1 << 26  # values drawn per step: 256 MiB of float32
+SAFETENSORS_METADATA = {"format": "pt", "ex4d_bench": "random weights written by bench/full_weights.py"}
+
+
+@dataclass(frozen=True)
+class DiTSize:
+    dim: int
+    layers: int
+    heads: int
+    ffn: int
+    encoder_hidden: int
+
+
+FULL = DiTSize(5120, 40, 40, 13824, 1024)  # Wan2.1-I2V-14B-480P + the published camera encoder
+TINY = DiTSize(128, 2, 1, 256, 32)  # checks code paths on any machine, CPU included
+
+
+# ---------------------------------------------------------------------------------------------
+# Tensor layouts and the streaming safetensors writer
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One tensor of a file: its shape and stored dtype, and how its values are made."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    std: float = 0.0  # normal(0, std) values when positive, else every value is `fill`
+    fill: float = 0.0
+    data: torch.Tensor | None = None  # fixed contents instead (a scale, the tokenizer model)
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+Layout = dict[str, TensorSpec]
+
+_SAFETENSORS_DTYPES = {
+    "torch.float32": "F32",
+    "torch.float16": "F16",
+    "torch.bfloat16": "BF16",
+    "torch.float8_e4m3fn": "F8_E4M3",
+    "torch.uint8": "U8",
+}
+
+
+def unit_spec(name: str, shape: tuple[int, ...], dtype: torch.dtype) -> TensorSpec:
+    """Values that keep activations near unit size: norms 1, biases 0, matrices and convolutions
+    normal(0, 1 / sqrt(fan_in)), other vectors (embeddings, mix factors) normal(0, 0.02)."""
+    if name.endswith("gamma") or (len(shape) == 1 and name.endswith("weight")):
+        return TensorSpec(shape, dtype, fill=1.0)
+    if len(shape) == 1 and name.endswith("bias"):
+        return TensorSpec(shape, dtype, fill=0.0)
+    if len(shape) >= 2:
+        return TensorSpec(shape, dtype, std=1.0 / math.sqrt(math.prod(shape[1:])))
+    return TensorSpec(shape, dtype, std=0.02)
+
+
+def _storage_order(layout: Layout) -> list[str]:
+    # as safetensors' own writer: wider dtypes first, so every tensor starts aligned to its item size
+    return sorted(layout, key=lambda name: (-layout[name].dtype.itemsize, name))
+
+
+def safetensors_header(layout: Layout, metadata: dict[str, str] | None = None) -> bytes:
+    entries: dict[str, object] = {}
+    start = 0
+    for name in _storage_order(layout):
+        spec = layout[name]
+        entries[name] = {
+            "dtype": _SAFETENSORS_DTYPES[str(spec.dtype)],
+            "shape": list(spec.shape),
+            "data_offsets": [start, start + spec.nbytes],
+        }
+        start += spec.nbytes
+    if metadata:
+        entries["__metadata__"] = metadata
+    raw = json.dumps(entries, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw
+
+
+def safetensors_size(layout: Layout, metadata: dict[str, str] | None = None) -> int:
+    return len(safetensors_header(layout, metadata)) + sum(spec.nbytes for spec in layout.values())
+
+
+def generation_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _values(spec: TensorSpec, shape: tuple[int, ...], gen: torch.Generator, device: str) -> torch.Tensor:
+    import torch
+
+    if spec.std > 0:
+        # drawn in float32 and converted: randn has no float8 kernel
+        return (torch.randn(shape, generator=gen, device=device) * spec.std).to(spec.dtype)
+    return torch.full(shape, spec.fill, device=device).to(spec.dtype)
+
+
+def _chunks(spec: TensorSpec, gen: torch.Generator, device: str) -> Iterator[torch.Tensor]:
+    """The tensor's values in row blocks of at most CHUNK_ELEMENTS (one block for small tensors)."""
+    if spec.data is not None:
+        yield spec.data.to(spec.dtype)
+        return
+    numel = math.prod(spec.shape)
+    if numel <= CHUNK_ELEMENTS:
+        yield _values(spec, spec.shape, gen, device)
+        return
+    rows, row_numel = spec.shape[0], numel // spec.shape[0]
+    step = max(1, CHUNK_ELEMENTS // row_numel)
+    for start in range(0, rows, step):
+        yield _values(spec, (min(step, rows - start), *spec.shape[1:]), gen, device)
+
+
+def _raw(tensor: torch.Tensor):
+    import torch
+
+    return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+
+
+def write_safetensors(path: Path, layout: Layout, metadata: dict[str, str] | None = None, seed: int = 0) -> None:
+    """A safetensors file streamed tensor by tensor (safetensors' own writer needs every tensor in memory)."""
+    import torch
+
+    device = generation_device()
+    gen = torch.Generator(device).manual_seed(seed)
+    with open(path, "wb") as f:
+        f.write(safetensors_header(layout, metadata))
+        for name in _storage_order(layout):
+            for chunk in _chunks(layout[name], gen, device):
+                f.write(_raw(chunk))
+
+
+# ---------------------------------------------------------------------------------------------
+# The host
+
+
+def setup_host(host: Path) -> None:
+    """Make the host's modules importable (CPU mode without CUDA) without starting it."""
+    if not (host / "comfy" / "model_management.py").is_file():
+        raise SystemExit(f"{host} is not a ComfyUI folder (comfy/model_management.py missing)")
+    sys.path.insert(0, str(host))
+    sys.path.insert(0, str(REPO))
+    from harness.bootstrap import hide_shims, shim_paths
+
+    # the host imports torchvision and torchaudio; where they don't import, the test harness's placeholders
+    # stand in while the host's modules import, then leave, so that diffusers and transformers see none
+    sys.path.extend(shim_paths())
+    import torch
+    from comfy.cli_args import args
+
+    args.cpu = not torch.cuda.is_available()
+    import comfy.clip_model  # noqa: F401
+    import comfy.ldm.wan.model  # noqa: F401
+    import comfy.ldm.wan.vae  # noqa: F401
+    import comfy.ops  # noqa: F401
+    import comfy.text_encoders.t5  # noqa: F401
+
+    hide_shims()
+
+
+def _host_file(name: str) -> Path:
+    """A file of the host's ``comfy`` package (a namespace package: no ``__file__`` of its own)."""
+    import comfy.ops
+
+    return Path(comfy.ops.__file__).parent / name
+
+
+def _meta_state_dict(build: Callable[[], torch.nn.Module]) -> dict[str, torch.Tensor]:
+    import torch
+
+    with torch.device("meta"):
+        return build().state_dict()
+
+
+def _require(layout: Layout, names: tuple[str, ...], what: str) -> None:
+    missing = [n for n in names if n not in layout]
+    if missing:
+        raise AssertionError(f"the host's {what} no longer has the real file's names: {missing}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Wan 2.1 I2V 14B DiT
+
+
+def wan_file_name(size: DiTSize, weight_dtype: str) -> str:
+    """ComfyUI's repackaged file names (the tiny DiT of bench_wan.py gets its own)."""
+    stored = {"bfloat16": "bf16", "float8_e4m3fn": "fp8_e4m3fn"}[weight_dtype]
+    return f"wan2.1_i2v_480p_14B_{stored}.safetensors" if size == FULL else f"wan_tiny_i2v_{stored}.safetensors"
+
+
+def wan_layout(size: DiTSize, weight_dtype: torch.dtype) -> Layout:
+    """ComfyUI's repackaged Wan 2.1 I2V file (no prefix): matrices and convolutions in ``weight_dtype``,
+    biases and norms in bf16 as in the fp8 file; values normal(0, 0.02), norms 1."""
+    import comfy.ldm.wan.model
+    import comfy.ops
+    import torch
+
+    from harness.tiny_models import WAN_I2V_KEYS
+
+    sd = _meta_state_dict(lambda: comfy.ldm.wan.model.WanModel(
+        model_type="i2v", in_dim=IN_DIM, dim=size.dim, ffn_dim=size.ffn, num_heads=size.heads,
+        num_layers=size.layers, text_dim=TEXT_DIM, out_dim=16, operations=comfy.ops.disable_weight_init))
+    layout = {}
+    for name, p in sd.items():
+        shape = tuple(p.shape)
+        if p.ndim == 1 and name.endswith("weight"):
+            layout[name] = TensorSpec(shape, torch.bfloat16, fill=1.0)
+        else:
+            layout[name] = TensorSpec(shape, weight_dtype if p.ndim > 1 else torch.bfloat16, std=0.02)
+    _require(layout, WAN_I2V_KEYS, "WanModel")
+    return layout
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(path.name + ".partial")
+
+
+def write_wan_file(path: Path, size: DiTSize, weight_dtype: torch.dtype) -> None:
+    """Random weights with the names and shapes of ComfyUI's repackaged Wan 2.1 I2V file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_safetensors(_partial(path), wan_layout(size, weight_dtype))
+    _partial(path).rename(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Wan 2.1 VAE, umT5-XXL, CLIP ViT-H
+
+
+def wan_vae_layout(dim: int) -> Layout:
+    """The Wan 2.1 VAE (16 latent channels); the host reads its width from ``decoder.head.0.gamma``.
+    Stored in bf16: the repackaged file is 254 MB for 127 M parameters."""
+    import comfy.ldm.wan.vae
+    import torch
+
+    from harness.tiny_models import WAN_VAE_KEYS
+
+    sd = _meta_state_dict(lambda: comfy.ldm.wan.vae.WanVAE(
+        dim=dim, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+        temperal_downsample=[False, True, True], dropout=0.0))
+    layout = {name: unit_spec(name, tuple(p.shape), torch.bfloat16) for name, p in sd.items()}
+    _require(layout, WAN_VAE_KEYS, "WanVAE")
+    return layout
+
+
+def umt5_config(scale: str) -> dict:
+    config = json.loads(_host_file("text_encoders/umt5_config_xxl.json").read_text())
+    return {**config, **UMT5_TINY} if scale == "tiny" else config
+
+
+def workflow_prompts() -> list[str]:
+    prompt = json.loads(WORKFLOW.read_text())
+    return [n["inputs"]["text"] for n in prompt.values() if n["class_type"] == "CLIPTextEncode"]
+
+
+def tokenizer_model() -> bytes:
+    """A SentencePiece model with umT5's special ids (pad 0, eos 1, unk 2) and byte fallback, trained here
+    on the workflow's prompts: the repackaged file carries its tokenizer as ``spiece_model`` (the host
+    has no umT5 tokenizer of its own), and the real 256k-piece model cannot be downloaded here."""
+    import sentencepiece
+
+    words = " ".join(workflow_prompts()).replace(",", " ").split()
+    lines = [" ".join(words[i:] + words[:i]) for i in range(len(words))]
+    out = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_writer=out, vocab_size=1000, hard_vocab_limit=False,
+        model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1, byte_fallback=True,
+        character_coverage=1.0, num_threads=1, minloglevel=2)
+    return out.getvalue()
+
+
+def umt5_layout(config: dict) -> Layout:
+    """ComfyUI's ``umt5_xxl_fp8_e4m3fn_scaled`` layout: the 168 linear weights of the 24 blocks in
+    float8_e4m3fn, each with a float32 ``.scale_weight`` (the real value is weight * scale); everything
+    else (``shared``, relative attention biases, norms) in bf16; the ``scaled_fp8`` marker (an empty
+    float8_e4m3fn tensor: both hosts read the fp8 format from its dtype, and 0.33 converts the file to its
+    quantization metadata on load); the tokenizer as ``spiece_model`` bytes."""
+    import comfy.ops
+    import comfy.text_encoders.t5
+    import torch
+
+    with torch.device("meta"):
+        model = comfy.text_encoders.t5.T5(config, torch.bfloat16, "meta", comfy.ops.manual_cast)
+    linears = {f"{n}.weight": m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    layout: Layout = {}
+    for name, p in model.state_dict().items():
+        shape = tuple(p.shape)
+        if name in linears:
+            layout[name] = TensorSpec(shape, torch.float8_e4m3fn, std=1.0)
+            scale = torch.tensor(1.0 / math.sqrt(linears[name].in_features))
+            layout[name.removesuffix("weight") + "scale_weight"] = TensorSpec((), torch.float32, data=scale)
+        else:
+            layout[name] = unit_spec(name, shape, torch.bfloat16)
+    layout["scaled_fp8"] = TensorSpec((0,), torch.float8_e4m3fn)
+    spm = tokenizer_model()
+    layout["spiece_model"] = TensorSpec((len(spm),), torch.uint8,
+                                        data=torch.frombuffer(bytearray(spm), dtype=torch.uint8))
+    last = config["num_layers"] - 1
+    _require(layout, ("shared.weight", "encoder.final_layer_norm.weight",
+                      "encoder.block.0.layer.0.SelfAttention.q.weight",
+                      "encoder.block.0.layer.0.SelfAttention.q.scale_weight",
+                      "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+                      f"encoder.block.{last}.layer.1.DenseReluDense.wi_1.weight"), "T5")
+    return layout
+
+
+def clip_vision_h_layout() -> Layout:
+    """CLIP ViT-H/14's vision tower under the transformers names the host loads natively, fp16 (the
+    repackaged file is 1.26 GB for 632 M parameters). Always full size: the host builds ViT-H from its
+    fixed config, chosen by the presence of layer 30."""
+    import comfy.clip_model
+    import comfy.ops
+    import torch
+
+    config = json.loads(_host_file("clip_vision_config_h.json").read_text())
+    sd = _meta_state_dict(lambda: comfy.clip_model.CLIPVisionModelProjection(
+        config, torch.float16, "meta", comfy.ops.manual_cast))
+    layout = {name: unit_spec(name, tuple(p.shape), torch.float16) for name, p in sd.items()}
+    _require(layout, ("vision_model.embeddings.class_embedding", "vision_model.pre_layrnorm.weight",
+                      "vision_model.encoder.layers.30.layer_norm1.weight",
+                      "vision_model.encoder.layers.31.mlp.fc2.weight", "visual_projection.weight"),
+             "CLIPVisionModelProjection")
+    return layout
+
+
+# ---------------------------------------------------------------------------------------------
+# DepthCrafter + SVD parts, EX-4D
+
+
+def _fp16_layout(sd: dict[str, torch.Tensor]) -> Layout:
+    import torch
+
+    # integer buffers (position ids, where a library version keeps them) are rebuilt by the model on load
+    return {name: unit_spec(name, tuple(p.shape), torch.float16) for name, p in sd.items() if p.is_floating_point()}
+
+
+def depthcrafter_layouts(scale: str) -> dict[str, tuple[dict, Layout | None]]:
+    """Path under ``depthcrafter/`` -> (JSON contents, or the config of a weights file, and its layout).
+
+    The UNet as tencent/DepthCrafter ships it (``diffusion_pytorch_model.safetensors``, fp16); the SVD-xt
+    parts as its fp16 variant files, which the pack's loader picks when they are the only weights there."""
+    try:
+        from diffusers import AutoencoderKLTemporalDecoder
+        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+    except ImportError as e:
+        raise SystemExit(f"the DepthCrafter files need diffusers and transformers ({e}); or leave depthcrafter "
+                         "out of --only") from e
+
+    from ex4d.depth.crafter import SVD_DIR, UNET_DIR, depthcrafter_unet_class
+    from harness import tiny_depth as td
+
+    full = scale == "full"
+    unet_cfg = td.DEPTHCRAFTER_UNET_CONFIG if full else td.tiny_unet_config()
+    vae_cfg = td.SVD_VAE_CONFIG if full else td.tiny_vae_config()
+    enc_cfg = {**(td.SVD_IMAGE_ENCODER_CONFIG if full else td.tiny_image_encoder_config()), "torch_dtype": "float16"}
+    enc_kwargs = {k: v for k, v in enc_cfg.items() if k not in ("architectures", "model_type", "torch_dtype")}
+    unet = _meta_state_dict(lambda: depthcrafter_unet_class()(**td._diffusers_kwargs(unet_cfg)))
+    vae = _meta_state_dict(lambda: AutoencoderKLTemporalDecoder(**td._diffusers_kwargs(vae_cfg)))
+    enc = _meta_state_dict(lambda: CLIPVisionModelWithProjection(CLIPVisionConfig(**enc_kwargs)))
+    svd = SVD_DIR
+    return {
+        f"{UNET_DIR}/unet/config.json": (unet_cfg, None),
+        f"{UNET_DIR}/unet/diffusion_pytorch_model.safetensors": ({}, _fp16_layout(unet)),
+        f"{svd}/vae/config.json": (vae_cfg, None),
+        f"{svd}/vae/diffusion_pytorch_model.fp16.safetensors": ({}, _fp16_layout(vae)),
+        f"{svd}/image_encoder/config.json": (enc_cfg, None),
+        f"{svd}/image_encoder/model.fp16.safetensors": ({}, _fp16_layout(enc)),
+        f"{svd}/feature_extractor/preprocessor_config.json": (td.SVD_FEATURE_EXTRACTOR_CONFIG, None),
+        f"{svd}/scheduler/scheduler_config.json": (td.SVD_SCHEDULER_CONFIG, None),
+        f"{svd}/model_index.json": (td.SVD_MODEL_INDEX, None),
+    }
+
+
+def ex4d_state_dict(size: DiTSize) -> dict[str, torch.Tensor]:
+    """The published EX-4D names (PEFT LoRA, rank 16, on q/k/v/o of both attentions and ffn.0/ffn.2 of
+    every block; camera encoder 32 -> hidden -> dim), float32 as the training script keeps them."""
+    from harness.tiny_models import tiny_ex4d_state_dict
+
+    return tiny_ex4d_state_dict(size.dim, size.layers, size.ffn, rank=EX4D_RANK, hidden=size.encoder_hidden,
+                                lora_scale=EX4D_LORA_SCALE)
+
+
+def ex4d_nbytes(size: DiTSize) -> int:
+    lora = sum(EX4D_RANK * (i + o) for i, o in _ex4d_lora_shapes(size)) * size.layers
+    h = size.encoder_hidden
+    encoder = (h * 32 + h) + 2 * (h * h + h) + (size.dim * h * 4 + size.dim)
+    return 4 * (lora + encoder)
+
+
+def _ex4d_lora_shapes(size: DiTSize) -> list[tuple[int, int]]:
+    return [(size.dim, size.dim)] * 8 + [(size.dim, size.ffn), (size.ffn, size.dim)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The plan: which files, how big, how each is written
+
+
+@dataclass
+class PlannedFile:
+    rel: str  # path under the models folder
+    nbytes: int
+    write: Callable[[Path], None]  # writes the complete file at the path given
+
+    @property
+    def is_weights(self) -> bool:
+        return not self.rel.endswith(".json")
+
+
+def _safetensors_file(rel: str, layout: Layout, seed: int) -> PlannedFile:
+    return PlannedFile(rel, safetensors_size(layout, SAFETENSORS_METADATA),
+                       lambda path: write_safetensors(path, layout, SAFETENSORS_METADATA, seed))
+
+
+def _json_file(rel: str, data: dict) -> PlannedFile:
+    text = json.dumps(data, indent=2) + "\n"
+    return PlannedFile(rel, len(text.encode()), lambda path: path.write_text(text))
+
+
+def _ex4d_file(size: DiTSize) -> PlannedFile:
+    def write(path: Path) -> None:
+        import torch
+
+        torch.save(ex4d_state_dict(size), str(path))  # the published format: a plain dict, weights-only
+
+    return PlannedFile("ex4d/ex4d.ckpt", ex4d_nbytes(size), write)
+
+
+def plan(parts: tuple[str, ...], scale: str = "full", wan: str = "bf16") -> list[PlannedFile]:
+    """The files of ``parts`` at ``scale``; ``wan`` picks the DiT file (bf16, fp8 or none)."""
+    import torch
+
+    size = FULL if scale == "full" else TINY
+    files: list[PlannedFile] = []
+    if "wan" in parts and wan != "none":
+        dtype = WAN_DTYPES[wan]
+        files.append(_safetensors_file(f"diffusion_models/{wan_file_name(FULL, dtype)}",
+                                       wan_layout(size, getattr(torch, dtype)), seed=0))
+    if "vae" in parts:
+        files.append(_safetensors_file("vae/wan_2.1_vae.safetensors", wan_vae_layout(WAN_VAE_DIM[scale]), seed=1))
+    if "text_encoder" in parts:
+        files.append(_safetensors_file("text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+                                       umt5_layout(umt5_config(scale)), seed=2))
+    if "clip_vision" in parts:
+        files.append(_safetensors_file("clip_vision/clip_vision_h.safetensors", clip_vision_h_layout(), seed=3))
+    if "depthcrafter" in parts:
+        for i, (rel, (data, layout)) in enumerate(depthcrafter_layouts(scale).items()):
+            rel = f"depthcrafter/{rel}"
+            files.append(_json_file(rel, data) if layout is None else _safetensors_file(rel, layout, seed=10 + i))
+    if "ex4d" in parts:
+        files.append(_ex4d_file(size))
+    return files
+
+
+def _size(nbytes: int) -> str:
+    if nbytes >= GiB / 10:
+        return f"{nbytes / GiB:.2f} GiB"
+    return f"{nbytes / MiB:.1f} MiB" if nbytes >= MiB / 10 else f"{nbytes / 1024:.1f} KiB"
+
+
+def check_disk(models: Path, files: list[PlannedFile]) -> None:
+    need = sum(f.nbytes for f in files if not (models / f.rel).exists())
+    probe = models
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if need > free:
+        raise SystemExit(f"the files to write need {_size(need)}, {probe} has {_size(free)} free "
+                         "(--wan fp8 or --wan none, or --only, write less)")
+
+
+def write_files(models: Path, files: list[PlannedFile], log: Callable[[str], None] = print) -> list[Path]:
+    """Write each planned file that is not there yet; returns the paths of all of them."""
+    check_disk(models, files)
+    started, written = time.perf_counter(), 0
+    for f in files:
+        path = models / f.rel
+        if path.exists():
+            if f.is_weights:
+                log(f"kept    {f.rel} ({_size(path.stat().st_size)}, already there)")
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
+        f.write(_partial(path))
+        _partial(path).rename(path)
+        written += path.stat().st_size
+        if f.is_weights:
+            log(f"wrote   {f.rel} ({_size(path.stat().st_size)}) in {time.perf_counter() - t:.1f} s")
+    total = sum((models / f.rel).stat().st_size for f in files)
+    log(f"total   {len(files)} files, {_size(total)} in {models} ({_size(written)} written in "
+        f"{time.perf_counter() - started:.1f} s on {generation_device()})")
+    return [models / f.rel for f in files]
+
+
+def write_all(models: Path, parts: tuple[str, ...] = PARTS, scale: str = "full", wan: str = "bf16",
+              log: Callable[[str], None] = print) -> list[Path]:
+    """The host's modules must be importable (``setup_host``, or a started host)."""
+    return write_files(Path(models), plan(parts, scale, wan), log)
+
+
+def print_plan(models: Path, files: list[PlannedFile]) -> None:
+    for f in files:
+        there = " (there)" if (models / f.rel).exists() else ""
+        print(f"{_size(f.nbytes):>11}  {f.rel}{there}")
+    print(f"{_size(sum(f.nbytes for f in files)):>11}  total")
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--comfyui", default=os.environ.get("COMFYUI_PATH"), help="host folder (or env COMFYUI_PATH)")
+    p.add_argument("--models", required=True, help="the ComfyUI models folder to write into")
+    p.add_argument("--wan", choices=(*WAN_DTYPES, "none"), default="bf16",
+                   help="which DiT file: bf16 (30.5 GiB), fp8 (15.3 GiB) or none")
+    p.add_argument("--only", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
+    p.add_argument("--scale", choices=("full", "tiny"), default="full")
+    p.add_argument("--plan", action="store_true", help="print the files and their sizes, write nothing")
+    args = p.parse_args()
+    if not args.comfyui:
+        p.error("give the ComfyUI folder with --comfyui or COMFYUI_PATH")
+    args.parts = tuple(s.strip() for s in args.only.split(",") if s.strip())
+    unknown = sorted(set(args.parts) - set(PARTS))
+    if unknown:
+        p.error(f"--only: unknown parts {unknown}; choose from {','.join(PARTS)}")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    setup_host(Path(args.comfyui).resolve())
+    models = Path(args.models).resolve()
+    files = plan(args.parts, args.scale, args.wan)
+    if args.plan:
+        print_plan(models, files)
+    else:
+        write_files(models, files)
+
+
+if __name__ == "__main__":
+    main()
