@@ -75,11 +75,94 @@ class DWMesh:
             mv(self.stretched),
         )
 
+    @property
+    def watertight(self) -> bool:
+        """False for the ablation, whose frames each have their own face list."""
+        return self.face_keep is None
+
     def frame_faces(self, frame: int) -> torch.Tensor:
         """Faces present in one frame ([F', 3] int32): all of them unless the ablation deleted some."""
         if self.face_keep is None:
             return self.faces
         return self.faces[self.face_keep[frame]]
+
+    def part(self, start: int, stop: int, device: torch.device | str | None = None) -> DWMesh:
+        """Frames ``start`` .. ``stop - 1`` on ``device`` (default: where they are); ``frame0`` stays the
+        first frame of the whole."""
+        dev = self.device if device is None else torch.device(device)
+
+        def cut(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x[start:stop].to(dev)
+
+        return DWMesh(cut(self.vertices), cut(self.colors), self.faces.to(dev), self.height, self.width,
+                      self.frame0.to(dev), self.focal, cut(self.face_keep), cut(self.stretched))
+
+
+@dataclass(frozen=True, eq=False)
+class DWMeshSpec:
+    """What a :class:`DWMesh` is built from, to build it where it is used, a few frames at a time.
+
+    The mesh is a function of these; built whole it is large (0.36 GB at 512 x 512 x 49 frames, 0.87 GB at
+    1024 x 576 x 49), so it is handed on as this and built per chunk on the device that renders it.
+    frames [T, H, W, 3] float in [0, 1], depth [T, H, W] z-depth; the rest as :func:`build_dw_mesh`.
+    """
+
+    frames: torch.Tensor
+    depth: torch.Tensor
+    focal: float = 500.0
+    filter: str = "angle"
+    angle_threshold: float = 2.5
+    boundary_ratio: float = 2.0
+    watertight: bool = True
+
+    def __post_init__(self) -> None:
+        _check_frames_and_depth(self.frames, self.depth)
+        if self.height < 2 or self.width < 2:
+            raise ValueError(f"a DW-mesh needs at least 2 x 2 pixels, got {self.height} x {self.width}")
+        if self.filter not in FILTERS:
+            raise ValueError(f"unknown face filter {self.filter!r}; expected one of {FILTERS}")
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.frames.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.frames.shape[2])
+
+    @property
+    def device(self) -> torch.device:
+        return self.frames.device
+
+    @property
+    def frame0(self) -> torch.Tensor:
+        return self.frames[0].to(torch.float32)
+
+    @property
+    def faces(self) -> torch.Tensor:
+        return grid_faces(self.height, self.width, self.device)
+
+    def part(self, start: int, stop: int, device: torch.device | str | None = None) -> DWMesh:
+        """The DW-mesh of frames ``start`` .. ``stop - 1``, built on ``device`` (default: the frames');
+        ``frame0`` is the first frame of the whole. The same numbers as those frames of the whole mesh."""
+        dev = torch.device(device) if device is not None else self.device
+        frames = self.frames[start:stop].to(dev, torch.float32)
+        mesh = build_dw_mesh(frames, self.depth[start:stop].to(dev, torch.float32), focal=self.focal,
+                             filter=self.filter, angle_threshold=self.angle_threshold,
+                             boundary_ratio=self.boundary_ratio, watertight=self.watertight)
+        mesh.frame0 = self.frame0.to(dev)
+        return mesh
+
+
+def _check_frames_and_depth(frames: torch.Tensor, depth: torch.Tensor) -> None:
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be [T, H, W, 3], got {list(frames.shape)}")
+    if depth.shape != frames.shape[:3]:
+        raise ValueError(f"depth {list(depth.shape)} does not match frames {list(frames.shape[:3])}")
 
 
 def grid_faces(height: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -190,12 +273,9 @@ def build_dw_mesh(
     processed ``chunk_frames`` frames at a time to bound the filter's temporaries (about 50 MB a frame at
     512 x 512; default: 64 frames on a GPU, 8 elsewhere). ``progress(done, total)`` after each chunk.
     """
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be [T, H, W, 3], got {list(frames.shape)}")
     if depth.ndim == 4 and depth.shape[-1] == 1:
         depth = depth[..., 0]
-    if depth.shape != frames.shape[:3]:
-        raise ValueError(f"depth {list(depth.shape)} does not match frames {list(frames.shape[:3])}")
+    _check_frames_and_depth(frames, depth)
     t, h, w = depth.shape
     device = frames.device
     depth = depth.to(device)
@@ -236,19 +316,22 @@ def build_dw_mesh(
 # ----------------------------------------------------------------------------- export
 
 
-def _export_arrays(mesh: DWMesh, frame: int, gl_axes: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _export_arrays(
+    mesh: DWMesh | DWMeshSpec, frame: int, gl_axes: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not 0 <= frame < mesh.num_frames:
         raise IndexError(f"frame {frame} out of range for a mesh of {mesh.num_frames} frames")
-    v = mesh.vertices[frame].detach().to("cpu", torch.float32).numpy().copy()
+    one = mesh.part(frame, frame + 1, "cpu")  # a spec builds just this frame
+    v = one.vertices[0].detach().to(torch.float32).numpy().copy()
     if gl_axes:
         v[:, 1:] *= -1.0
-    c = mesh.colors[frame].detach().to("cpu", torch.float32).round().clamp(0, 255).to(torch.uint8).numpy()
-    f = mesh.frame_faces(frame).detach().to("cpu", torch.int32).numpy()
+    c = one.colors[0].detach().to(torch.float32).round().clamp(0, 255).to(torch.uint8).numpy()
+    f = one.frame_faces(0).detach().to(torch.int32).numpy()
     return np.ascontiguousarray(v), np.ascontiguousarray(c), np.ascontiguousarray(f)
 
 
-def save_ply(mesh: DWMesh, frame: int, path: str | Path, gl_axes: bool = True) -> Path:
-    """Write one frame as a binary little-endian PLY with RGBA vertex colours.
+def save_ply(mesh: DWMesh | DWMeshSpec, frame: int, path: str | Path, gl_axes: bool = True) -> Path:
+    """Write one frame as a binary little-endian PLY with RGBA vertex colours (a spec builds only that frame).
 
     ``gl_axes`` maps the mesh's (x right, y down, z forward) to the y-up / looking-down -z convention of glTF
     and three.js by (x, y, z) -> (x, -y, -z): a 180 degree turn about x, so face winding is unchanged.
@@ -274,8 +357,9 @@ def save_ply(mesh: DWMesh, frame: int, path: str | Path, gl_axes: bool = True) -
     return path
 
 
-def save_glb(mesh: DWMesh, frame: int, path: str | Path, gl_axes: bool = True) -> Path:
-    """Write one frame as a glTF 2.0 binary (POSITION, COLOR_0 as normalised RGBA bytes, uint32 indices).
+def save_glb(mesh: DWMesh | DWMeshSpec, frame: int, path: str | Path, gl_axes: bool = True) -> Path:
+    """Write one frame as a glTF 2.0 binary (POSITION, COLOR_0 as normalised RGBA bytes, uint32 indices; a
+    spec builds only that frame).
 
     Axes as in :func:`save_ply`: (x, -y, -z) so the scene is upright in glTF viewers. The material is
     double-sided and opaque (hidden vertices show black, not transparent).

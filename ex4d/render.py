@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .camera import CameraPath
-from .mesh import DWMesh
+from .mesh import DWMesh, DWMeshSpec
 
 ALPHA_THRESHOLD = 125.0
 BACKENDS = ("auto", "nvdiffrast", "torch")
@@ -451,7 +451,7 @@ def _orient(s: torch.Tensor, fv: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------- high level
 
 
-def _check(mesh: DWMesh, camera: CameraPath) -> None:
+def _check(mesh: DWMesh | DWMeshSpec, camera: CameraPath) -> None:
     if mesh.num_frames != camera.num_frames:
         raise ValueError(
             f"camera path has {camera.num_frames} frames but the DW-mesh has {mesh.num_frames}; "
@@ -476,8 +476,23 @@ def _finish(rgba: torch.Tensor, color_out: torch.Tensor, mask_out: torch.Tensor)
     torch.mul(rgb, visible[..., None], out=color_out)
 
 
+# Device memory a render needs beside the models, per pixel: for each frame of a chunk its DW-mesh (about
+# 28 B: 0.36 GB for 49 frames of 512 x 512), the build's temporaries, the clip-space vertices, the rasteriser's
+# buffers (the built-in one's tile lists are the largest) and the shaded frame, rounded up generously; for
+# every frame of the clip, the colour and mask kept on the device until the end (16 B).
+RENDER_BYTES_PER_CHUNK_PIXEL = 384
+RENDER_BYTES_PER_OUTPUT_PIXEL = 16
+
+
+def render_memory(frames: int, height: int, width: int, chunk: int) -> int:
+    """Bytes of device memory :func:`render_views` needs beside what is already there (an estimate that
+    errs high, for a host that has to make room)."""
+    pixels = height * width
+    return min(chunk, frames) * pixels * RENDER_BYTES_PER_CHUNK_PIXEL + frames * pixels * RENDER_BYTES_PER_OUTPUT_PIXEL
+
+
 def render_views(
-    mesh: DWMesh,
+    mesh: DWMesh | DWMeshSpec,
     camera: CameraPath,
     backend: str = "auto",
     chunk: int = 32,
@@ -488,6 +503,9 @@ def render_views(
     on_chunk: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> RenderResult:
     """Render frames 1..N-1 of ``mesh`` from ``camera`` (frame 0 is the source frame with a full mask).
+
+    ``mesh``: a built :class:`DWMesh`, or a :class:`DWMeshSpec` whose mesh is built chunk by chunk on the
+    render device (the same images, without the whole mesh in memory).
 
     backend: "nvdiffrast" (CUDA), "torch" (any device; ``device`` defaults to the mesh's) or "auto"
     (nvdiffrast when CUDA is available and it imports, else torch). ``chunk`` frames are rendered at once.
@@ -515,7 +533,7 @@ def render_views(
 
 
 def _render(
-    mesh: DWMesh,
+    mesh: DWMesh | DWMeshSpec,
     camera: CameraPath,
     backend: str,
     chunk: int,
@@ -544,7 +562,7 @@ def _render(
     faces = mesh.faces.to(dev).to(torch.int32).contiguous()
     # face adjacency for antialiasing, built once per render (not once per chunk)
     neighbours = face_neighbours(faces) if (aa and dr is None) else None
-    topology = dr.antialias_construct_topology_hash(faces) if (aa and dr and mesh.face_keep is None) else None
+    topology = dr.antialias_construct_topology_hash(faces) if (aa and dr and mesh.watertight) else None
     done = 1
     if progress is not None:
         progress(done, t)
@@ -552,9 +570,10 @@ def _render(
         if cancel is not None and cancel():
             raise RenderCancelled("render cancelled")
         e = min(t, s + max(1, chunk))
-        pos = clip_positions(mesh.vertices[s:e].to(dev), camera, slice(s, e)).contiguous()
-        cols = mesh.colors[s:e].to(dev, torch.float32).contiguous()
-        keep = mesh.face_keep[s:e].to(dev) if mesh.face_keep is not None else None
+        part = mesh.part(s, e, dev)
+        pos = clip_positions(part.vertices, camera, slice(s, e)).contiguous()
+        cols = part.colors.to(torch.float32).contiguous()
+        keep = part.face_keep
         if dr is not None:
             rgba = _nvdiffrast_rgba(dr, glctx, pos, cols, faces, keep, h, w, aa, topology)
         else:

@@ -1,9 +1,11 @@
-"""ComfyUI glue shared by the pack's nodes: model folders, safe input paths, progress and cancel."""
+"""ComfyUI glue shared by the pack's nodes: model folders, safe input paths, progress and cancel, out of
+memory."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import comfy.model_management
@@ -110,6 +112,13 @@ def input_file_fingerprint(name: str, input_name: str) -> str:
     return file_fingerprint(lambda n: resolve_input_file(n, input_name), name)
 
 
+def make_room(memory_required: int, device) -> None:
+    """Free device memory for work that is not a model (a render) the way ``load_models_gpu`` does for a
+    model's inference memory: the host's own reserve (``--reserve-vram``) on top, models offloaded as needed."""
+    mm = comfy.model_management
+    mm.free_memory(max(mm.minimum_inference_memory(), memory_required + mm.extra_reserved_memory()), device)
+
+
 class Progress:
     """A node's progress bar and cancel check, as callables the library accepts."""
 
@@ -139,3 +148,29 @@ class Progress:
 def progress_callbacks(total: int) -> tuple[Callable[[int, int], None], Callable[[], None]]:
     progress = Progress(total)
     return progress, Progress.cancel
+
+
+def _out_of_memory_types() -> tuple[type[BaseException], ...]:
+    """The exception types the host's own out-of-memory test looks at: ``OOM_EXCEPTION`` (torch's CUDA
+    OutOfMemoryError), and from 0.33 on also ``ACCELERATOR_ERROR`` (torch.AcceleratorError), which is out of
+    memory only for some error codes."""
+    mm = comfy.model_management
+    accelerator = getattr(mm, "ACCELERATOR_ERROR", None)
+    return (mm.OOM_EXCEPTION,) if accelerator is None else (mm.OOM_EXCEPTION, accelerator)
+
+
+@contextlib.contextmanager
+def reraise_out_of_memory(message: str) -> Iterator[None]:
+    """Re-raise running out of GPU memory inside the block as the host's own OOM type with ``message`` (say
+    which input to lower), chained to the original.
+
+    The host frees its loaded models after a node fails only when it recognises the exception as out of
+    memory (0.3.75: ``isinstance(ex, OOM_EXCEPTION)``, 0.33: ``is_oom(ex)``); any other type leaves every
+    model loaded and the next prompt fails too."""
+    try:
+        yield
+    except _out_of_memory_types() as e:
+        is_oom = getattr(comfy.model_management, "is_oom", None)  # 0.33 on; before, the type alone decides
+        if is_oom is not None and not is_oom(e):
+            raise
+        raise comfy.model_management.OOM_EXCEPTION(message) from e

@@ -21,6 +21,7 @@ from ._comfy import (
     input_files,
     model_folder_paths,
     output_path,
+    reraise_out_of_memory,
     resolve_input_file,
 )
 from ._types import Depth, DepthModel
@@ -71,9 +72,10 @@ class LoadedDepthModel:
     model: ex4d_depth.DepthCrafter | ex4d_depth.DepthAnything
     patcher: comfy.model_patcher.ModelPatcher
 
-    def load(self) -> None:
-        """Onto the run device, unloading other models (the 14B Wan) as much as this one needs."""
-        mm.load_models_gpu([self.patcher], force_full_load=True)
+    def load(self, memory_required: int) -> None:
+        """Onto the run device, unloading other models (the 14B Wan) as much as this one needs: its weights
+        and ``memory_required`` bytes for the inference (the model's ``inference_memory``)."""
+        mm.load_models_gpu([self.patcher], memory_required=memory_required, force_full_load=True)
         self.model.device = torch.device(self.patcher.load_device)
 
     def __repr__(self) -> str:
@@ -164,29 +166,33 @@ class EstimateDepth(io.ComfyNode):
         if depth_model.kind == "depthcrafter" and overlap >= window:
             raise ValueError(f"overlap: {overlap} must be smaller than window ({window})")
         frames = frames[..., :3].float()
+        t, h, w = frames.shape[:3]
         lib = depth_model.model
         if depth_model.kind == "depthcrafter":
-            windows = len(ex4d_depth.window_starts(frames.shape[0], window, overlap)[0])
+            windows = len(ex4d_depth.window_starts(t, window, overlap)[0])
             progress = Progress(windows * steps)
+            memory = lib.inference_memory(t, h, w, window)
+            knob, lower = "window", f"lower 'window' ({window}: the frames denoised at once)"
+            lower += ", load the model in bf16" if lib.dtype != torch.bfloat16 else ""
             run = lambda: lib.estimate(frames, steps=steps, guidance=guidance, window=window,  # noqa: E731
                                        overlap=overlap, seed=seed, progress=progress, cancel=mm.processing_interrupted)
         else:
-            progress = Progress(-(-frames.shape[0] // batch_size))
+            progress = Progress(-(-t // batch_size))
+            memory = lib.inference_memory(t, h, w, batch_size)
+            knob, lower = "batch_size", f"lower 'batch_size' ({batch_size})"
+            lower += ", load the model in fp16 / bf16" if lib.dtype == torch.float32 else ""
             run = lambda: lib.estimate(frames, batch_size=batch_size, smoothing=smoothing,  # noqa: E731
                                        progress=progress, cancel=mm.processing_interrupted)
-        depth_model.load()
-        try:
-            result = run()
-        except ex4d_depth.Cancelled:
-            mm.throw_exception_if_processing_interrupted()
-            raise
-        except torch.cuda.OutOfMemoryError as e:
-            t, h, w = frames.shape[:3]
-            raise RuntimeError(
-                f"frames: out of GPU memory estimating depth for {t} frames of {w}x{h} with {depth_model.name}. "
-                "Lower 'window' (DepthCrafter) or 'batch_size' (Depth Anything), load the model in bf16/fp16, "
-                "or load fewer / smaller frames."
-            ) from e
+        depth_model.load(memory)
+        message = (f"{knob}: out of GPU memory estimating depth for {t} frames of {w}x{h} with {depth_model.name} "
+                   f"(it needs about {memory / 2**30:.1f} GiB beside its weights); {lower}, or load fewer / "
+                   "smaller frames.")
+        with reraise_out_of_memory(message):
+            try:
+                result = run()
+            except ex4d_depth.Cancelled:
+                mm.throw_exception_if_processing_interrupted()
+                raise
         return io.NodeOutput(result.to(mm.intermediate_device()))
 
 

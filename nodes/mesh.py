@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import comfy.model_management
 import torch
 from comfy_api.latest import io
 
 from ..ex4d import mesh as ex4d_mesh
-from ._comfy import CATEGORY, Progress, output_path
+from ._comfy import CATEGORY, output_path
 from ._types import Depth, DWMesh
 
 MESH_CATEGORY = f"{CATEGORY}/geometry"
@@ -35,7 +34,8 @@ class BuildDWMesh(io.ComfyNode):
             display_name="EX-4D Build DW-Mesh",
             category=MESH_CATEGORY,
             description="One Depth Watertight Mesh per frame: a vertex per pixel, a closed outer wall, and the "
-            "faces across depth edges hidden (alpha 0) so that they still occlude but render as mask 0.",
+            "faces across depth edges hidden (alpha 0) so that they still occlude but render as mask 0. The "
+            "meshes are built where they are used (Render Views builds them chunk by chunk on the GPU).",
             inputs=[
                 io.Image.Input("frames"),
                 Depth.Input("depth"),
@@ -59,13 +59,11 @@ class BuildDWMesh(io.ComfyNode):
     def execute(cls, frames, depth, filter, angle_threshold, boundary_ratio, watertight, focal) -> io.NodeOutput:
         values = depth.depth
         check_frames_and_depth(frames, values)
-        device = comfy.model_management.get_torch_device()
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        mesh = ex4d_mesh.build_dw_mesh(frames.to(device, torch.float32), values.to(device, torch.float32),
-                                       focal=focal, filter=filter, angle_threshold=angle_threshold,
-                                       boundary_ratio=boundary_ratio, watertight=watertight,
-                                       progress=Progress(frames.shape[0]))
-        return io.NodeOutput(mesh.to(comfy.model_management.intermediate_device()))
+        # the mesh itself is built where it is used (Render Views: chunk by chunk on the GPU), from the
+        # frames and depth the host already holds: nothing large is copied or moved here
+        return io.NodeOutput(ex4d_mesh.DWMeshSpec(frames, values, focal=focal, filter=filter,
+                                                  angle_threshold=angle_threshold, boundary_ratio=boundary_ratio,
+                                                  watertight=watertight))
 
 
 class SaveDWMesh(io.ComfyNode):

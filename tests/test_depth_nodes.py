@@ -231,16 +231,78 @@ def test_load_depth_refuses_paths_outside_input(installed):
         installed.run(load_depth_prompt("../../etc/passwd"))
 
 
-def test_out_of_memory_is_a_clear_error_and_the_host_goes_on(installed, monkeypatch):
+def oom_type_name() -> str:
+    """How the host reports an exception of its own out-of-memory type (its full_type_name)."""
+    import comfy.model_management as mm
+
+    return f"{mm.OOM_EXCEPTION.__module__}.{mm.OOM_EXCEPTION.__qualname__}"
+
+
+def test_estimate_asks_the_host_for_the_inference_memory(installed, monkeypatch):
+    import comfy.model_management as mm
+
+    host = installed
+    asked: list[dict] = []
+    load_models_gpu = mm.load_models_gpu
+
+    def recording(models, *args, **kwargs):
+        asked.append(kwargs)
+        return load_models_gpu(models, *args, **kwargs)
+
+    monkeypatch.setattr(mm, "load_models_gpu", recording)
+    host.run(estimate_prompt(window=5, seed=11))
+    host.run(estimate_prompt(window=3, overlap=1, seed=11))
+    host.run(estimate_prompt(model="Depth Anything V2: tiny-v2", batch_size=3, seed=11))
+    assert [a["memory_required"] for a in asked] == [
+        D.depthcrafter_inference_memory(T, H, W, 5, torch.float32, "sdpa", vae_upcast=False),
+        D.depthcrafter_inference_memory(T, H, W, 3, torch.float32, "sdpa", vae_upcast=False),
+        D.depth_anything_inference_memory(T, H, W, 3, torch.float32, fusion_hidden_size=16),
+    ]
+    assert all(a["force_full_load"] for a in asked)
+
+
+@pytest.mark.parametrize(("model", "knob"), [("DepthCrafter", "window"),
+                                              ("Depth Anything V2: tiny-v2", "batch_size")])
+def test_out_of_memory_is_the_hosts_oom_it_unloads_and_the_next_prompt_runs(installed, monkeypatch, model, knob):
+    import comfy.model_management as mm
+
     host = installed
     module = sys.modules[host.node_classes["EX4DEstimateDepth"].__module__]
+    host.run(estimate_prompt(model=model, seed=5))
+    assert mm.current_loaded_models  # the depth model stays loaded between prompts
 
     def oom(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 40.00 GiB")
 
-    monkeypatch.setattr(module.ex4d_depth.DepthCrafter, "estimate", oom)
-    with pytest.raises(NodeExecutionError, match="out of GPU memory estimating depth for 8 frames of 64x64.*'window'"):
-        host.run(estimate_prompt(seed=5))
+    kind = module.ex4d_depth.DepthCrafter if model == "DepthCrafter" else module.ex4d_depth.DepthAnything
+    monkeypatch.setattr(kind, "estimate", oom)
+    with pytest.raises(NodeExecutionError, match=f"{knob}: out of GPU memory estimating depth for 8 frames of "
+                       f"64x64.*lower '{knob}'") as failed:
+        host.run(estimate_prompt(model=model, seed=6))
+    assert failed.value.details["exception_type"] == oom_type_name()
+    assert "ran out of memory on your GPU" in failed.value.details["exception_message"]  # the host's own tips
+    assert mm.current_loaded_models == []  # the host unloaded every model
     monkeypatch.undo()
-    host.run(estimate_prompt(seed=5))
+    host.run(estimate_prompt(model=model, seed=6))
     assert host.node_output("3")[0][0].depth.shape == (T, H, W)
+
+
+def test_reraise_out_of_memory_takes_only_out_of_memory(installed):
+    import comfy.model_management as mm
+
+    reraise = sys.modules[installed.node_classes["EX4DEstimateDepth"].__module__].reraise_out_of_memory
+    cause = torch.cuda.OutOfMemoryError("CUDA out of memory")
+    with pytest.raises(mm.OOM_EXCEPTION, match="^window: lower it$") as raised:
+        with reraise("window: lower it"):
+            raise cause
+    assert raised.value.__cause__ is cause
+    with pytest.raises(ValueError, match="not memory"), reraise("window: lower it"):
+        raise ValueError("not memory")
+    if not hasattr(mm, "ACCELERATOR_ERROR"):  # 0.3.75 knows only OOM_EXCEPTION
+        return
+    with pytest.raises(mm.OOM_EXCEPTION, match="window"), reraise("window: lower it"):
+        raise torch.AcceleratorError("CUDA error: out of memory")
+    fault = torch.AcceleratorError("CUDA error: an illegal memory access was encountered")
+    with pytest.raises(torch.AcceleratorError) as raised, reraise("window: lower it"):
+        raise fault
+    assert raised.value is fault  # not out of memory by the host's is_oom: as it was

@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from ex4d import camera as ex4d_camera
+from ex4d import render as ex4d_render
+from ex4d.mesh import build_dw_mesh, save_glb
 from harness.host import NodeExecutionError, PromptValidationError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,9 +68,17 @@ def test_reconstruction_graph_renders_colour_and_mask(example_inputs):
     assert len(outputs["6"]["images"]) == FRAMES and len(outputs["7"]["images"]) == FRAMES
     previews = [e for e in host.events("preview") if e["node"] == "5"]
     assert previews and previews[-1]["size"] == (512, 320)  # the last rendered frame, shown on the node
-    for node in ("3", "5"):  # Build DW-Mesh, Render Views
-        events = [e for e in host.events("progress") if e["node"] == node]
-        assert events and events[-1]["value"] == events[-1]["max"], node
+    events = [e for e in host.events("progress") if e["node"] == "5"]
+    assert events and events[-1]["value"] == events[-1]["max"]
+    # Build DW-Mesh hands on a description holding the tensors the host already has; Render Views builds
+    # the mesh chunk by chunk, with the same images as the library renders from the mesh built whole
+    spec = host.node_output("3")[0][0]
+    depth = host.node_output("2")[0][0].depth
+    assert type(spec).__name__ == "DWMeshSpec" and spec.frames is frames and spec.depth is depth
+    camera = host.node_output("4")[0][0]
+    expected = ex4d_render.render_views(build_dw_mesh(frames, depth), camera, backend="torch", chunk=FRAMES)
+    torch.testing.assert_close(colour, expected.color, rtol=0, atol=0)
+    torch.testing.assert_close(mask, expected.mask, rtol=0, atol=0)
 
 
 def test_camera_nodes_match_library(example_inputs):
@@ -113,7 +123,7 @@ def test_custom_camera_nodes_run(example_inputs, node):
     np.testing.assert_allclose(cam.extrinsics[0], np.diag([1, -1, -1, 1]).astype(np.float32), atol=1e-6)
 
 
-def test_save_dw_mesh_for_the_3d_preview(example_inputs):
+def test_save_dw_mesh_for_the_3d_preview(example_inputs, tmp_path):
     host = example_inputs
     prompt = reconstruction_prompt(frames=2)
     prompt["8"] = {"class_type": "EX4DSaveDWMesh",
@@ -124,6 +134,9 @@ def test_save_dw_mesh_for_the_3d_preview(example_inputs):
     data = (host.output_dir / relative).read_bytes()
     assert data[:4] == b"glTF" and len(data) > 320 * 512 * 12
     assert outputs["9"]["result"][0] == relative
+    # frame 1 built on its own: the same file as frame 1 of the mesh built whole
+    whole = build_dw_mesh(host.node_output("1")[0][0], host.node_output("2")[0][0].depth)
+    assert data == save_glb(whole, 1, tmp_path / "whole.glb").read_bytes()
 
 
 def test_mismatched_camera_and_mesh_is_a_clear_error(example_inputs):
@@ -185,16 +198,51 @@ def test_example_workflow_runs_end_to_end(example_inputs):
     assert len(outputs["4"]["images"]) == FRAMES  # depth preview
 
 
-def test_render_out_of_memory_names_the_chunk_input(example_inputs, monkeypatch):
+def test_render_out_of_memory_is_the_hosts_oom_it_unloads_and_the_next_prompt_runs(example_inputs, monkeypatch):
+    import comfy.model_management as mm
+    import comfy.model_patcher
+
     host = example_inputs
     module = sys.modules[host.node_classes["EX4DRenderViews"].__module__]
+    # a model the host holds loaded (as it would the depth model or Wan) when the render runs out of memory
+    device = mm.get_torch_device()
+    patcher = comfy.model_patcher.ModelPatcher(torch.nn.Linear(4, 4), device, device)
+    mm.load_models_gpu([patcher])
+    assert any(m.model is patcher for m in mm.current_loaded_models)
 
     def oom(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
     monkeypatch.setattr(module.ex4d_render, "render_views", oom)
-    with pytest.raises(NodeExecutionError, match="chunk: out of GPU memory rendering 2 frames of 512x320"):
+    with pytest.raises(NodeExecutionError, match="chunk: out of GPU memory building and rendering the DW-mesh of "
+                       "2 frames of 512x320 at once; lower 'chunk'") as failed:
         host.run(reconstruction_prompt(frames=3))
+    oom_type = mm.OOM_EXCEPTION
+    assert failed.value.details["exception_type"] == f"{oom_type.__module__}.{oom_type.__qualname__}"
+    assert mm.current_loaded_models == []  # the host unloaded every model
+    monkeypatch.undo()
+    host.run(reconstruction_prompt(frames=3))
+    assert host.node_output("5")[0][0].shape == (3, 320, 512, 3)
+
+
+def test_render_asks_the_host_for_its_memory_first(example_inputs, monkeypatch):
+    """Render Views makes room as a model load does (the host offloads the 14B DiT on a small card)."""
+    import comfy.model_management as mm
+
+    from ex4d.render import render_memory
+
+    asked = []
+    free_memory = mm.free_memory
+
+    def recording(memory_required, device, *args, **kwargs):
+        asked.append((memory_required, device))
+        return free_memory(memory_required, device, *args, **kwargs)
+
+    monkeypatch.setattr(mm, "free_memory", recording)
+    example_inputs.run(reconstruction_prompt(frames=5))  # a prompt no other test runs: nothing cached
+    needed = render_memory(5, 320, 512, 2) + mm.extra_reserved_memory()  # with the host's own reserve
+    assert any(device == mm.get_torch_device() and required >= needed for required, device in asked), asked
+    assert render_memory(49, 320, 512, 32) > render_memory(49, 320, 512, 8) > render_memory(8, 320, 512, 8) > 0
 
 
 def test_camera_path_preview_node(example_inputs):

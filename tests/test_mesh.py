@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ex4d.mesh import build_dw_mesh, grid_faces, save_glb, save_ply
+from ex4d.mesh import DWMeshSpec, build_dw_mesh, grid_faces, save_glb, save_ply
 
 H, W = 24, 32
 
@@ -126,6 +126,42 @@ def test_bad_shapes():
         build_dw_mesh(torch.rand(2, H, W, 3), torch.rand(2, H, W), filter="nope")
     with pytest.raises(ValueError):
         grid_faces(1, 5)
+
+
+@pytest.mark.parametrize("options", [{}, {"watertight": False}, {"filter": "boundary", "boundary_ratio": 1.5},
+                                     {"filter": "none"}, {"focal": 300.0, "angle_threshold": 5.0}])
+def test_parts_of_a_spec_are_the_frames_of_the_whole_mesh(options):
+    t = 5
+    depth = torch.full((t, H, W), 4.0)
+    for i in range(t):  # a box that moves: every frame differs
+        depth[i, 6 + i : 14 + i, 8 + 2 * i : 20 + 2 * i] = 2.0
+    frames = torch.rand(t, H, W, 3, generator=torch.Generator().manual_seed(1))
+    whole = build_dw_mesh(frames, depth, **options)
+    spec = DWMeshSpec(frames, depth, **options)
+    assert (spec.num_frames, spec.height, spec.width, spec.watertight) == (t, H, W, whole.watertight)
+    assert torch.equal(spec.faces, whole.faces) and torch.equal(spec.frame0, whole.frame0)
+    for start, stop in ((0, t), (0, 2), (2, 5), (4, 5)):
+        for source in (spec, whole):
+            part = source.part(start, stop)
+            assert part.num_frames == stop - start
+            assert torch.equal(part.vertices, whole.vertices[start:stop])
+            assert torch.equal(part.colors, whole.colors[start:stop])
+            assert torch.equal(part.stretched, whole.stretched[start:stop])
+            assert (part.face_keep is None) == (whole.face_keep is None)
+            if whole.face_keep is not None:
+                assert torch.equal(part.face_keep, whole.face_keep[start:stop])
+            assert torch.equal(part.faces, whole.faces) and torch.equal(part.frame0, whole.frame0)
+    assert spec.frames is frames and spec.depth is depth  # nothing copied until a part is built
+
+
+def test_spec_refuses_bad_inputs_when_made():
+    frames, depth = _step_scene()
+    with pytest.raises(ValueError, match="does not match"):
+        DWMeshSpec(frames, depth[:, :, :-1])
+    with pytest.raises(ValueError, match="unknown face filter"):
+        DWMeshSpec(frames, depth, filter="nope")
+    with pytest.raises(ValueError, match="2 x 2"):
+        DWMeshSpec(frames[:, :1], depth[:, :1])
 
 
 def test_ply_export(tmp_path):

@@ -9,6 +9,7 @@ loaded.
 """
 
 from .anything import DepthAnything, check_depth_anything_folder
+from .anything import inference_memory as depth_anything_inference_memory
 from .convert import (
     DEPTH_MAX,
     DEPTH_MIN,
@@ -31,6 +32,7 @@ from .crafter import (
     check_depthcrafter_folder,
     window_starts,
 )
+from .crafter import inference_memory as depthcrafter_inference_memory
 
 __all__ = [
     "DEPTHCRAFTER_LAYOUT",
@@ -46,9 +48,11 @@ __all__ = [
     "check_depth_anything_folder",
     "check_depthcrafter_folder",
     "colormap_lut",
+    "depth_anything_inference_memory",
     "depth_from_map",
     "depth_preview",
     "depth_video_from_disparity",
+    "depthcrafter_inference_memory",
     "disparity_to_depth",
     "normalise_clip",
     "temporal_ema",
