@@ -154,39 +154,14 @@ def setup_host(host: Path, reserve_vram_gb: float | None, cpu: bool = False, dyn
     args.cpu = cpu
     if reserve_vram_gb is not None:
         args.reserve_vram = reserve_vram_gb
-    import comfy.cli_args
+    if not dynamic_vram:
+        import comfy.model_management  # noqa: F401  (reads args now)
 
-    enables = getattr(comfy.cli_args, "enables_dynamic_vram", None)  # absent before 0.33
-    dynamic_vram = dynamic_vram and enables is not None and enables()
-    if dynamic_vram:
-        # as the host's main.py: comfy-aimdo's library before any comfy module imports its parts
-        import comfy_aimdo.control
-
-        headroom = None if args.reserve_vram is None else int(args.reserve_vram * GiB)
-        dynamic_vram = comfy_aimdo.control.init(simple_vram_headroom=headroom,
-                                                nvml_pressure=not args.disable_nvml_pressure)
-    import comfy.model_management  # noqa: F401  (reads args now)
-
-    return dynamic_vram and start_dynamic_vram()
-
-
-def start_dynamic_vram() -> bool:
-    """The rest of what the host's main.py does on NVIDIA (0.33 on): comfy-aimdo on each device and the
-    dynamic model patcher for every model loaded afterwards."""
-    import comfy.cli_args
-    import comfy.memory_management
-    import comfy.model_management as mm
-    import comfy.model_patcher
-    import comfy_aimdo.control
-
-    args = comfy.cli_args.args
-
-    devices = [(d.index, int(args.vram_headroom * GiB)) for d in mm.get_all_torch_devices()]
-    if not comfy_aimdo.control.init_devices(devices):
         return False
-    comfy.model_patcher.CoreModelPatcher = comfy.model_patcher.ModelPatcherDynamic
-    comfy.memory_management.aimdo_enabled = True
-    return True
+    # as the host's main.py (the test harness's copy of its steps, shared with the whole-graph bench)
+    from harness.host import start_dynamic_vram
+
+    return start_dynamic_vram(args)
 
 
 def load_wan_file(size: DiTSize, weight_dtype, weights_dir: Path):
