@@ -112,6 +112,15 @@ def input_file_fingerprint(name: str, input_name: str) -> str:
     return file_fingerprint(lambda n: resolve_input_file(n, input_name), name)
 
 
+def check_choice(value: str, options, input_name: str) -> str:
+    """``value`` if it is one of ``options``, else a ValueError naming the input. Hosts before 0.33 do not
+    check V3 combo values at queue time, so an unknown value (a hand-edited or older workflow) ends here."""
+    options = list(options)
+    if value not in options:
+        raise ValueError(f"{input_name}: unknown value '{value}'; choose one of {options}")
+    return value
+
+
 def make_room(memory_required: int, device) -> None:
     """Free device memory for work that is not a model (a render) the way ``load_models_gpu`` does for a
     model's inference memory: the host's own reserve (``--reserve-vram``) on top, models offloaded as needed."""

@@ -195,7 +195,7 @@ class LoadCameraPath(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, path, **kwargs) -> bool | str:
+    def validate_inputs(cls, path) -> bool | str:
         ok = check_input_file(path, "path")
         if ok is True and not path.lower().endswith(PATH_EXTENSIONS):
             return f"path: '{path}' is neither an EX-4D .npz nor a camera .json"

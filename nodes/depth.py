@@ -16,6 +16,7 @@ from ..ex4d import depth as ex4d_depth
 from ._comfy import (
     CATEGORY,
     Progress,
+    check_choice,
     check_input_file,
     input_file_fingerprint,
     input_files,
@@ -30,6 +31,9 @@ DEPTH_CATEGORY = f"{CATEGORY}/depth"
 NONE_INSTALLED = "(none installed: see the tooltip)"
 PRECISIONS = {"auto": None, "fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 MAP_KINDS = {"disparity (bright = near)": False, "depth (bright = far)": True}
+DEPTH_RANGES = ("published", "near_far", "metric")
+DEPTH_CONTENTS = ("depth", "disparity")
+ATTENTION_KINDS = ("sdpa", "classic")
 DEPTH_FILE_EXTENSIONS = (".npz", ".npy")
 
 
@@ -100,14 +104,14 @@ class DepthModelLoader(io.ComfyNode):
                                "(a *-hf transformers repository)."),
                 io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
                                tooltip="auto: fp16 on a GPU (published), fp32 on the CPU."),
-                io.Combo.Input("attention", options=["sdpa", "classic"], default="sdpa",
+                io.Combo.Input("attention", options=list(ATTENTION_KINDS), default="sdpa",
                                tooltip="DepthCrafter only: PyTorch SDPA, or diffusers' classic attention."),
             ],
             outputs=[DepthModel.Output(display_name="depth_model")],
         )
 
     @classmethod
-    def validate_inputs(cls, model, precision, attention) -> bool | str:
+    def validate_inputs(cls, model) -> bool | str:
         if model not in installed_depth_models():
             return missing_models_message() if model == NONE_INSTALLED else (
                 f"model: '{model}' is no longer installed (or incomplete); refresh ComfyUI and pick again")
@@ -117,7 +121,8 @@ class DepthModelLoader(io.ComfyNode):
     def execute(cls, model, precision, attention) -> io.NodeOutput:
         kind, folder = installed_depth_models()[model]
         load_device, offload_device = mm.get_torch_device(), mm.unet_offload_device()
-        dtype = PRECISIONS[precision] or (torch.float32 if mm.is_device_cpu(load_device) else torch.float16)
+        check_choice(attention, ATTENTION_KINDS, "attention")
+        dtype = PRECISIONS[check_choice(precision, PRECISIONS, "precision")] or (torch.float32 if mm.is_device_cpu(load_device) else torch.float16)
         if kind == "depthcrafter":
             lib = ex4d_depth.DepthCrafter.from_pretrained(folder, dtype=dtype, device=offload_device,
                                                           attention=attention)
@@ -210,7 +215,7 @@ class DepthFromImage(io.ComfyNode):
                 io.Combo.Input("map", options=list(MAP_KINDS), default="disparity (bright = near)",
                                tooltip="Most depth nodes (MiDaS, Depth Anything, ZoeDepth previews) output "
                                "disparity-like maps: bright = near."),
-                io.Combo.Input("range", options=["published", "near_far", "metric"], default="published",
+                io.Combo.Input("range", options=list(DEPTH_RANGES), default="published",
                                tooltip="published: the EX-4D conversion of relative disparity (nearest surface at "
                                "depth 2.56); near_far: spread the clip between near and far; metric: values are "
                                "depth (or 1/depth) in scene units already."),
@@ -221,13 +226,11 @@ class DepthFromImage(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, map, range, near, far, image=None, mask=None) -> bool | str:
-        if range == "near_far" and not 0 < near < far:
-            return f"near ({near}) must be smaller than far ({far})"
-        return True
-
-    @classmethod
     def execute(cls, map, range, near, far, image=None, mask=None) -> io.NodeOutput:
+        # two inputs decide this, so it is checked here rather than at queue time (a validator taking near,
+        # far and range would attach its message to all three and switch off the host's checks of them)
+        if range == "near_far" and not near < far:
+            raise ValueError(f"far: {far} must be larger than near ({near}) for range 'near_far'")
         if (image is None) == (mask is None):
             raise ValueError("image / mask: connect exactly one depth map (an IMAGE or a MASK batch)")
         values = image if image is not None else mask
@@ -235,7 +238,9 @@ class DepthFromImage(io.ComfyNode):
             raise ValueError("image / mask: the batch is empty")
         if not torch.isfinite(values).all():
             raise ValueError("image / mask: the map contains NaN or infinite values; fix the node that made it")
-        result = ex4d_depth.depth_from_map(values, invert=MAP_KINDS[map], mode=range, near=near, far=far)
+        invert = MAP_KINDS[check_choice(map, MAP_KINDS, "map")]
+        result = ex4d_depth.depth_from_map(values, invert=invert, mode=check_choice(range, DEPTH_RANGES, "range"),
+                                           near=near, far=far)
         return io.NodeOutput(result)
 
 
@@ -252,7 +257,7 @@ class LoadDepth(io.ComfyNode):
                 io.Combo.Input("path", options=input_files(extensions=DEPTH_FILE_EXTENSIONS),
                                tooltip="A file in ComfyUI's input folder: .npz (array 'depth', or its only array) or .npy, "
                                "[T, H, W] or [H, W]."),
-                io.Combo.Input("content", options=["depth", "disparity"], default="depth",
+                io.Combo.Input("content", options=list(DEPTH_CONTENTS), default="depth",
                                tooltip="depth: z-depth in scene units; disparity: relative disparity (DepthCrafter's "
                                "saved .npz), converted as published."),
                 io.Int.Input("frame_load_cap", default=0, min=0, max=100000, tooltip="0 = all frames."),
@@ -263,7 +268,7 @@ class LoadDepth(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, path, **_) -> bool | str:
+    def validate_inputs(cls, path) -> bool | str:
         return check_input_file(path, "path")
 
     @classmethod
@@ -272,6 +277,7 @@ class LoadDepth(io.ComfyNode):
 
     @classmethod
     def execute(cls, path, content, frame_load_cap, skip_first_frames, select_every_nth) -> io.NodeOutput:
+        check_choice(content, DEPTH_CONTENTS, "content")
         file = resolve_input_file(path, "path")
         values = read_depth_array(file)
         if values.ndim == 2:

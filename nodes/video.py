@@ -7,6 +7,7 @@ from comfy_api.latest import io
 from ..ex4d import video as ex4d_video
 from ._comfy import (
     CATEGORY,
+    check_choice,
     check_input_file,
     input_file_fingerprint,
     input_files,
@@ -54,7 +55,7 @@ class LoadVideo(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, video, **kwargs) -> bool | str:
+    def validate_inputs(cls, video) -> bool | str:
         return check_input_file(video, "video")
 
     @classmethod
@@ -65,9 +66,7 @@ class LoadVideo(io.ComfyNode):
     def execute(cls, video, frame_load_cap, skip_first_frames, select_every_nth, target_fps, resize,
                 max_resolution, multiple) -> io.NodeOutput:
         path = resolve_input_file(video, "video")
-        mode = RESIZE_MODES.index(resize) if resize in RESIZE_MODES else -1
-        if mode < 0:
-            raise ValueError(f"resize: unknown mode '{resize}'; choose one of {RESIZE_MODES}")
+        mode = RESIZE_MODES.index(check_choice(resize, RESIZE_MODES, "resize"))
         step_multiple = {0: 64, 1: multiple, 2: 0}[mode]
         progress, cancel = progress_callbacks(frame_load_cap or 1)
         try:

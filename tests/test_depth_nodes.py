@@ -172,8 +172,8 @@ def test_depth_from_image_and_mask(installed):
 @pytest.mark.parametrize(("source", "options", "error", "kind"), [
     ("none", {}, "connect exactly one", NodeExecutionError),
     ("both", {}, "connect exactly one", NodeExecutionError),
-    ("image", {"range": "near_far", "near": 5.0, "far": 2.0}, "near .* must be smaller than far",
-     PromptValidationError),
+    ("image", {"range": "near_far", "near": 5.0, "far": 2.0}, "far: 2.0 must be larger than near",
+     NodeExecutionError),
 ])
 def test_depth_from_image_bad_input(installed, source, options, error, kind):
     with pytest.raises(kind, match=error):

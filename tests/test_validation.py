@@ -1,0 +1,127 @@
+"""Queue-time errors: each names the one input it is about, and the host's own checks stay on for the rest.
+
+The host attaches a ``validate_inputs`` message to every input the validator takes and skips its own type,
+range and option checks for those inputs, so a validator takes only the inputs it checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ex4d import video
+from harness.host import NodeExecutionError, PromptValidationError
+
+CLIP = "validation_clip.mp4"
+
+
+@pytest.fixture(scope="module")
+def clip(host):
+    torch.manual_seed(0)
+    video.save_video(torch.rand(3, 64, 64, 3), host.input_dir / CLIP, fps=10)
+    return CLIP
+
+
+def load_video(**overrides) -> dict:
+    inputs = {"video": CLIP, "frame_load_cap": 0, "skip_first_frames": 0, "select_every_nth": 1,
+              "target_fps": 0.0, "resize": "native", "max_resolution": 1024, "multiple": 64}
+    return {"class_type": "EX4DLoadVideo", "inputs": {**inputs, **overrides}}
+
+
+def previewed_images(node: dict) -> dict:
+    return {"1": node, "9": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
+
+
+def previewed_depth(node: dict, frames: bool = False) -> dict:
+    prompt = {"1": node, "8": {"class_type": "EX4DDepthPreview", "inputs": {"depth": ["1", 0], "colormap": "gray"}},
+              "9": {"class_type": "PreviewImage", "inputs": {"images": ["8", 0]}}}
+    if frames:
+        prompt["2"] = load_video()
+    return prompt
+
+
+def load_depth(**overrides) -> dict:
+    inputs = {"path": "missing.npz", "content": "depth", "frame_load_cap": 0, "skip_first_frames": 0,
+              "select_every_nth": 1}
+    return {"class_type": "EX4DLoadDepth", "inputs": {**inputs, **overrides}}
+
+
+def depth_from_image(**overrides) -> dict:
+    inputs = {"image": ["2", 0], "map": "disparity (bright = near)", "range": "published", "near": 1.0, "far": 100.0}
+    return {"class_type": "EX4DDepthFromImage", "inputs": {**inputs, **overrides}}
+
+
+def load_camera(**overrides) -> dict:
+    return {"1": {"class_type": "EX4DLoadCameraPath", "inputs": {"path": "missing.npz", "width": 0, "height": 0,
+                                                                 **overrides}},
+            "8": {"class_type": "EX4DSaveCameraPath", "inputs": {"camera": ["1", 0], "filename_prefix": "ex4d/v",
+                                                                 "format": "json"}}}
+
+
+def depth_model(**overrides) -> dict:
+    inputs = {"model": "not installed", "precision": "auto", "attention": "sdpa"}
+    return {"1": load_video(),
+            "2": {"class_type": "EX4DDepthModelLoader", "inputs": {**inputs, **overrides}},
+            "3": {"class_type": "EX4DEstimateDepth",
+                  "inputs": {"depth_model": ["2", 0], "frames": ["1", 0], "steps": 1, "guidance": 1.0, "window": 5,
+                             "overlap": 2, "seed": 0, "batch_size": 2, "smoothing": 1.0}},
+            "8": {"class_type": "EX4DDepthPreview", "inputs": {"depth": ["3", 0], "colormap": "gray"}},
+            "9": {"class_type": "PreviewImage", "inputs": {"images": ["8", 0]}}}
+
+
+CASES = [
+    # (id, prompt, the one input the error is attached to, text the message must hold)
+    ("video missing", previewed_images(load_video(video="nope.mp4")), "video", "nope.mp4"),
+    ("video outside input", previewed_images(load_video(video="../../etc/passwd")), "video",
+     "outside ComfyUI's input folder"),
+    ("video every nth 0", previewed_images(load_video(select_every_nth=0)), "select_every_nth", ""),
+    ("depth file outside input", previewed_depth(load_depth(path="../../etc/passwd")), "path",
+     "outside ComfyUI's input folder"),
+    ("depth file every nth 0", previewed_depth(load_depth(path="../x.npz", select_every_nth=0)), "select_every_nth", ""),
+    ("camera file missing", load_camera(), "path", "missing.npz"),
+    ("camera width negative", load_camera(width=-1), "width", ""),
+    ("depth model not installed", depth_model(), "model", ""),
+]
+
+
+# Unknown combo values: 0.33 refuses them at queue time (attached to the input); 0.3.75 does not check V3
+# combos, so they reach the node, whose error must name the input and the choices.
+UNKNOWN_CHOICES = [
+    ("video unknown resize", previewed_images(load_video(resize="bogus")), "resize"),
+    ("depth unknown content", previewed_depth(load_depth(path=CLIP, content="bogus")), "content"),
+    ("from image unknown map", previewed_depth(depth_from_image(map="bogus"), frames=True), "map"),
+    ("from image unknown range", previewed_depth(depth_from_image(range="bogus"), frames=True), "range"),
+]
+
+
+def host_checks_v3_combos() -> bool:
+    import execution
+
+    return "io.Combo.io_type" in open(execution.__file__).read()
+
+
+@pytest.mark.parametrize(("prompt", "input_name"), [c[1:] for c in UNKNOWN_CHOICES], ids=[c[0] for c in UNKNOWN_CHOICES])
+def test_unknown_choice_names_its_input(host, clip, prompt, input_name):
+    if host_checks_v3_combos():
+        with pytest.raises(PromptValidationError) as failed:
+            host.validate(prompt)
+        names = [e.get("extra_info", {}).get("input_name") for v in failed.value.node_errors.values()
+                 for e in v["errors"]]
+        assert names == [input_name]
+        return
+    with pytest.raises(NodeExecutionError, match=f"{input_name}: unknown value 'bogus'; choose one of"):
+        host.run(prompt)
+
+
+@pytest.mark.parametrize(("prompt", "input_name", "text"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_error_is_attached_to_the_one_input_it_is_about(host, clip, prompt, input_name, text):
+    with pytest.raises(PromptValidationError) as failed:
+        host.validate(prompt)
+    node = failed.value.node_errors["1"] if "1" in failed.value.node_errors else next(
+        v for v in failed.value.node_errors.values() if v["class_type"] != "PreviewImage")
+    names = [e.get("extra_info", {}).get("input_name") for e in node["errors"]]
+    assert input_name in names, node["errors"]
+    assert len(names) == len(set(names)), f"one message per input: {node['errors']}"
+    # the error about this input stands alone: no other input of the node carries it
+    mine = [e for e in node["errors"] if e.get("extra_info", {}).get("input_name") == input_name]
+    assert all(e not in mine for e in node["errors"] if e.get("extra_info", {}).get("input_name") != input_name)
+    assert text in " ".join(f"{e['message']} {e.get('details', '')}" for e in mine), mine
