@@ -97,8 +97,8 @@ def prompt_for(config: str, video: str, steps: int, frames: int) -> dict[str, An
                 inputs.update(video=video, frame_load_cap=frames)
             case "UNETLoader":
                 inputs.update(unet_name=WAN_FILES["fp8" if config == "fp8" else "bf16"], weight_dtype="default")
-            case "EX4DApply":
-                inputs.update(length=frames)
+            case "EX4DApply":  # the published settings: the 512x320 render stretched to 512x512
+                inputs.update(length=frames, resize="stretch (published)", width=512, height=512)
             case "EX4DWanSampler":
                 inputs.update(steps=steps)
     return prompt

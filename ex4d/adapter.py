@@ -5,15 +5,17 @@
 and ``latent_encoder.{0,2,4}.*`` / ``latent_patch_embedding.*``). :func:`load_adapter` reads it
 weights-only (or from safetensors), normalises the names and splits it into an :class:`EX4DAdapter`.
 
-The camera encoder turns VAE latents of the rendered colour video and of the visibility mask into a
-tensor shaped like the DiT's patch-embedding output, which is added to it before the blocks.
+Its inputs: the rendered colour and mask videos at the generation size (:func:`resize_video`), the mask
+eroded and binarised (:func:`prepare_camera_inputs`). The camera encoder turns VAE latents of the two
+videos into a tensor shaped like the DiT's patch-embedding output, which is added to it before the blocks.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,11 +76,6 @@ class EX4DAdapter:
     ignored_keys: list[str] = field(default_factory=list)
 
     @property
-    def scale(self) -> float:
-        """The LoRA scale alpha / rank (1 for the published checkpoint)."""
-        return self.alpha / self.rank
-
-    @property
     def num_blocks(self) -> int:
         blocks = [int(m.group(1)) for name in self.lora if (m := re.match(r"blocks\.(\d+)\.", name))]
         return max(blocks) + 1 if blocks else 0
@@ -90,11 +87,6 @@ class EX4DAdapter:
     @property
     def encoder_parameters(self) -> int:
         return sum(t.numel() for t in self.encoder_state.values())
-
-    def lora_delta(self, name: str, strength: float = 1.0) -> torch.Tensor:
-        """``strength * alpha / rank * B @ A`` in float32: what the LoRA adds to ``name``'s weight."""
-        a, b = self.lora[name]
-        return (strength * self.scale) * (b.float() @ a.float())
 
     def camera_encoder(
         self, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
@@ -336,7 +328,91 @@ def _sample(keys: list[str], n: int = 6) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# The generation size, and the rendered videos resized to it
+
+SIZE_MULTIPLE = 16  # 8x VAE compression, then the DiT's 2 x 2 patches
+RESIZE_RENDER_ASPECT = "render aspect"
+RESIZE_STRETCH = "stretch (published)"
+RESIZE_CROP = "crop"
+RESIZE_MODES = (RESIZE_RENDER_ASPECT, RESIZE_STRETCH, RESIZE_CROP)
+
+
+def generation_size(
+    render_width: int, render_height: int, width: int, height: int, mode: str = RESIZE_RENDER_ASPECT
+) -> tuple[int, int]:
+    """(width, height) to generate at for a render of ``render_width`` x ``render_height``.
+
+    ``stretch (published)`` and ``crop``: ``width`` x ``height`` itself. ``render aspect``: the largest
+    size with the render's aspect that fits in the ``width`` x ``height`` box (scaled up or down), each
+    side rounded to a multiple of 16; a 512 x 320 render in a 512 x 512 box stays 512 x 320.
+    """
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"resize: must be one of {', '.join(RESIZE_MODES)}; got {mode!r}")
+    if width <= 0 or height <= 0 or width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
+        raise ValueError(
+            f"width and height: must be positive multiples of {SIZE_MULTIPLE}, got {width}x{height}; "
+            f"use e.g. {_round_to_multiple(width)}x{_round_to_multiple(height)}"
+        )
+    if mode != RESIZE_RENDER_ASPECT:
+        return width, height
+    scale = min(width / render_width, height / render_height)
+    return _round_to_multiple(render_width * scale), _round_to_multiple(render_height * scale)
+
+
+def _round_to_multiple(size: float, multiple: int = SIZE_MULTIPLE) -> int:
+    return max(multiple, math.floor(size / multiple + 0.5) * multiple)
+
+
+def resize_video(
+    frames: torch.Tensor, width: int, height: int, mode: str = RESIZE_RENDER_ASPECT
+) -> torch.Tensor:
+    """[T, H, W, C] (or a [T, H, W] mask) at the size :func:`generation_size` gives, bilinear.
+
+    ``stretch (published)`` is the published ``cv2.resize`` (bilinear, aspect not kept); ``crop`` first
+    cuts the render to the target's aspect around its centre, as the host's Wan nodes do.
+    """
+    if frames.ndim == 3:
+        return resize_video(frames[..., None], width, height, mode)[..., 0]
+    out_w, out_h = generation_size(frames.shape[2], frames.shape[1], width, height, mode)
+    x = frames.movedim(-1, 1)
+    if mode == RESIZE_CROP:
+        x = _centre_crop(x, out_w / out_h)
+    if tuple(x.shape[-2:]) != (out_h, out_w):
+        x = F.interpolate(x.float(), size=(out_h, out_w), mode="bilinear", align_corners=False)
+    return x.movedim(1, -1)
+
+
+def _centre_crop(x: torch.Tensor, aspect: float) -> torch.Tensor:
+    """[..., H, W] cut to width / height = ``aspect`` around the centre (offsets as comfy.utils rounds them)."""
+    h, w = x.shape[-2:]
+    old = w / h
+    dx = round((w - w * (aspect / old)) / 2) if old > aspect else 0
+    dy = round((h - h * (old / aspect)) / 2) if old < aspect else 0
+    return x[..., dy : h - dy, dx : w - dx]
+
+
+# ---------------------------------------------------------------------------------------------
 # The published inputs of the camera encoder
+
+EROSION_FIXED = "fixed"
+EROSION_RANDOM = "random per frame (published)"
+EROSION_MODES = (EROSION_FIXED, EROSION_RANDOM)
+
+
+def published_erosion_kernels(num_frames: int, seed: int) -> list[int]:
+    """The published draw: a kernel size uniform in 2..8 for every frame, here from a seeded CPU generator."""
+    low, high = PUBLISHED_EROSION_RANGE
+    generator = torch.Generator("cpu").manual_seed(int(seed))
+    return torch.randint(low, high + 1, (num_frames,), generator=generator).tolist()
+
+
+def erosion_kernels(num_frames: int, mode: str, kernel_size: int, seed: int) -> list[int]:
+    """One erosion kernel size per frame: ``kernel_size`` everywhere, or the published random draw."""
+    if mode == EROSION_FIXED:
+        return [int(kernel_size)] * num_frames
+    if mode == EROSION_RANDOM:
+        return published_erosion_kernels(num_frames, seed)
+    raise ValueError(f"erosion_mode: must be one of {', '.join(EROSION_MODES)}; got {mode!r}")
 
 
 def erode_mask(mask: torch.Tensor, kernel_size: int) -> torch.Tensor:
@@ -372,10 +448,11 @@ class CameraInputs:
 
 
 def prepare_camera_inputs(
-    colour: torch.Tensor, mask: torch.Tensor, erosion: int = DEFAULT_EROSION
+    colour: torch.Tensor, mask: torch.Tensor, erosion: int | Sequence[int] = DEFAULT_EROSION
 ) -> CameraInputs:
     """From the rendered colour video [T,H,W,3] in [0,1] and visibility mask [T,H,W] in [0,1].
 
+    ``erosion``: one kernel size for every frame, or one per frame (:func:`erosion_kernels`).
     Published: mask eroded (k x k), binarised at 0.5 -> m; colour c * m mapped to [-1, 1]; the mask
     mapped to [-1, 1] (2m - 1) and then mapped AGAIN, (2m - 1) * 2 - 1, giving {-3, +1}; the trained
     weights saw that, so it is reproduced.
@@ -386,12 +463,20 @@ def prepare_camera_inputs(
         mask = mask.mean(dim=-1)
     if mask.shape != colour.shape[:3]:
         raise ValueError(f"mask {list(mask.shape)} does not match colour frames {list(colour.shape[:3])}")
-    m = binarize_mask(erode_mask(mask.float(), erosion))
+    m = binarize_mask(_erode_frames(mask.float(), erosion))
     colour_pm1 = (colour.float() * m[..., None]) * 2.0 - 1.0
     mask_pm1 = (2.0 * m - 1.0) * 2.0 - 1.0
     return CameraInputs(
         colour=colour_pm1, mask=mask_pm1[..., None].expand(*m.shape, 3).contiguous(), binary_mask=m
     )
+
+
+def _erode_frames(mask: torch.Tensor, erosion: int | Sequence[int]) -> torch.Tensor:
+    if isinstance(erosion, int):
+        return erode_mask(mask, erosion)
+    if len(erosion) != mask.shape[0]:
+        raise ValueError(f"erosion: {len(erosion)} kernel sizes for {mask.shape[0]} mask frames")
+    return torch.stack([erode_mask(frame, k) for frame, k in zip(mask, erosion, strict=True)])
 
 
 # vae_encode(video [T, H, W, 3] in the VAE's [-1, 1] input space) -> normalised latents [1, 16, T', h, w]
@@ -405,17 +490,3 @@ def camera_latents(inputs: CameraInputs, vae_encode: VaeEncode) -> torch.Tensor:
     if colour.shape != mask.shape:
         raise ValueError(f"colour latents {list(colour.shape)} and mask latents {list(mask.shape)} differ")
     return torch.cat([colour, mask], dim=1)
-
-
-def i2v_video(first_frame: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """The standard I2V conditioning video in [-1, 1]: the first frame then N-1 zero frames."""
-    video = first_frame.new_zeros((num_frames, *first_frame.shape))
-    video[0] = first_frame.float() * 2.0 - 1.0
-    return video
-
-
-def i2v_mask(latent_frames: int, height: int, width: int) -> torch.Tensor:
-    """The 4-channel first-frame mask [1, 4, T', h, w]: 1 on latent frame 0, 0 elsewhere."""
-    mask = torch.zeros(1, 4, latent_frames, height, width)
-    mask[:, :, 0] = 1.0
-    return mask

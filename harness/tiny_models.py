@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ex4d.adapter import ENCODER_IN_CHANNELS, LORA_TARGETS, PUBLISHED_RANK
-from ex4d.sampling import save_prompt_embeddings
+from ex4d.prompt import save_prompt_embeddings
 
 # Names every real Wan 2.1 I2V 14B file has; a tiny file must have them too.
 WAN_I2V_KEYS = (

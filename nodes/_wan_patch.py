@@ -19,6 +19,7 @@ import comfy.utils
 import torch
 
 from ..ex4d.adapter import EX4DAdapter
+from ..ex4d.sampling import LATENT_CHANNELS
 
 PATCH_EMBED_FORWARD = "diffusion_model.patch_embedding.forward"
 CALLBACK_KEY = "ex4d_camera"
@@ -143,7 +144,8 @@ class PatchEmbeddingWithCamera:
         if emb.shape[2:] != out.shape[2:] or emb.shape[1] != out.shape[1]:
             raise ValueError(
                 f"EX-4D: the camera embedding has grid {list(emb.shape[2:])} but the latent being sampled gives "
-                f"{list(out.shape[2:])}: width, height and length of EX-4D Apply must match the latent"
+                f"{list(out.shape[2:])}: sample the latent that the same EX-4D Apply outputs (its size and "
+                "length match the camera latents)"
             )
         return out + emb
 
@@ -174,9 +176,9 @@ def apply_ex4d(
 
 
 def check_wan_vae(vae) -> None:
-    if getattr(vae, "latent_channels", None) != 16 or getattr(vae, "latent_dim", None) != 3:
+    if getattr(vae, "latent_channels", None) != LATENT_CHANNELS or getattr(vae, "latent_dim", None) != 3:
         raise ValueError(
-            f"vae: EX-4D needs the Wan 2.1 VAE (16 latent channels, video); this VAE has "
+            f"vae: EX-4D needs the Wan 2.1 VAE ({LATENT_CHANNELS} latent channels, video); this VAE has "
             f"{getattr(vae, 'latent_channels', '?')} latent channels"
         )
 

@@ -6,15 +6,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import comfy.model_management
-import comfy.sample
 import comfy.samplers
-import comfy.utils
 import folder_paths
 import torch
 from comfy_api.latest import io
 
 from ..ex4d import adapter as ex4d_adapter
+from ..ex4d import prompt as ex4d_prompt
 from ..ex4d import sampling as ex4d_sampling
 from . import _wan_patch
 from ._comfy import CATEGORY, file_fingerprint, input_files, output_path, resolve_input_file
@@ -115,7 +113,11 @@ class SaveAdapterSafetensors(io.ComfyNode):
             "(published names, rank and alpha in the metadata). Move it to models/ex4d to use it.",
             inputs=[
                 Adapter.Input("adapter"),
-                io.String.Input("filename_prefix", default="ex4d/ex4d"),
+                io.String.Input(
+                    "filename_prefix",
+                    default="ex4d/ex4d",
+                    tooltip="Where the copy goes, relative to the output folder.",
+                ),
             ],
             outputs=[io.String.Output(display_name="path")],
             is_output_node=True,
@@ -131,13 +133,8 @@ class SaveAdapterSafetensors(io.ComfyNode):
 # Apply
 
 
-def _resize(frames: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """[T, H, W, C] to width x height as the host's Wan nodes do (bilinear, centre crop)."""
-    if frames.shape[1] == height and frames.shape[2] == width:
-        return frames
-    return comfy.utils.common_upscale(frames.movedim(-1, 1), width, height, "bilinear", "center").movedim(
-        1, -1
-    )
+def _strength_input(name: str, tooltip: str) -> io.Float.Input:
+    return io.Float.Input(name, default=1.0, min=-10.0, max=10.0, step=0.01, tooltip=tooltip)
 
 
 class Apply(io.ComfyNode):
@@ -152,20 +149,38 @@ class Apply(io.ComfyNode):
             "changed; sample the outputs with EX-4D Wan Sampler (published schedule) or a stock sampler.",
             inputs=[
                 io.Model.Input("model", tooltip="Wan2.1-I2V-14B-480P, loaded with any loader."),
-                Adapter.Input("adapter"),
+                Adapter.Input("adapter", tooltip="From EX-4D Adapter Loader."),
                 io.Vae.Input("vae", tooltip="The Wan 2.1 VAE."),
-                io.Conditioning.Input("positive"),
-                io.Conditioning.Input("negative"),
+                io.Conditioning.Input("positive", tooltip="The encoded prompt (umT5-XXL)."),
+                io.Conditioning.Input("negative", tooltip="The encoded negative prompt (umT5-XXL)."),
                 io.Image.Input("colour", tooltip="Rendered colour video (frame 0: the source frame)."),
-                io.Mask.Input("mask", tooltip="Visibility mask video (1 visible, 0 hole)."),
-                io.Int.Input("width", default=512, min=16, max=MAX_SIZE, step=16),
-                io.Int.Input("height", default=512, min=16, max=MAX_SIZE, step=16),
+                io.Mask.Input(
+                    "mask", tooltip="Visibility mask video (1 visible, 0 hole), the colour's size."
+                ),
+                io.Int.Input(
+                    "width",
+                    default=ex4d_sampling.PUBLISHED_SIZE,
+                    min=16,
+                    max=MAX_SIZE,
+                    step=16,
+                    tooltip="render aspect: the width of the box the generation size fits in. stretch and "
+                    "crop: the generation width.",
+                ),
+                io.Int.Input(
+                    "height",
+                    default=ex4d_sampling.PUBLISHED_SIZE,
+                    min=16,
+                    max=MAX_SIZE,
+                    step=16,
+                    tooltip="render aspect: the height of the box the generation size fits in. stretch and "
+                    "crop: the generation height.",
+                ),
                 io.Int.Input(
                     "length",
-                    default=49,
+                    default=ex4d_sampling.PUBLISHED_FRAMES,
                     min=1,
                     max=MAX_SIZE,
-                    step=4,
+                    step=ex4d_sampling.TEMPORAL_COMPRESSION,
                     tooltip="Frames (4k + 1). EX-4D was trained on 49.",
                 ),
                 io.Int.Input(
@@ -173,17 +188,38 @@ class Apply(io.ComfyNode):
                     default=ex4d_adapter.DEFAULT_EROSION,
                     min=0,
                     max=64,
-                    tooltip="Square erosion kernel applied to the mask before binarising at 0.5. The "
-                    "published script draws it at random in 2..8 on every run; 0 or 1 disables it.",
+                    tooltip="fixed erosion_mode: the square erosion kernel applied to every mask frame "
+                    "before binarising at 0.5; 0 or 1 disables it.",
                 ),
-                io.Float.Input("lora_strength", default=1.0, min=-10.0, max=10.0, step=0.01),
-                io.Float.Input(
+                _strength_input(
+                    "lora_strength", "Scale of the EX-4D LoRA on the DiT's attention and FFN layers."
+                ),
+                _strength_input(
                     "adapter_strength",
-                    default=1.0,
-                    min=-10.0,
-                    max=10.0,
-                    step=0.01,
-                    tooltip="Scale of the camera encoder's output added after the patch embedding.",
+                    "Scale of the camera encoder's output added after the patch embedding.",
+                ),
+                io.Combo.Input(
+                    "resize",
+                    options=list(ex4d_adapter.RESIZE_MODES),
+                    default=ex4d_adapter.RESIZE_RENDER_ASPECT,
+                    tooltip="render aspect: generate at the render's own aspect, the largest size that fits "
+                    "in width x height, sides rounded to multiples of 16 (a 512x320 render in 512x512 stays "
+                    "512x320). stretch (published): squeeze the render to width x height as the published "
+                    "script does. crop: cut the render to the aspect of width x height around its centre.",
+                ),
+                io.Combo.Input(
+                    "erosion_mode",
+                    options=list(ex4d_adapter.EROSION_MODES),
+                    default=ex4d_adapter.EROSION_FIXED,
+                    tooltip="fixed: mask_erosion on every frame. random per frame (published): a kernel "
+                    "drawn in 2..8 for every frame, as the published script does, from erosion_seed.",
+                ),
+                io.Int.Input(
+                    "erosion_seed",
+                    default=ex4d_sampling.PUBLISHED_SEED,
+                    min=0,
+                    max=0xFFFFFFFFFFFFFFFF,
+                    tooltip="random per frame: the seed of the kernel draw (the same seed, the same kernels).",
                 ),
                 io.ClipVisionOutput.Input(
                     "clip_vision_output",
@@ -207,32 +243,25 @@ class Apply(io.ComfyNode):
         vae,
         positive,
         negative,
-        colour,
-        mask,
-        width,
-        height,
-        length,
-        mask_erosion,
-        lora_strength,
-        adapter_strength,
+        colour: torch.Tensor,
+        mask: torch.Tensor,
+        width: int,
+        height: int,
+        resize: str,
+        length: int,
+        mask_erosion: int,
+        erosion_mode: str,
+        erosion_seed: int,
+        lora_strength: float,
+        adapter_strength: float,
         clip_vision_output=None,
     ) -> io.NodeOutput:
         info = _wan_patch.check_wan_i2v(model)
         _wan_patch.check_adapter_fits(model, info, adapter)
         _wan_patch.check_wan_vae(vae)
-        if (length - 1) % 4:
-            raise ValueError(f"length: must be 4k + 1 (e.g. 49), got {length}")
-        if width % 16 or height % 16:
-            raise ValueError(f"width and height must be multiples of 16, got {width}x{height}")
-        if mask.ndim == 2:
-            mask = mask[None]
-        for name, video in (("colour", colour), ("mask", mask)):
-            if video.shape[0] < length:
-                raise ValueError(f"{name}: has {video.shape[0]} frames, length asks for {length}")
-        colour = _resize(colour[:length, ..., :3].float(), width, height)
-        mask = _resize(mask[:length, ..., None].float(), width, height)[..., 0]
-
-        inputs = ex4d_adapter.prepare_camera_inputs(colour, mask, erosion=mask_erosion)
+        colour, mask = _videos_at_generation_size(colour, mask, width, height, resize, length)
+        kernels = ex4d_adapter.erosion_kernels(length, erosion_mode, mask_erosion, erosion_seed)
+        inputs = ex4d_adapter.prepare_camera_inputs(colour, mask, erosion=kernels)
         latent_format = model.get_model_object("latent_format")
 
         def encode(video_pm1: torch.Tensor) -> torch.Tensor:
@@ -246,10 +275,38 @@ class Apply(io.ComfyNode):
         from comfy_extras.nodes_wan import WanImageToVideo
 
         positive, negative, latent = WanImageToVideo.execute(
-            positive, negative, vae, width, height, length, 1, start_image=colour[:1],
+            positive=positive,
+            negative=negative,
+            vae=vae,
+            width=colour.shape[2],
+            height=colour.shape[1],
+            length=length,
+            batch_size=1,
+            start_image=colour[:1],
             clip_vision_output=clip_vision_output,
         ).args
         return io.NodeOutput(patched, positive, negative, latent)
+
+
+def _videos_at_generation_size(
+    colour: torch.Tensor, mask: torch.Tensor, width: int, height: int, resize: str, length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``length`` colour [T, H, W, 3] and mask [T, H, W] frames, resized as ``resize`` says."""
+    if (length - 1) % ex4d_sampling.TEMPORAL_COMPRESSION:
+        raise ValueError(f"length: must be 4k + 1 (e.g. 49), got {length}")
+    if mask.ndim == 2:
+        mask = mask[None]
+    for name, video in (("colour", colour), ("mask", mask)):
+        if video.shape[0] < length:
+            raise ValueError(f"{name}: has {video.shape[0]} frames, length asks for {length}")
+    if mask.shape[1:3] != colour.shape[1:3]:
+        raise ValueError(
+            f"mask: is {mask.shape[2]}x{mask.shape[1]} but colour is {colour.shape[2]}x{colour.shape[1]}; "
+            "connect the colour and mask outputs of the same EX-4D Render Views"
+        )
+    colour = ex4d_adapter.resize_video(colour[:length, ..., :3].float(), width, height, resize)
+    mask = ex4d_adapter.resize_video(mask[:length].float(), width, height, resize)
+    return colour, mask
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,29 +324,69 @@ class WanSampler(io.ComfyNode):
             "shifted by 5, timestep 1000 sigma, float32 CPU noise from the seed, classifier-free guidance. "
             "Runs on the host's sampler (cond/uncond batching, memory management, previews).",
             inputs=[
-                io.Model.Input("model"),
-                io.Conditioning.Input("positive"),
-                io.Conditioning.Input("negative"),
-                io.Latent.Input("latent"),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True),
-                io.Int.Input("steps", default=ex4d_sampling.PUBLISHED_STEPS, min=1, max=1000),
-                io.Float.Input("cfg", default=ex4d_sampling.PUBLISHED_CFG, min=0.0, max=100.0, step=0.1),
+                io.Model.Input("model", tooltip="The model from EX-4D Apply."),
+                io.Conditioning.Input("positive", tooltip="positive from EX-4D Apply."),
+                io.Conditioning.Input("negative", tooltip="negative from EX-4D Apply."),
+                io.Latent.Input(
+                    "latent", tooltip="latent from EX-4D Apply (its size fits the camera latents)."
+                ),
+                io.Int.Input(
+                    "seed",
+                    default=ex4d_sampling.PUBLISHED_SEED,
+                    min=0,
+                    max=0xFFFFFFFFFFFFFFFF,
+                    control_after_generate=True,
+                    tooltip="Seed of the initial noise (float32, drawn on the CPU, as published).",
+                ),
+                io.Int.Input(
+                    "steps",
+                    default=ex4d_sampling.PUBLISHED_STEPS,
+                    min=1,
+                    max=1000,
+                    tooltip="Euler steps (published: 25).",
+                ),
                 io.Float.Input(
-                    "shift", default=ex4d_sampling.PUBLISHED_SHIFT, min=0.01, max=100.0, step=0.01
+                    "cfg",
+                    default=ex4d_sampling.PUBLISHED_CFG,
+                    min=0.0,
+                    max=100.0,
+                    step=0.1,
+                    tooltip="Classifier-free guidance scale (published: 5); 1 skips the negative pass.",
+                ),
+                io.Float.Input(
+                    "shift",
+                    default=ex4d_sampling.PUBLISHED_SHIFT,
+                    min=0.01,
+                    max=100.0,
+                    step=0.01,
+                    tooltip="Sigma shift s -> shift s / (1 + (shift - 1) s) of the flow-matching schedule "
+                    "(published: 5).",
                 ),
             ],
             outputs=[io.Latent.Output(display_name="latent")],
         )
 
     @classmethod
-    def execute(cls, model, positive, negative, latent, seed, steps, cfg, shift) -> io.NodeOutput:
+    def execute(
+        cls, model, positive, negative, latent: dict, seed: int, steps: int, cfg: float, shift: float
+    ) -> io.NodeOutput:
         # the host's SamplerCustom with the published sigmas and Euler: its noise (float32, CPU generator
         # seeded with the seed) is the published noise; previews, progress and memory management come along
         from comfy_extras.nodes_custom_sampler import SamplerCustom
 
         sigmas = ex4d_sampling.flow_match_sigmas(steps, shift)
         sampler = comfy.samplers.sampler_object("euler")
-        result = SamplerCustom.execute(model, True, seed, cfg, positive, negative, sampler, sigmas, latent)
+        result = SamplerCustom.execute(
+            model=model,
+            add_noise=True,
+            noise_seed=seed,
+            cfg=cfg,
+            positive=positive,
+            negative=negative,
+            sampler=sampler,
+            sigmas=sigmas,
+            latent_image=latent,
+        )
         return io.NodeOutput(result.args[0])
 
 
@@ -307,11 +404,17 @@ class SavePromptEmbeddings(io.ComfyNode):
             description="Store a CONDITIONING (e.g. the umT5-XXL encoding of the EX-4D prompt) as safetensors in "
             "the output folder, so later runs need no text encoder. Move the file to models/ex4d or input.",
             inputs=[
-                io.Conditioning.Input("conditioning"),
-                io.String.Input("filename_prefix", default="ex4d/prompt_embeddings"),
+                io.Conditioning.Input(
+                    "conditioning", tooltip="E.g. CLIPTextEncode with the umT5-XXL encoder."
+                ),
+                io.String.Input(
+                    "filename_prefix",
+                    default="ex4d/prompt_embeddings",
+                    tooltip="Where the file goes, relative to the output folder.",
+                ),
                 io.String.Input(
                     "prompt",
-                    default=ex4d_sampling.PUBLISHED_PROMPT,
+                    default=ex4d_prompt.PUBLISHED_PROMPT,
                     multiline=True,
                     tooltip="Recorded in the file's metadata (the text that was encoded).",
                 ),
@@ -323,7 +426,7 @@ class SavePromptEmbeddings(io.ComfyNode):
     @classmethod
     def execute(cls, conditioning, filename_prefix, prompt) -> io.NodeOutput:
         entries = [(c[0], c[1]) for c in conditioning]
-        path = ex4d_sampling.save_prompt_embeddings(
+        path = ex4d_prompt.save_prompt_embeddings(
             entries, output_path(filename_prefix, "safetensors")[0], prompt
         )
         return io.NodeOutput(str(path))
@@ -336,8 +439,15 @@ class LoadPromptEmbeddings(io.ComfyNode):
             node_id="EX4DLoadPromptEmbeddings",
             display_name="EX-4D Load Prompt Embeddings",
             category=CATEGORY,
-            description="Load a CONDITIONING saved by EX-4D Save Prompt Embeddings (input folder or models/ex4d).",
-            inputs=[io.Combo.Input("embeddings", options=prompt_files())],
+            description="Load a CONDITIONING saved by EX-4D Save Prompt Embeddings (input folder or models/ex4d). "
+            "Embeddings of fewer than 512 tokens are padded with zeros to 512, as the umT5-XXL encoder's output is.",
+            inputs=[
+                io.Combo.Input(
+                    "embeddings",
+                    options=prompt_files(),
+                    tooltip="A .safetensors file in the input folder, or in models/ex4d (shown as models/ex4d/...).",
+                )
+            ],
             outputs=[
                 io.Conditioning.Output(display_name="conditioning"),
                 io.String.Output(display_name="prompt"),
@@ -359,7 +469,7 @@ class LoadPromptEmbeddings(io.ComfyNode):
     @classmethod
     def execute(cls, embeddings) -> io.NodeOutput:
         try:
-            entries, prompt = ex4d_sampling.load_prompt_embeddings(resolve_prompt_file(embeddings))
+            entries, prompt = ex4d_prompt.load_prompt_embeddings(resolve_prompt_file(embeddings))
         except ValueError as e:
             raise ValueError(f"embeddings: {e}") from e
         conditioning = [[cond, {"pooled_output": None, **extra}] for cond, extra in entries]

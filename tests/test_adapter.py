@@ -19,7 +19,7 @@ def test_load_every_key_style_and_format(tmp_path, fmt, key_style):
         tmp_path / f"a.{fmt}", DIM, LAYERS, FFN, hidden=HIDDEN, fmt=fmt, key_style=key_style
     )
     a = ad.load_adapter(path)
-    assert a.rank == 16 and a.alpha == 16.0 and a.scale == 1.0
+    assert a.rank == 16 and a.alpha == 16.0
     assert a.hidden_dim == HIDDEN and a.out_dim == DIM and a.num_blocks == LAYERS
     assert len(a.lora) == LAYERS * len(ad.LORA_TARGETS)
     A, B = a.lora["blocks.1.ffn.0"]
@@ -47,10 +47,10 @@ def test_wrapped_state_dict_and_alpha_entries(tmp_path):
     sd = tiny_ex4d_state_dict(DIM, 1, FFN, rank=8, hidden=HIDDEN, alpha=4.0)
     torch.save({"state_dict": {f"module.{k}": v for k, v in sd.items()}}, tmp_path / "w.pt")
     a = ad.load_adapter(tmp_path / "w.pt")
-    assert a.rank == 8 and a.alpha == 4.0 and a.scale == 0.5
-    delta = a.lora_delta("blocks.0.self_attn.o", strength=2.0)
+    assert a.rank == 8 and a.alpha == 4.0
     A, B = a.lora["blocks.0.self_attn.o"]
-    assert torch.allclose(delta, 2.0 * 0.5 * B @ A)
+    assert torch.equal(A, sd["blocks.0.self_attn.o.lora_A.default.weight"])
+    assert torch.equal(B, sd["blocks.0.self_attn.o.lora_B.default.weight"])
 
 
 def test_non_ex4d_file_is_refused_with_what_was_found(tmp_path):
@@ -182,7 +182,7 @@ def test_prepare_camera_inputs_published_mapping():
         ad.prepare_camera_inputs(colour, mask[:, :8])
 
 
-def test_camera_latents_and_i2v_helpers():
+def test_camera_latents():
     seen = []
 
     def fake_encode(video):
@@ -194,7 +194,90 @@ def test_camera_latents_and_i2v_helpers():
     lat = ad.camera_latents(inputs, fake_encode)
     assert lat.shape == (1, 32, 2, 2, 2)
     assert torch.equal(seen[0], colour * 2 - 1) and torch.all(seen[1] == 1.0)
-    video = ad.i2v_video(colour[0], 5)
-    assert torch.equal(video[0], colour[0] * 2 - 1) and torch.all(video[1:] == 0)
-    mask = ad.i2v_mask(3, 2, 2)
-    assert mask.shape == (1, 4, 3, 2, 2) and mask[:, :, 0].min() == 1 and mask[:, :, 1:].max() == 0
+
+
+def test_published_erosion_is_drawn_per_frame_and_seeded():
+    kernels = ad.published_erosion_kernels(49, seed=3)
+    assert len(kernels) == 49 and set(kernels) <= set(range(2, 9))
+    assert len(set(kernels)) > 3  # a kernel per frame, not one per run
+    assert kernels == ad.published_erosion_kernels(49, seed=3)
+    assert kernels != ad.published_erosion_kernels(49, seed=4)
+    assert set(sum((ad.published_erosion_kernels(49, s) for s in range(5)), [])) == set(range(2, 9))
+    assert ad.erosion_kernels(4, ad.EROSION_RANDOM, 5, seed=3) == kernels[:4]
+    assert ad.erosion_kernels(4, ad.EROSION_FIXED, 5, seed=3) == [5, 5, 5, 5]
+    with pytest.raises(ValueError, match="erosion_mode"):
+        ad.erosion_kernels(4, "sometimes", 5, seed=3)
+
+
+def test_per_frame_erosion_erodes_each_frame_with_its_kernel():
+    T, H, W = 6, 19, 17
+    mask = (torch.rand(T, H, W, generator=torch.Generator().manual_seed(1)) > 0.2).float()
+    kernels = ad.published_erosion_kernels(T, seed=0)
+    inputs = ad.prepare_camera_inputs(torch.rand(T, H, W, 3), mask, erosion=kernels)
+    for t, k in enumerate(kernels):
+        assert torch.equal(inputs.binary_mask[t], (brute_force_erode(mask[t], k) > 0.5).float())
+    with pytest.raises(ValueError, match="erosion: 2 kernel sizes for 6"):
+        ad.prepare_camera_inputs(torch.rand(T, H, W, 3), mask, erosion=[3, 3])
+
+
+def bilinear_stretch_reference(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """cv2.resize(INTER_LINEAR) of [H, W, C], pixel by pixel: source = (dst + 0.5) * scale - 0.5, clamped."""
+    h, w = image.shape[:2]
+
+    def taps(dst: int, scale: float, size: int) -> tuple[int, int, float]:
+        src = min(max((dst + 0.5) * scale - 0.5, 0.0), size - 1.0)
+        lo = int(src)
+        return lo, min(lo + 1, size - 1), src - lo
+
+    out = torch.empty(height, width, image.shape[2])
+    for y in range(height):
+        y0, y1, fy = taps(y, h / height, h)
+        for x in range(width):
+            x0, x1, fx = taps(x, w / width, w)
+            top = image[y0, x0] * (1 - fx) + image[y0, x1] * fx
+            bottom = image[y1, x0] * (1 - fx) + image[y1, x1] * fx
+            out[y, x] = top * (1 - fy) + bottom * fy
+    return out
+
+
+@pytest.mark.parametrize("size", [(32, 32), (48, 16), (16, 32)])
+def test_stretch_is_the_published_bilinear_resize(size):
+    frames = torch.rand(2, 20, 32, 3, generator=torch.Generator().manual_seed(2))
+    out = ad.resize_video(frames, *size, mode=ad.RESIZE_STRETCH)
+    assert out.shape == (2, size[1], size[0], 3)
+    for t in range(2):
+        assert torch.allclose(out[t], bilinear_stretch_reference(frames[t], *size), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "render,box,expected",
+    [
+        ((512, 320), (512, 512), (512, 320)),  # the example: the render's own size, no resampling
+        ((1024, 576), (512, 512), (512, 288)),
+        ((256, 160), (512, 512), (512, 320)),  # scaled up to fill the box
+        ((512, 320), (832, 480), (768, 480)),
+        ((500, 300), (512, 512), (512, 304)),  # 307.2 rounded to a multiple of 16
+        ((320, 512), (512, 512), (320, 512)),
+        ((2000, 10), (512, 512), (512, 16)),
+    ],
+)
+def test_render_aspect_fits_the_box(render, box, expected):
+    assert ad.generation_size(*render, *box) == expected
+    assert ad.generation_size(*render, *box, mode=ad.RESIZE_STRETCH) == box
+    assert ad.generation_size(*render, *box, mode=ad.RESIZE_CROP) == box
+
+
+def test_render_aspect_keeps_a_fitting_render_untouched():
+    frames = torch.rand(3, 320, 512, 3)
+    assert torch.equal(ad.resize_video(frames, 512, 512), frames)
+    mask = torch.rand(3, 320, 512)
+    assert ad.resize_video(mask, 512, 512).shape == (3, 320, 512)
+    # a size that is not a multiple of 16 is resampled to the nearest one
+    assert ad.resize_video(torch.rand(1, 300, 500, 3), 512, 512).shape == (1, 304, 512, 3)
+
+
+def test_generation_size_refuses_bad_settings():
+    with pytest.raises(ValueError, match="width and height: must be positive multiples of 16, got 500x512"):
+        ad.generation_size(512, 320, 500, 512)
+    with pytest.raises(ValueError, match="resize: must be one of"):
+        ad.generation_size(512, 320, 512, 512, mode="fit")

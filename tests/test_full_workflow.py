@@ -2,7 +2,8 @@
 
 The graph runs as shipped except for what cannot exist here: the model file names point at tiny random
 files with the real layouts, the two text encodings come from stored embeddings (no umT5 here), the
-CLIP-vision branch is left out (optional input) and the sizes are small.
+CLIP-vision branch is left out (optional input) and the sizes are small: the 512 x 320 clip is loaded with
+its long side at 128 and generated at the render's own aspect (EX-4D Apply's default) in a 128 x 128 box.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from harness import tiny_models as tm
 from harness.tiny_depth import write_tiny_depthcrafter
 
 REPO = Path(__file__).resolve().parent.parent
-FRAMES, SIZE = 9, 32
+FRAMES, BOX = 9, 128
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def tiny_version(prompt: dict) -> dict:
     for node_id, node in prompt.items():
         by_type.setdefault(node["class_type"], []).append(node_id)
     (video,) = by_type["EX4DLoadVideo"]
-    prompt[video]["inputs"].update(frame_load_cap=FRAMES, max_resolution=128)
+    prompt[video]["inputs"].update(frame_load_cap=FRAMES, max_resolution=BOX)
     (estimate,) = by_type["EX4DEstimateDepth"]
     prompt[estimate]["inputs"].update(steps=1, window=6, overlap=2)
     prompt[by_type["UNETLoader"][0]]["inputs"]["unet_name"] = "full_tiny_i2v.safetensors"
@@ -48,7 +49,8 @@ def tiny_version(prompt: dict) -> dict:
     prompt[by_type["EX4DAdapterLoader"][0]]["inputs"]["adapter_name"] = "full_tiny_ex4d.ckpt"
     (apply,) = by_type["EX4DApply"]
     inputs = prompt[apply]["inputs"]
-    inputs.update(width=SIZE, height=SIZE, length=FRAMES)
+    assert inputs["resize"] == "render aspect"
+    inputs.update(width=BOX, height=BOX, length=FRAMES)
     for name, file in (("positive", "full_pos.safetensors"), ("negative", "full_neg.safetensors")):
         prompt[inputs[name][0]] = {"class_type": "EX4DLoadPromptEmbeddings", "inputs": {"embeddings": file}}
     del inputs["clip_vision_output"]
@@ -67,8 +69,14 @@ def test_full_workflow_makes_the_new_view_video(full_host):
     outputs = host.run(tiny_version(shipped))
     (save,) = [i for i, n in shipped.items() if n["class_type"] == "SaveVideo"]
     (decode,) = [i for i, n in shipped.items() if n["class_type"] == "VAEDecode"]
+    (sampler,) = [i for i, n in shipped.items() if n["class_type"] == "EX4DWanSampler"]
+    (render,) = [i for i, n in shipped.items() if n["class_type"] == "EX4DRenderViews"]
+    _, height, width, _ = host.node_output(render)[0][0].shape
+    assert width == BOX and height < BOX  # a landscape render, generated as it is: no crop, no stretch
+    latent = host.node_output(sampler)[0][0]["samples"]
+    assert latent.shape == (1, 16, (FRAMES - 1) // 4 + 1, height // 8, width // 8)
     frames = host.node_output(decode)[0][0]
-    assert frames.shape == (FRAMES, SIZE, SIZE, 3)
+    assert frames.shape == (FRAMES, height, width, 3)
     item = outputs[save]["images"][0]
     video = host.output_dir / item["subfolder"] / item["filename"]
     assert video.suffix == ".mp4" and video.stat().st_size > 500

@@ -95,8 +95,11 @@ def graph(
                 "mask": ["8", 0],
                 "width": W,
                 "height": H,
+                "resize": "render aspect",
                 "length": N,
                 "mask_erosion": erosion,
+                "erosion_mode": "fixed",
+                "erosion_seed": 0,
                 "lora_strength": lora_strength,
                 "adapter_strength": adapter_strength,
             },
@@ -201,6 +204,39 @@ def _erode_reference(mask: torch.Tensor, k: int) -> torch.Tensor:
     return padded.unfold(2, k, 1).unfold(3, k, 1).amin(dim=(-1, -2))[:, 0]
 
 
+def _tiny_vae(files):
+    import comfy.sd
+    import comfy.utils
+
+    return comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(files / "vae" / "ex4d_tiny_vae.safetensors")))
+
+
+def _latent_stats() -> tuple[torch.Tensor, torch.Tensor]:
+    import comfy.latent_formats
+
+    fmt = comfy.latent_formats.Wan21()
+    return fmt.latents_mean.reshape(1, 16, 1, 1, 1), fmt.latents_std.reshape(1, 16, 1, 1, 1)
+
+
+def _encode_reference(vae, video_pm1: torch.Tensor) -> torch.Tensor:
+    """[T, H, W, 3] in [-1, 1] -> normalised latents, the VAE's encoder called directly."""
+    mean, std = _latent_stats()
+    with torch.no_grad():
+        raw = vae.first_stage_model.encode(video_pm1.permute(3, 0, 1, 2)[None].float()).float()
+    return (raw - mean) / std
+
+
+def _camera_latents_reference(
+    vae, colour: torch.Tensor, mask: torch.Tensor, kernels: list[int]
+) -> torch.Tensor:
+    """The camera encoder's input, published mapping, each mask frame eroded with its own kernel."""
+    eroded = torch.cat([_erode_reference(mask[t : t + 1], k) for t, k in enumerate(kernels)])
+    m = (eroded > 0.5).float()
+    col_lat = _encode_reference(vae, (colour * m[..., None]) * 2 - 1)
+    mask_lat = _encode_reference(vae, ((2 * m - 1) * 2 - 1)[..., None].repeat(1, 1, 1, 3))
+    return torch.cat([col_lat, mask_lat], dim=1)
+
+
 def _reference_step(
     host,
     files,
@@ -217,35 +253,21 @@ def _reference_step(
     patched=True,
 ):
     """x after one published Euler step from sigma 1 to 0, as raw (un-normalised) VAE latents."""
-    import comfy.latent_formats
-    import comfy.sd
-    import comfy.utils
     from comfy.ldm.wan.model import WanModel
     from safetensors.torch import load_file
 
-    vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(files / "vae" / "ex4d_tiny_vae.safetensors")))
-    fmt = comfy.latent_formats.Wan21()
-    mean = fmt.latents_mean.reshape(1, 16, 1, 1, 1)
-    std = fmt.latents_std.reshape(1, 16, 1, 1, 1)
-
-    def encode(v_pm1: torch.Tensor) -> torch.Tensor:  # [T,H,W,3] in [-1,1] -> normalised latents
-        with torch.no_grad():
-            raw = vae.first_stage_model.encode(v_pm1.permute(3, 0, 1, 2)[None].float()).float()
-        return (raw - mean) / std
+    vae = _tiny_vae(files)
+    mean, std = _latent_stats()
 
     # standard I2V condition y = [4-channel first-frame mask, latents of first frame + zero frames]
     first = torch.zeros(N, H, W, 3)
     first[0] = colour[0] * 2 - 1
-    image_lat = encode(first)
+    image_lat = _encode_reference(vae, first)
     msk = torch.zeros(1, 4, *image_lat.shape[2:])
     msk[:, :, 0] = 1.0
     y = torch.cat([msk, image_lat], dim=1)
 
-    # camera condition, published mapping
-    m = (_erode_reference(mask, erosion) > 0.5).float()
-    col_lat = encode((colour * m[..., None]) * 2 - 1)
-    mask_lat = encode(((2 * m - 1) * 2 - 1)[..., None].repeat(1, 1, 1, 3))
-    cam_in = torch.cat([col_lat, mask_lat], dim=1)
+    cam_in = _camera_latents_reference(vae, colour, mask, [erosion] * len(mask))
     ck = torch.load(files / "ex4d" / ckpt, weights_only=True)
     h = F.silu(F.conv3d(cam_in, ck["latent_encoder.0.weight"], ck["latent_encoder.0.bias"]))
     h = F.silu(F.conv3d(h, ck["latent_encoder.2.weight"], ck["latent_encoder.2.bias"]))
@@ -290,48 +312,81 @@ def _reference_step(
     return x * std + mean
 
 
+def _tiny_model(host):
+    import comfy.sd
+
+    return comfy.sd.load_diffusion_model(
+        str(host.models_dir / "diffusion_models" / "ex4d_tiny_i2v.safetensors")
+    )
+
+
+def _apply(host, model, colour, mask, pos, neg, ckpt="tiny_ex4d.ckpt", **settings) -> tuple:
+    """EX-4D Apply called by keyword as the executor calls it; ``settings`` override its defaults."""
+    from ex4d.adapter import load_adapter
+
+    inputs = {
+        "width": W,
+        "height": H,
+        "resize": "render aspect",
+        "length": N,
+        "mask_erosion": 5,
+        "erosion_mode": "fixed",
+        "erosion_seed": 0,
+        "lora_strength": 1.0,
+        "adapter_strength": 1.0,
+        **settings,
+    }
+    with torch.inference_mode():
+        return (
+            host.node_classes["EX4DApply"]
+            .execute(
+                model=model,
+                adapter=load_adapter(host.models_dir / "ex4d" / ckpt),
+                vae=_tiny_vae(host.models_dir),
+                positive=[[pos, {}]],
+                negative=[[neg, {}]],
+                colour=colour,
+                mask=mask,
+                **inputs,
+            )
+            .args
+        )
+
+
+def _sample(host, out: tuple, steps: int, cfg: float) -> torch.Tensor:
+    with torch.inference_mode():
+        sampled = host.node_classes["EX4DWanSampler"].execute(
+            model=out[0],
+            positive=out[1],
+            negative=out[2],
+            latent=out[3],
+            seed=SEED,
+            steps=steps,
+            cfg=cfg,
+            shift=5.0,
+        )
+    return sampled.args[0]["samples"]
+
+
 def _run_nodes(
     host, colour, mask, pos, neg, clip, ckpt, lora_strength, adapter_strength, cfg, erosion, model=None
 ):
     """Apply + sampler called as the executor calls them, with a CLIP-vision output we build ourselves."""
-    import comfy.sd
-
-    from ex4d.adapter import load_adapter
-
-    nodes = host.node_classes
-    if model is None:
-        model = comfy.sd.load_diffusion_model(
-            str(host.models_dir / "diffusion_models" / "ex4d_tiny_i2v.safetensors")
-        )
-    vae = comfy.sd.VAE(
-        sd=__import__("comfy.utils").utils.load_torch_file(
-            str(host.models_dir / "vae" / "ex4d_tiny_vae.safetensors")
-        )
+    model = _tiny_model(host) if model is None else model
+    out = _apply(
+        host,
+        model,
+        colour,
+        mask,
+        pos,
+        neg,
+        ckpt,
+        mask_erosion=erosion,
+        lora_strength=lora_strength,
+        adapter_strength=adapter_strength,
+        clip_vision_output=clip,
     )
-    adapter = load_adapter(host.models_dir / "ex4d" / ckpt)
-    with torch.inference_mode():
-        out = (
-            nodes["EX4DApply"]
-            .execute(
-                model,
-                adapter,
-                vae,
-                [[pos, {}]],
-                [[neg, {}]],
-                colour,
-                mask,
-                W,
-                H,
-                N,
-                erosion,
-                lora_strength,
-                adapter_strength,
-                clip_vision_output=clip,
-            )
-            .args
-        )
-        sampled = nodes["EX4DWanSampler"].execute(out[0], out[1], out[2], out[3], SEED, 1, cfg, 5.0).args[0]
-    return sampled["samples"], model, out
+    return _sample(host, out, 1, cfg), model, out
 
 
 def _clip_output(seed: int = 11):
@@ -345,7 +400,7 @@ def _clip_output(seed: int = 11):
 
 
 def _inputs(host, files):
-    from ex4d.sampling import load_prompt_embeddings
+    from ex4d.prompt import load_prompt_embeddings
 
     colour = video.load_video(host.input_dir / "ex4d_colour.mp4", max_frames=N, multiple=0).frames
     mask = video.load_video(host.input_dir / "ex4d_mask.mp4", max_frames=N, multiple=0).frames[..., 0]
@@ -432,13 +487,7 @@ def test_strength_zero_is_the_base_model_and_base_stays_unpatched(host, files):
     # patch the same ModelPatcher at full strength, sample it, then sample the input MODEL again
     full, _, out = _run_nodes(*args, 1.0, 1.0, 2.0, 5, model=model)
     assert rel_err(full, base_ref) > 1e-2
-    nodes = host.node_classes
-    with torch.inference_mode():
-        again = (
-            nodes["EX4DWanSampler"]
-            .execute(model, out[1], out[2], out[3], SEED, 1, 2.0, 5.0)
-            .args[0]["samples"]
-        )
+    again = _sample(host, (model, *out[1:]), 1, 2.0)
     assert torch.allclose(again, zero, rtol=1e-5, atol=1e-6)
 
 
@@ -471,7 +520,7 @@ def test_cancel_stops_the_sampler(host, files):
 
 def test_prompt_embeddings_and_adapter_save_nodes(host, files):
     from ex4d.adapter import load_adapter
-    from ex4d.sampling import load_prompt_embeddings
+    from ex4d.prompt import load_prompt_embeddings
 
     g = {
         "1": {"class_type": "EX4DLoadPromptEmbeddings", "inputs": {"embeddings": "ex4d_pos.safetensors"}},
@@ -542,10 +591,121 @@ def test_sampler_feeds_the_published_schedule_to_the_dit(host, files):
 
     patched = out[0].clone()
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "test", record)
-    with torch.inference_mode():
-        host.node_classes["EX4DWanSampler"].execute(patched, out[1], out[2], out[3], SEED, 6, 4.0, 5.0)
+    _sample(host, (patched, *out[1:]), 6, 4.0)
     expected = 1000.0 * flow_match_sigmas(6, 5.0)[:-1]
     assert [b for b, _ in seen] == [2] * 6
     got = torch.stack([t[0] for _, t in seen])
     assert torch.allclose(got, expected, rtol=1e-6, atol=1e-4)
     assert all(torch.equal(t[0], t[1]) for _, t in seen)
+
+
+# -------------------------------------------------------------------------------------------------
+# Generation size, erosion modes, stored embeddings
+
+PATCH = "diffusion_model.patch_embedding.forward"
+
+
+def _wide_render(frames: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """A 512 x 320 render (the example clip's size) with a hole off the centre, where a crop cuts."""
+    gen = torch.Generator().manual_seed(9)
+    colour = torch.rand(frames, 320, 512, 3, generator=gen)
+    mask = torch.ones(frames, 320, 512)
+    mask[1:, 100:200, 20:90] = 0.0
+    return colour, mask
+
+
+def _camera_input(out: tuple) -> torch.Tensor:
+    return out[0].object_patches[PATCH].camera.latents
+
+
+def test_render_aspect_is_the_default_and_keeps_a_wide_render(host, files):
+    colour, mask = _wide_render()
+    pos, neg = _inputs(host, files)[2:]
+    out = _apply(host, _tiny_model(host), colour, mask, pos, neg, width=512, height=512, length=5)
+    grid = (2, 320 // 8, 512 // 8)
+    assert out[3]["samples"].shape == (1, 16, *grid)
+    assert out[1][0][1]["concat_latent_image"].shape == (1, 16, *grid)
+    assert _camera_input(out).shape == (1, 32, *grid)
+    vae = _tiny_vae(files)
+    expected = _camera_latents_reference(vae, colour, mask, [5] * 5)  # no crop, no stretch
+    assert rel_err(_camera_input(out), expected) < 1e-4
+    # the camera embedding fits the latent grid: sampling runs
+    assert _sample(host, out, 1, 2.0).shape == (1, 16, *grid)
+    schema = host.node_classes["EX4DApply"].define_schema()
+    (resize,) = [i for i in schema.inputs if i.id == "resize"]
+    assert resize.default == "render aspect"
+
+
+def test_stretch_and_crop_resize_modes(host, files):
+    import comfy.utils
+
+    colour, mask = _wide_render()
+    pos, neg = _inputs(host, files)[2:]
+    model, vae = _tiny_model(host), _tiny_vae(files)
+
+    def stretch(frames: torch.Tensor) -> torch.Tensor:  # cv2.resize bilinear, tested in test_adapter
+        return F.interpolate(frames.movedim(-1, 1), size=(64, 64), mode="bilinear").movedim(1, -1)
+
+    def crop(frames: torch.Tensor) -> torch.Tensor:  # what EX-4D Apply did before: the host's centre crop
+        return comfy.utils.common_upscale(frames.movedim(-1, 1), 64, 64, "bilinear", "center").movedim(1, -1)
+
+    for mode, resize in (("stretch (published)", stretch), ("crop", crop)):
+        out = _apply(host, model, colour, mask, pos, neg, width=64, height=64, length=5, resize=mode)
+        assert out[3]["samples"].shape == (1, 16, 2, 8, 8)
+        mask_resized = resize(mask[..., None])[..., 0]
+        expected = _camera_latents_reference(vae, resize(colour), mask_resized, [5] * 5)
+        assert rel_err(_camera_input(out), expected) < 1e-4, mode
+    # the two modes see different content: the hole at x 20..90 is cut away by the crop
+    assert rel_err(stretch(mask[..., None]), crop(mask[..., None])) > 1e-2
+
+
+def test_mismatched_mask_is_refused_naming_both_sizes(host, files):
+    colour, mask = _wide_render()
+    pos, neg = _inputs(host, files)[2:]
+    with pytest.raises(ValueError, match=r"mask: is 256x320 but colour is 512x320"):
+        _apply(host, _tiny_model(host), colour, mask[..., :256], pos, neg, length=5)
+
+
+def test_published_random_erosion_per_frame(host, files):
+    from ex4d.adapter import published_erosion_kernels
+
+    colour, mask, pos, neg = _inputs(host, files)
+    model, vae = _tiny_model(host), _tiny_vae(files)
+
+    def camera_input(seed: int) -> torch.Tensor:
+        random = {"erosion_mode": "random per frame (published)", "erosion_seed": seed}
+        out = _apply(host, model, colour, mask, pos, neg, **random)
+        return _camera_input(out)
+
+    first, again, other = camera_input(3), camera_input(3), camera_input(4)
+    assert torch.equal(first, again)  # repeatable for a seed
+    assert rel_err(other, first) > 1e-4
+    kernels = published_erosion_kernels(N, 3)
+    assert len(set(kernels[1:])) > 1  # the kernel differs across frames
+    assert rel_err(first, _camera_latents_reference(vae, colour, mask, kernels)) < 1e-4
+    for k in set(kernels):
+        assert rel_err(first, _camera_latents_reference(vae, colour, mask, [k] * N)) > 1e-4
+
+
+def test_stored_embeddings_are_padded_to_512_tokens(host, files):
+    from safetensors.torch import load_file
+
+    from ex4d.prompt import save_prompt_embeddings
+
+    short = load_file(str(host.input_dir / "ex4d_pos.safetensors"))["cond.0"]
+    assert short.shape[1] == 12
+    explicit = torch.cat([short, short.new_zeros(1, 512 - 12, short.shape[2])], dim=1)
+    save_prompt_embeddings([(explicit, {})], host.input_dir / "ex4d_pos_512.safetensors")
+    load = host.node_classes["EX4DLoadPromptEmbeddings"].execute
+    loaded = load(embeddings="ex4d_pos.safetensors").args[0][0][0]
+    assert loaded.shape == (1, 512, short.shape[2])
+    assert torch.equal(loaded, load(embeddings="ex4d_pos_512.safetensors").args[0][0][0])
+    colour, mask, _, neg = _inputs(host, files)
+    model, clip = _tiny_model(host), _clip_output()
+    predict = {}
+    for name, pos in (("loaded", loaded), ("explicit", explicit), ("short", short)):
+        predict[name] = _sample(
+            host, _apply(host, model, colour, mask, pos, neg, clip_vision_output=clip), 1, 3.0
+        )
+    assert torch.equal(predict["loaded"], predict["explicit"])
+    assert rel_err(predict["short"], predict["explicit"]) > 1e-3  # padding matters
