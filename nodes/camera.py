@@ -36,7 +36,8 @@ def _frame_geometry(depth, radius: float) -> tuple[int, int, int, float]:
 
 def _common_inputs() -> list:
     return [
-        Depth.Input("depth", tooltip="Depth of the source clip: gives frame count, size and the orbit radius."),
+        Depth.Input("depth",
+            tooltip="Depth of the source clip: gives frame count, size and the orbit radius."),
         io.Float.Input("radius", default=0.0, min=0.0, max=1e4, step=0.01,
                        tooltip="Orbit radius; 0 uses the published rule (nearest depth of frame 0 + 0.15)."),
         io.Float.Input("focal", default=500.0, min=1.0, max=1e5, step=1.0,
@@ -46,7 +47,8 @@ def _common_inputs() -> list:
 
 def _hold_inputs() -> list:
     return [
-        io.Combo.Input("easing", options=list(ex4d_camera.EASINGS), default="linear"),
+        io.Combo.Input("easing", options=list(ex4d_camera.EASINGS), default="linear",
+            tooltip="Speed along the path: linear (constant) or eased (slow start and / or end)."),
         io.Int.Input("hold_start", default=0, min=0, max=10000, tooltip="Frames to stay still at the start."),
         io.Int.Input("hold_end", default=0, min=0, max=10000, tooltip="Frames to stay still at the end."),
     ]
@@ -63,7 +65,9 @@ class CameraPreset(io.ComfyNode):
             "(30/60/90 published, any other allowed), or zoom in / out (a dolly along the view axis).",
             inputs=[
                 *_common_inputs(),
-                io.Combo.Input("preset", options=["angle", "180", "zoom_in", "zoom_out"], default="angle"),
+                io.Combo.Input("preset", options=["angle", "180", "zoom_in", "zoom_out"], default="angle",
+                    tooltip="The published paths: angle (orbit by 'angle' degrees), 180 (half circle), "
+                    "zoom_in / zoom_out (dolly by zoom_fraction)."),
                 io.Float.Input("angle", default=90.0, min=0.0, max=360.0, step=1.0,
                                tooltip="Degrees around the subject for the 'angle' preset (published: 30, 60, 90)."),
                 io.Float.Input("zoom_fraction", default=0.5, min=0.0, max=0.99, step=0.01,
@@ -91,10 +95,16 @@ class CameraOrbit(io.ComfyNode):
             "Yaw 0 / pitch 0 is the source camera; positive yaw moves right, positive pitch up.",
             inputs=[
                 *_common_inputs(),
-                io.Float.Input("yaw_start", default=0.0, min=-180.0, max=180.0, step=1.0),
-                io.Float.Input("yaw_end", default=60.0, min=-180.0, max=180.0, step=1.0),
-                io.Float.Input("pitch_start", default=0.0, min=-89.0, max=89.0, step=1.0),
-                io.Float.Input("pitch_end", default=0.0, min=-89.0, max=89.0, step=1.0),
+                io.Float.Input("yaw_start", default=0.0, min=-180.0, max=180.0, step=1.0,
+                    tooltip="Horizontal angle around the orbit centre at the first frame, degrees (0 = the "
+                    "source camera)."),
+                io.Float.Input("yaw_end", default=60.0, min=-180.0, max=180.0, step=1.0,
+                    tooltip="Horizontal angle at the last frame, degrees (EX-4D is trained up to 90)."),
+                io.Float.Input("pitch_start", default=0.0, min=-89.0, max=89.0, step=1.0,
+                    tooltip="Vertical angle at the first frame, degrees (positive = looking down from "
+                    "above)."),
+                io.Float.Input("pitch_end", default=0.0, min=-89.0, max=89.0, step=1.0,
+                    tooltip="Vertical angle at the last frame, degrees."),
                 io.Float.Input("distance", default=0.0, min=0.0, max=1e4, step=0.01,
                                tooltip="Eye distance from the look-at point; 0 = the radius."),
                 *_hold_inputs(),
@@ -123,8 +133,11 @@ class CameraDolly(io.ComfyNode):
             "positive = toward the subject), looking at (0, 0, radius).",
             inputs=[
                 *_common_inputs(),
-                io.Float.Input("start", default=0.0, min=-10.0, max=0.99, step=0.01),
-                io.Float.Input("end", default=0.5, min=-10.0, max=0.99, step=0.01),
+                io.Float.Input("start", default=0.0, min=-10.0, max=0.99, step=0.01,
+                    tooltip="Dolly position at the first frame, as a fraction of the distance to the orbit "
+                    "centre (0 = the source camera, 0.5 = half way in, negative = pulled back)."),
+                io.Float.Input("end", default=0.5, min=-10.0, max=0.99, step=0.01,
+                    tooltip="Dolly position at the last frame, same units as start."),
                 *_hold_inputs(),
             ],
             outputs=[Camera.Output(display_name="camera")],
@@ -152,8 +165,13 @@ class CameraKeyframes(io.ComfyNode):
             "(degrees, around (0, 0, radius)) or {frame, eye: [x, y, z], target: [x, y, z]}.",
             inputs=[
                 *_common_inputs(),
-                io.String.Input("keyframes", default=KEYFRAMES_EXAMPLE, multiline=True),
-                io.Combo.Input("easing", options=list(ex4d_camera.EASINGS), default="ease_in_out"),
+                io.String.Input("keyframes", default=KEYFRAMES_EXAMPLE, multiline=True,
+                    tooltip="JSON list of keyframes: {frame, yaw, pitch, distance, roll} in degrees around "
+                    "(0, 0, radius), or {frame, eye: [x, y, z], target: [x, y, z]}; frames in "
+                    "between are eased."),
+                io.Combo.Input("easing", options=list(ex4d_camera.EASINGS), default="ease_in_out",
+                    tooltip="How the camera moves between keyframes: linear (constant speed) or eased (slow"
+                    " at each keyframe)."),
             ],
             outputs=[Camera.Output(display_name="camera")],
         )
@@ -185,7 +203,8 @@ class LoadCameraPath(io.ComfyNode):
             description="Load a camera path from ComfyUI's input folder: the original EX-4D tool's "
             "camera_<preset>.npz (extrinsics + intrinsics) or this pack's JSON.",
             inputs=[
-                io.Combo.Input("path", options=files, tooltip="A .npz or .json file in ComfyUI's input folder."),
+                io.Combo.Input("path", options=files,
+                    tooltip="A .npz or .json file in ComfyUI's input folder."),
                 io.Int.Input("width", default=0, min=0, max=16384,
                              tooltip="Image width for an npz file (which stores none); 0 = 2 * cx of its intrinsics."),
                 io.Int.Input("height", default=0, min=0, max=16384,
@@ -228,9 +247,13 @@ class SaveCameraPath(io.ComfyNode):
             description="Save a camera path into ComfyUI's output folder, as the original EX-4D tool's npz "
             "(so it moves between the two) or as JSON.",
             inputs=[
-                Camera.Input("camera"),
-                io.String.Input("filename_prefix", default="ex4d/camera"),
-                io.Combo.Input("format", options=["ex4d npz", "json"], default="ex4d npz"),
+                Camera.Input("camera",
+                    tooltip="The camera path to use (from a Camera Path node, or loaded)."),
+                io.String.Input("filename_prefix", default="ex4d/camera",
+                    tooltip="File name prefix under ComfyUI's output folder (subfolders allowed)."),
+                io.Combo.Input("format", options=["ex4d npz", "json"], default="ex4d npz",
+                    tooltip="ex4d npz: the original EX-4D tool's camera file (extrinsics + intrinsics); "
+                    "json: this pack's readable format."),
             ],
             outputs=[io.String.Output(display_name="path")],
             is_output_node=True,
@@ -257,7 +280,8 @@ class CameraPreview(io.ComfyNode):
             description="Top and side views of a camera path (blue = first frame, red = last, ticks = viewing "
             "direction, cross = orbit centre) over the frame-0 scene, to check a path before rendering.",
             inputs=[
-                Camera.Input("camera"),
+                Camera.Input("camera",
+                    tooltip="The camera path to use (from a Camera Path node, or loaded)."),
                 Depth.Input("depth", optional=True, tooltip="Draws the frame-0 scene as points."),
                 io.Image.Input("frames", optional=True, tooltip="Colours the scene points with frame 0."),
                 io.Int.Input("size", default=384, min=64, max=2048, step=32, tooltip="Height of each view."),

@@ -143,9 +143,11 @@ class EstimateDepth(io.ComfyNode):
             description="Video depth for the DW-mesh: the model's relative disparity, normalised over the whole "
             "clip, converted as published (depth = 10000 / (3900 r)).",
             inputs=[
-                DepthModel.Input("depth_model"),
-                io.Image.Input("frames"),
-                io.Int.Input("steps", default=5, min=1, max=100, tooltip="DepthCrafter: denoising steps (published 5)."),
+                DepthModel.Input("depth_model", tooltip="From EX-4D Depth Model Loader."),
+                io.Image.Input("frames",
+                    tooltip="The video frames (IMAGE batch), e.g. from EX-4D Load Video."),
+                io.Int.Input("steps", default=5, min=1, max=100,
+                    tooltip="DepthCrafter: denoising steps (published 5)."),
                 io.Float.Input("guidance", default=1.0, min=1.0, max=20.0, step=0.1,
                                tooltip="DepthCrafter: classifier-free guidance above 1 (published 1.0 = off)."),
                 io.Int.Input("window", default=110, min=2, max=1000,
@@ -210,8 +212,10 @@ class DepthFromImage(io.ComfyNode):
             category=DEPTH_CATEGORY,
             description="Turn a depth or disparity map from any other node (IMAGE or MASK batch) into EX-4D depth.",
             inputs=[
-                io.Image.Input("image", optional=True, tooltip="A depth / disparity IMAGE batch (channels averaged)."),
-                io.Mask.Input("mask", optional=True, tooltip="Or a MASK batch; connect exactly one of the two."),
+                io.Image.Input("image", optional=True,
+                    tooltip="A depth / disparity IMAGE batch (channels averaged)."),
+                io.Mask.Input("mask", optional=True,
+                    tooltip="Or a MASK batch; connect exactly one of the two."),
                 io.Combo.Input("map", options=list(MAP_KINDS), default="disparity (bright = near)",
                                tooltip="Most depth nodes (MiDaS, Depth Anything, ZoeDepth previews) output "
                                "disparity-like maps: bright = near."),
@@ -219,8 +223,10 @@ class DepthFromImage(io.ComfyNode):
                                tooltip="published: the EX-4D conversion of relative disparity (nearest surface at "
                                "depth 2.56); near_far: spread the clip between near and far; metric: values are "
                                "depth (or 1/depth) in scene units already."),
-                io.Float.Input("near", default=1.0, min=1e-4, max=1e4, step=0.01, tooltip="near_far: nearest depth."),
-                io.Float.Input("far", default=100.0, min=1e-4, max=1e4, step=0.1, tooltip="near_far: farthest depth."),
+                io.Float.Input("near", default=1.0, min=1e-4, max=1e4, step=0.01,
+                    tooltip="near_far: nearest depth."),
+                io.Float.Input("far", default=100.0, min=1e-4, max=1e4, step=0.1,
+                    tooltip="near_far: farthest depth."),
             ],
             outputs=[Depth.Output(display_name="depth")],
         )
@@ -261,8 +267,10 @@ class LoadDepth(io.ComfyNode):
                                tooltip="depth: z-depth in scene units; disparity: relative disparity (DepthCrafter's "
                                "saved .npz), converted as published."),
                 io.Int.Input("frame_load_cap", default=0, min=0, max=100000, tooltip="0 = all frames."),
-                io.Int.Input("skip_first_frames", default=0, min=0, max=100000),
-                io.Int.Input("select_every_nth", default=1, min=1, max=1000),
+                io.Int.Input("skip_first_frames", default=0, min=0, max=100000,
+                    tooltip="Frames to drop from the start of the file."),
+                io.Int.Input("select_every_nth", default=1, min=1, max=1000,
+                    tooltip="Keep every nth frame (match the video loader's setting)."),
             ],
             outputs=[Depth.Output(display_name="depth")],
         )
@@ -328,7 +336,10 @@ class SaveDepth(io.ComfyNode):
             category=DEPTH_CATEGORY,
             description="Write depth (and its disparity) as .npz into the output folder, to reuse an expensive "
             "estimate: move it to the input folder and load it with EX-4D Load Depth.",
-            inputs=[Depth.Input("depth"), io.String.Input("filename_prefix", default="ex4d/depth")],
+            inputs=[Depth.Input("depth",
+                tooltip="The depth to save (.npz: depth, and disparity where the estimate has it)."),
+                    io.String.Input("filename_prefix", default="ex4d/depth",
+                                    tooltip="File name prefix under ComfyUI's output folder (subfolders allowed).")],
             outputs=[io.String.Output(display_name="path")],
             is_output_node=True,
         )
@@ -351,7 +362,9 @@ class DepthPreview(io.ComfyNode):
             display_name="EX-4D Depth Preview",
             category=DEPTH_CATEGORY,
             description="Colour-mapped depth (near = hot), one scale for the whole clip so flicker shows.",
-            inputs=[Depth.Input("depth"), io.Combo.Input("colormap", options=["turbo", "inferno", "gray"])],
+            inputs=[Depth.Input("depth", tooltip="The depth to show."),
+                    io.Combo.Input("colormap", options=["turbo", "inferno", "gray"],
+                                   tooltip="Colours for near to far, one scale for the whole clip.")],
             outputs=[io.Image.Output(display_name="image")],
         )
 

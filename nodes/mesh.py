@@ -37,8 +37,10 @@ class BuildDWMesh(io.ComfyNode):
             "faces across depth edges hidden (alpha 0) so that they still occlude but render as mask 0. The "
             "meshes are built where they are used (Render Views builds them chunk by chunk on the GPU).",
             inputs=[
-                io.Image.Input("frames"),
-                Depth.Input("depth"),
+                io.Image.Input("frames",
+                    tooltip="The video frames the depth was estimated from (same count and size)."),
+                Depth.Input("depth",
+                    tooltip="Depth of those frames (EX-4D Estimate Depth, Load Depth or Depth From Image)."),
                 io.Combo.Input("filter", options=list(ex4d_mesh.FILTERS), default="angle",
                                tooltip="angle (published): hide faces whose smallest angle is below the "
                                "threshold; boundary: hide faces much deeper than wide; none: hide nothing."),
@@ -76,10 +78,14 @@ class SaveDWMesh(io.ComfyNode):
             description="Write one frame's DW-mesh with vertex colours (hidden faces in black) into the output "
             "folder; connect 'path' to ComfyUI's Preview 3D node to look at it.",
             inputs=[
-                DWMesh.Input("mesh"),
-                io.Int.Input("frame", default=0, min=0, max=100000),
-                io.Combo.Input("format", options=["glb", "ply"], default="glb"),
-                io.String.Input("filename_prefix", default="ex4d/dwmesh"),
+                DWMesh.Input("mesh", tooltip="From EX-4D Build DW-Mesh."),
+                io.Int.Input("frame", default=0, min=0, max=100000,
+                    tooltip="Which frame's mesh to save (0 = the first)."),
+                io.Combo.Input("format", options=["glb", "ply"], default="glb",
+                    tooltip="glb: for ComfyUI's Preview 3D and most viewers; ply: for point / mesh tools "
+                    "(MeshLab, Blender)."),
+                io.String.Input("filename_prefix", default="ex4d/dwmesh",
+                    tooltip="File name prefix under ComfyUI's output folder (subfolders allowed)."),
             ],
             outputs=[io.String.Output(display_name="path")],
             is_output_node=True,

@@ -20,8 +20,10 @@ class RenderViews(io.ComfyNode):
             description="Rasterise each frame's DW-mesh from the camera of that frame. Frame 0 is the source "
             "frame with a full mask; elsewhere mask = 1 where the interpolated alpha exceeds 125/255.",
             inputs=[
-                DWMesh.Input("mesh"),
-                Camera.Input("camera"),
+                DWMesh.Input("mesh", tooltip="From EX-4D Build DW-Mesh."),
+                Camera.Input("camera",
+                    tooltip="The camera path (from a Camera Path node, or loaded), made from the same "
+                    "clip's depth."),
                 io.Combo.Input("backend", options=list(ex4d_render.BACKENDS), default="auto",
                                tooltip="auto: nvdiffrast when CUDA and the nvdiffrast package are there, "
                                "else the built-in PyTorch rasteriser (same semantics, any device)."),

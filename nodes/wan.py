@@ -112,7 +112,7 @@ class SaveAdapterSafetensors(io.ComfyNode):
             description="Write a safetensors copy of a loaded EX-4D checkpoint into ComfyUI's output folder "
             "(published names, rank and alpha in the metadata). Move it to models/ex4d to use it.",
             inputs=[
-                Adapter.Input("adapter"),
+                Adapter.Input("adapter", tooltip="From EX-4D Adapter Loader."),
                 io.String.Input(
                     "filename_prefix",
                     default="ex4d/ex4d",

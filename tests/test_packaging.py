@@ -55,3 +55,9 @@ def test_readme_lists_every_node(host):
     assert len(names) >= 20
     missing = [n for n in names if n not in nodes]
     assert not missing, f"README's node table lacks {missing}"
+
+
+def test_every_pack_input_has_a_tooltip(host):
+    missing = [f"{node_id}.{spec.id}" for node_id, cls in host.node_classes.items() if node_id.startswith("EX4D")
+               for spec in cls.GET_SCHEMA().inputs if not getattr(spec, "tooltip", None)]
+    assert not missing, f"inputs without a tooltip: {missing}"
