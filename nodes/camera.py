@@ -101,8 +101,7 @@ class CameraOrbit(io.ComfyNode):
                 io.Float.Input("yaw_end", default=60.0, min=-180.0, max=180.0, step=1.0,
                     tooltip="Horizontal angle at the last frame, degrees (EX-4D is trained up to 90)."),
                 io.Float.Input("pitch_start", default=0.0, min=-89.0, max=89.0, step=1.0,
-                    tooltip="Vertical angle at the first frame, degrees (positive = looking down from "
-                    "above)."),
+                    tooltip="Vertical angle at the first frame, degrees (positive = the camera moves up)."),
                 io.Float.Input("pitch_end", default=0.0, min=-89.0, max=89.0, step=1.0,
                     tooltip="Vertical angle at the last frame, degrees."),
                 io.Float.Input("distance", default=0.0, min=0.0, max=1e4, step=0.01,
