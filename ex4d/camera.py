@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .mesh import BORDER_DEPTH  # the radius is measured with the mesh's border wall in place, as published
+
 PUBLISHED_FOCAL = 500.0
-BORDER_DEPTH = 100.0
 RADIUS_MARGIN = 0.15
 JSON_FORMAT = "ex4d-camera-path"
 

@@ -61,3 +61,12 @@ def test_every_pack_input_has_a_tooltip(host):
     missing = [f"{node_id}.{spec.id}" for node_id, cls in host.node_classes.items() if node_id.startswith("EX4D")
                for spec in cls.GET_SCHEMA().inputs if not getattr(spec, "tooltip", None)]
     assert not missing, f"inputs without a tooltip: {missing}"
+
+
+def test_build_system_floor_reads_the_licence_fields():
+    """``license = "<SPDX expression>"`` with ``license-files`` needs setuptools 77 (PEP 639); 69 refuses to build."""
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())
+    (setuptools,) = [r for r in data["build-system"]["requires"] if r.startswith("setuptools")]
+    assert isinstance(data["project"]["license"], str) and "license-files" in data["project"]
+    floor = tuple(int(x) for x in setuptools.split(">=")[1].split("."))
+    assert floor >= (77,), setuptools
