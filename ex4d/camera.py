@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,7 @@ class CameraPath:
         if len(self.extrinsics) == 0:
             raise ValueError("a camera path needs at least one frame")
         self.width, self.height = int(self.width), int(self.height)
+        check_camera(self.extrinsics, self.intrinsics, self.width, self.height)
 
     @property
     def num_frames(self) -> int:
@@ -96,16 +98,28 @@ class CameraPath:
         cls, path: str | Path, width: int | None = None, height: int | None = None
     ) -> CameraPath:
         """Read a published camera npz. Image size defaults to 2 * principal point (K = [[f,0,W/2],...])."""
-        with np.load(Path(path)) as data:
+        unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile)  # not a zip, truncated, pickled objects
+        try:
+            data = np.load(Path(path))
+        except unreadable as e:
+            raise ValueError(f"not a readable .npz file of numbers ({e})") from e
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an EX-4D camera .npz (extrinsics + intrinsics)")
+        with data:
             missing = {"extrinsics", "intrinsics"} - set(data.files)
             if missing:
-                raise ValueError(f"{path}: not an EX-4D camera file, missing {sorted(missing)}")
-            ext = np.asarray(data["extrinsics"], dtype=np.float32)
-            k = np.asarray(data["intrinsics"], dtype=np.float32)
+                raise ValueError(f"not an EX-4D camera file, missing {sorted(missing)}")
+            try:
+                ext = np.asarray(data["extrinsics"], dtype=np.float32)
+                k = np.asarray(data["intrinsics"], dtype=np.float32)
+            except unreadable as e:
+                raise ValueError(f"not a readable .npz file of numbers ({e})") from e
         if ext.ndim == 2:
             ext = ext[None]
-        if k.ndim == 3:  # tolerate per-frame intrinsics; they are all the same in the published files
+        if k.ndim == 3 and len(k):  # tolerate per-frame intrinsics; they are all the same in the published files
             k = k[0]
+        if k.shape != (3, 3):
+            raise ValueError(f"intrinsics must be [3, 3], got {list(k.shape)}")
         width = int(round(2 * float(k[0, 2]))) if width is None else width
         height = int(round(2 * float(k[1, 2]))) if height is None else height
         return cls(ext, k, width, height)
@@ -130,14 +144,19 @@ class CameraPath:
 
     @classmethod
     def from_json_dict(cls, data: dict) -> CameraPath:
-        if data.get("format") != JSON_FORMAT:
-            raise ValueError(f"not an EX-4D camera path JSON (format={data.get('format')!r})")
-        return cls(
-            np.array(data["extrinsics"], dtype=np.float32),
-            np.array(data["intrinsics"], dtype=np.float32),
-            int(data["width"]),
-            int(data["height"]),
-        )
+        if not isinstance(data, dict) or data.get("format") != JSON_FORMAT:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise ValueError(f"not an EX-4D camera path JSON (format={found!r})")
+        missing = [k for k in ("extrinsics", "intrinsics", "width", "height") if k not in data]
+        if missing:
+            raise ValueError(f"the camera path JSON lacks {missing}")
+        try:
+            ext = np.array(data["extrinsics"], dtype=np.float32)
+            k = np.array(data["intrinsics"], dtype=np.float32)
+            width, height = int(data["width"]), int(data["height"])
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"the camera path JSON holds values that are not numbers ({e})") from e
+        return cls(ext, k, width, height)
 
     @classmethod
     def from_json(cls, text_or_path: str | Path) -> CameraPath:
@@ -148,6 +167,37 @@ class CameraPath:
 
 
 # ----------------------------------------------------------------------------- primitives
+
+
+def check_camera(extrinsics: np.ndarray, intrinsics: np.ndarray, width: int, height: int) -> None:
+    """Refuse what the renderer cannot draw as given, instead of rendering black or wrong frames: values that
+    are not finite, a world-to-camera matrix that is not a rotation plus translation (an all-zero file, a
+    camera whose eye equals its target), and intrinsics other than K = [[f, 0, W/2], [0, f, H/2], [0, 0, 1]]
+    (the projection uses one focal length and the image centre)."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"width and height must be positive, got {width}x{height}")
+    if not (np.isfinite(extrinsics).all() and np.isfinite(intrinsics).all()):
+        bad = int((~np.isfinite(extrinsics)).any(axis=(1, 2)).argmax())
+        raise ValueError(f"the camera holds NaN or infinite values (first at frame {bad}); rebuild the path "
+                         "(a keyframe with eye = target, or a broken file, gives them)")
+    rot = extrinsics[:, :3, :3].astype(np.float64)
+    error = np.abs(rot @ rot.transpose(0, 2, 1) - np.eye(3)).max(axis=(1, 2))
+    bottom = np.abs(extrinsics[:, 3, :] - np.array([0, 0, 0, 1], dtype=np.float32)).max(axis=1)
+    wrong = np.flatnonzero((error > 1e-3) | (bottom > 1e-6) | (np.linalg.det(rot) < 0))
+    if len(wrong):
+        raise ValueError(f"the extrinsics of frame {int(wrong[0])} are not a camera pose (rotation + translation, "
+                         "last row 0 0 0 1); an all-zero or scaled matrix cannot be rendered")
+    fx, fy, cx, cy = (float(intrinsics[0, 0]), float(intrinsics[1, 1]), float(intrinsics[0, 2]),
+                      float(intrinsics[1, 2]))
+    if fx <= 0 or abs(fy - fx) > 1e-3 * fx:
+        raise ValueError(f"intrinsics: fx = {fx:g} and fy = {fy:g}; the renderer needs one positive focal length "
+                         "(square pixels)")
+    if abs(cx - width / 2) > 0.5 or abs(cy - height / 2) > 0.5:
+        raise ValueError(f"intrinsics: the principal point ({cx:g}, {cy:g}) is not the centre of {width}x{height} "
+                         f"({width / 2:g}, {height / 2:g}); the renderer projects about the centre: give the "
+                         "image size the path was made for")
+    if abs(float(intrinsics[0, 1])) > 1e-6 or np.abs(intrinsics[2] - np.array([0, 0, 1], dtype=np.float32)).max() > 1e-6:
+        raise ValueError("intrinsics: skew or a last row other than 0 0 1 cannot be rendered")
 
 
 def intrinsics_matrix(width: int, height: int, focal: float = PUBLISHED_FOCAL) -> np.ndarray:

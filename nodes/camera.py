@@ -186,7 +186,7 @@ class CameraKeyframes(io.ComfyNode):
             raise ValueError(f"keyframes: expected a non-empty JSON list; example: {KEYFRAMES_EXAMPLE}")
         try:
             path = ex4d_camera.keyframed(keys, n, r, w, h, focal=focal, easing=easing)
-        except (TypeError, KeyError) as e:
+        except (TypeError, KeyError, ValueError) as e:
             raise ValueError(f"keyframes: {e}; example: {KEYFRAMES_EXAMPLE}") from e
         return io.NodeOutput(path)
 

@@ -104,8 +104,18 @@ def test_npz_round_trip_exact(tmp_path):
     np.testing.assert_array_equal(back.intrinsics, path.intrinsics)
 
 
+def random_poses(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Random world-to-camera matrices (rotation + translation), float32."""
+    q, r = np.linalg.qr(rng.normal(size=(n, 3, 3)))
+    q = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
+    q[np.linalg.det(q) < 0, :, 0] *= -1
+    ext = np.tile(np.eye(4), (n, 1, 1))
+    ext[:, :3, :3], ext[:, :3, 3] = q, rng.normal(size=(n, 3)) * 3
+    return ext.astype(np.float32)
+
+
 def test_npz_written_by_plain_numpy_loads(tmp_path):
-    ext = np.random.default_rng(0).normal(size=(5, 4, 4)).astype(np.float32)
+    ext = random_poses(5, np.random.default_rng(0))
     k = cam.intrinsics_matrix(640, 480, 500.0)
     np.savez(tmp_path / "camera_x.npz", extrinsics=ext, intrinsics=k)
     p = cam.CameraPath.from_ex4d_npz(tmp_path / "camera_x.npz")
@@ -115,7 +125,7 @@ def test_npz_written_by_plain_numpy_loads(tmp_path):
 
 def test_json_round_trip_bit_exact(tmp_path):
     rng = np.random.default_rng(1)
-    ext = rng.normal(size=(7, 4, 4)).astype(np.float32) / np.float32(3.0)
+    ext = random_poses(7, rng) / np.array([1, 1, 1, 1], dtype=np.float32) * np.float32(1.0)
     path = cam.CameraPath(ext, cam.intrinsics_matrix(512, 320, 512.3), 512, 320)
     text = path.to_json(tmp_path / "p.json")
     assert json.loads(text)["width"] == 512
@@ -210,3 +220,44 @@ def test_path_centre_and_preview():
     points = np.array([[0.0, 0.0, 3.0], [1.0, 0.5, 4.0]])
     with_points = cam.path_preview(path, points, np.array([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]), size=101)
     assert (with_points == np.array([0.0, 1.0, 0.0], np.float32)).all(axis=-1).sum() >= 2
+
+
+@pytest.mark.parametrize(("change", "error"), [
+    (lambda e, k: e.__setitem__((2, 0, 3), np.nan), "NaN or infinite values \\(first at frame 2\\)"),
+    (lambda e, k: e.__setitem__(slice(None), 0.0), "frame 0 are not a camera pose"),
+    (lambda e, k: e.__setitem__((1, slice(0, 3), slice(0, 3)), e[1, :3, :3] * 2), "frame 1 are not a camera pose"),
+    (lambda e, k: k.__setitem__((1, 1), k[1, 1] * 1.5), "fx = 500 and fy = 750"),
+    (lambda e, k: k.__setitem__((0, 2), 100.0), "principal point \\(100, 240\\) is not the centre of 640x480"),
+    (lambda e, k: k.__setitem__((0, 1), 3.0), "skew"),
+])
+def test_camera_refuses_what_the_renderer_cannot_draw(change, error):
+    ext = random_poses(3, np.random.default_rng(2))
+    k = cam.intrinsics_matrix(640, 480, 500.0)
+    change(ext, k)
+    with pytest.raises(ValueError, match=error):
+        cam.CameraPath(ext, k, 640, 480)
+
+
+def test_zero_distance_keyframe_is_refused():
+    with pytest.raises(ValueError, match="eye equals target"):
+        cam.keyframed([{"frame": 0, "eye": [0, 0, 1], "target": [0, 0, 1]}], 5, 2.0, 64, 64)
+    nan = {"frame": 0, "yaw": float("nan"), "pitch": 0, "distance": 1}
+    with pytest.raises(ValueError, match="NaN"):
+        cam.keyframed([nan], 5, 2.0, 64, 64)
+
+
+@pytest.mark.parametrize("content", [b"not a zip", b"PK\x03\x04broken"])
+def test_unreadable_npz_is_a_clear_error(tmp_path, content):
+    (tmp_path / "c.npz").write_bytes(content)
+    with pytest.raises(ValueError, match="not a readable .npz file"):
+        cam.CameraPath.from_ex4d_npz(tmp_path / "c.npz")
+
+
+@pytest.mark.parametrize(("data", "error"), [
+    ([1, 2], "not an EX-4D camera path JSON"),
+    ({"format": cam.JSON_FORMAT}, "lacks"),
+    ({"format": cam.JSON_FORMAT, "extrinsics": "x", "intrinsics": [], "width": "a", "height": 1}, "not numbers"),
+])
+def test_bad_json_is_a_clear_error(data, error):
+    with pytest.raises(ValueError, match=error):
+        cam.CameraPath.from_json_dict(data)
