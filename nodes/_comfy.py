@@ -61,6 +61,8 @@ def output_path(filename_prefix: str, extension: str, width: int = 0, height: in
     """A new numbered file under ComfyUI's output folder: (absolute path, path relative to output).
 
     The host refuses prefixes that leave the output folder."""
+    if "\x00" in filename_prefix:
+        raise ValueError("filename_prefix: contains a null character; use letters, digits, '-', '_' and '/'")
     output_dir = folder_paths.get_output_directory()
     folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, output_dir, width,
                                                                            height)

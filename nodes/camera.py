@@ -12,6 +12,7 @@ from ..ex4d import camera as ex4d_camera
 from ..ex4d import mesh as ex4d_mesh
 from ._comfy import (
     CATEGORY,
+    check_choice,
     check_input_file,
     input_file_fingerprint,
     input_files,
@@ -21,6 +22,7 @@ from ._comfy import (
 from ._types import Camera, Depth
 
 CAMERA_CATEGORY = f"{CATEGORY}/camera"
+CAMERA_FORMATS = ("ex4d npz", "json")
 PATH_EXTENSIONS = (".npz", ".json")
 
 
@@ -250,7 +252,7 @@ class SaveCameraPath(io.ComfyNode):
                     tooltip="The camera path to use (from a Camera Path node, or loaded)."),
                 io.String.Input("filename_prefix", default="ex4d/camera",
                     tooltip="File name prefix under ComfyUI's output folder (subfolders allowed)."),
-                io.Combo.Input("format", options=["ex4d npz", "json"], default="ex4d npz",
+                io.Combo.Input("format", options=list(CAMERA_FORMATS), default="ex4d npz",
                     tooltip="ex4d npz: the original EX-4D tool's camera file (extrinsics + intrinsics); "
                     "json: this pack's readable format."),
             ],
@@ -260,7 +262,7 @@ class SaveCameraPath(io.ComfyNode):
 
     @classmethod
     def execute(cls, camera, filename_prefix, format) -> io.NodeOutput:
-        ext = "npz" if format == "ex4d npz" else "json"
+        ext = "npz" if check_choice(format, CAMERA_FORMATS, "format") == "ex4d npz" else "json"
         path, relative = output_path(filename_prefix, ext, camera.width, camera.height)
         if ext == "npz":
             camera.to_ex4d_npz(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -288,6 +289,8 @@ class LoadDepth(io.ComfyNode):
         check_choice(content, DEPTH_CONTENTS, "content")
         file = resolve_input_file(path, "path")
         values = read_depth_array(file)
+        if np.iscomplexobj(values) or not (np.issubdtype(values.dtype, np.number) or values.dtype == bool):
+            raise ValueError(f"path: '{path}' holds {values.dtype} values; depth must be real numbers")
         if values.ndim == 2:
             values = values[None]
         if values.ndim != 3:
@@ -323,7 +326,7 @@ def read_depth_array(file: Path) -> np.ndarray:
             return data[key]
     except KeyError as e:
         raise ValueError(f"path: '{file.name}': {e.args[0]}") from e
-    except Exception as e:  # noqa: BLE001 - numpy raises several types for a bad file
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # not a zip, truncated, pickled objects
         raise ValueError(f"path: '{file.name}' is not a readable .npz / .npy file of numbers ({e})") from e
 
 

@@ -6,10 +6,11 @@ import torch
 from comfy_api.latest import io
 
 from ..ex4d import mesh as ex4d_mesh
-from ._comfy import CATEGORY, output_path
+from ._comfy import CATEGORY, check_choice, output_path
 from ._types import Depth, DWMesh
 
 MESH_CATEGORY = f"{CATEGORY}/geometry"
+MESH_FORMATS = ("glb", "ply")
 
 
 def check_frames_and_depth(frames: torch.Tensor, depth: torch.Tensor) -> None:
@@ -81,7 +82,7 @@ class SaveDWMesh(io.ComfyNode):
                 DWMesh.Input("mesh", tooltip="From EX-4D Build DW-Mesh."),
                 io.Int.Input("frame", default=0, min=0, max=100000,
                     tooltip="Which frame's mesh to save (0 = the first)."),
-                io.Combo.Input("format", options=["glb", "ply"], default="glb",
+                io.Combo.Input("format", options=list(MESH_FORMATS), default="glb",
                     tooltip="glb: for ComfyUI's Preview 3D and most viewers; ply: for point / mesh tools "
                     "(MeshLab, Blender)."),
                 io.String.Input("filename_prefix", default="ex4d/dwmesh",
@@ -95,6 +96,7 @@ class SaveDWMesh(io.ComfyNode):
     def execute(cls, mesh, frame, format, filename_prefix) -> io.NodeOutput:
         if not 0 <= frame < mesh.num_frames:
             raise ValueError(f"frame: {frame} is out of range; the mesh has {mesh.num_frames} frames")
+        check_choice(format, MESH_FORMATS, "format")
         path, relative = output_path(filename_prefix, format, mesh.width, mesh.height)
         (ex4d_mesh.save_glb if format == "glb" else ex4d_mesh.save_ply)(mesh, frame, path)
         return io.NodeOutput(relative, ui={"text": [relative]})

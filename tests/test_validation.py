@@ -125,3 +125,37 @@ def test_error_is_attached_to_the_one_input_it_is_about(host, clip, prompt, inpu
     mine = [e for e in node["errors"] if e.get("extra_info", {}).get("input_name") == input_name]
     assert all(e not in mine for e in node["errors"] if e.get("extra_info", {}).get("input_name") != input_name)
     assert text in " ".join(f"{e['message']} {e.get('details', '')}" for e in mine), mine
+
+
+def save_mesh(**overrides) -> dict:
+    inputs = {"frames": ["2", 0], "depth": ["3", 0], "filter": "angle", "angle_threshold": 2.5, "boundary_ratio": 2.0,
+              "watertight": True, "focal": 500.0}
+    save = {"mesh": ["4", 0], "frame": 0, "format": "glb", "filename_prefix": "ex4d/v", **overrides}
+    return {"2": load_video(), "3": depth_from_image(image=["2", 0]),
+            "4": {"class_type": "EX4DBuildDWMesh", "inputs": inputs},
+            "1": {"class_type": "EX4DSaveDWMesh", "inputs": save}}
+
+
+def test_unknown_save_format_writes_nothing(host, clip):
+    before = set(host.output_dir.rglob("*"))
+    prompt = save_mesh(format="bogus")
+    if host_checks_v3_combos():
+        with pytest.raises(PromptValidationError, match="format"):
+            host.run(prompt)
+    else:
+        with pytest.raises(NodeExecutionError, match="format: unknown value 'bogus'; choose one of"):
+            host.run(prompt)
+    assert set(host.output_dir.rglob("*")) == before
+
+
+def test_null_byte_in_a_save_prefix_names_the_input(host, clip):
+    with pytest.raises(NodeExecutionError, match="filename_prefix: contains a null character"):
+        host.run(save_mesh(filename_prefix="ex4d/a\x00b"))
+
+
+def test_complex_depth_file_is_refused(host, clip):
+    import numpy as np
+
+    np.savez(host.input_dir / "complex_depth.npz", depth=np.ones((2, 8, 8), dtype=np.complex64))
+    with pytest.raises(NodeExecutionError, match="path: 'complex_depth.npz' holds complex64 values; depth must be real"):
+        host.run(previewed_depth(load_depth(path="complex_depth.npz")))
