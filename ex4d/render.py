@@ -28,6 +28,7 @@ import torch
 
 from .camera import CameraPath
 from .mesh import DWMesh, DWMeshSpec
+from .runtime import CancelFn, Cancelled, check_cancel
 
 ALPHA_THRESHOLD = 125.0
 BACKENDS = ("auto", "nvdiffrast", "torch")
@@ -35,8 +36,6 @@ _EMPTY = torch.iinfo(torch.int64).max
 _EDGES = ((1, 2), (2, 0), (0, 1))  # edge k is opposite vertex k
 
 
-class RenderCancelled(RuntimeError):
-    """Raised when the ``cancel`` callback of :func:`render_views` returns True."""
 
 
 @dataclass
@@ -497,7 +496,7 @@ def render_views(
     backend: str = "auto",
     chunk: int = 32,
     progress: Callable[[int, int], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
+    cancel: CancelFn | None = None,
     device: torch.device | str | None = None,
     antialias_edges: bool = True,
     on_chunk: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
@@ -510,7 +509,7 @@ def render_views(
     backend: "nvdiffrast" (CUDA), "torch" (any device; ``device`` defaults to the mesh's) or "auto"
     (nvdiffrast when CUDA is available and it imports, else torch). ``chunk`` frames are rendered at once.
     ``progress(done, total)`` is called after each chunk, ``on_chunk(start, colour, mask)`` with its frames
-    (for previews); ``cancel()`` returning True raises :class:`RenderCancelled`.
+    (for previews); ``cancel()`` returning True raises :class:`~ex4d.runtime.Cancelled`.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
@@ -522,7 +521,7 @@ def render_views(
         if backend == "nvdiffrast":
             try:
                 return _render(mesh, camera, "nvdiffrast", chunk, progress, cancel, None, antialias_edges, on_chunk)
-            except (RenderCancelled, torch.cuda.OutOfMemoryError):
+            except (Cancelled, torch.cuda.OutOfMemoryError):
                 raise
             except Exception as exc:  # plugin build failures surface on first use
                 warnings.warn(
@@ -538,7 +537,7 @@ def _render(
     backend: str,
     chunk: int,
     progress: Callable[[int, int], None] | None,
-    cancel: Callable[[], bool] | None,
+    cancel: CancelFn | None,
     device: torch.device | str | None,
     aa: bool,
     on_chunk: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
@@ -567,8 +566,7 @@ def _render(
     if progress is not None:
         progress(done, t)
     for s in range(1, t, max(1, chunk)):
-        if cancel is not None and cancel():
-            raise RenderCancelled("render cancelled")
+        check_cancel(cancel, "render")
         e = min(t, s + max(1, chunk))
         part = mesh.part(s, e, dev)
         pos = clip_positions(part.vertices, camera, slice(s, e)).contiguous()

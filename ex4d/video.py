@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .runtime import CancelFn, ProgressFn, check_cancel
 
 PUBLISHED_MULTIPLE = 64
 PUBLISHED_MAX_RESOLUTION = 1024
@@ -95,15 +96,15 @@ def load_video(
     size: tuple[int, int] | None = None,
     max_resolution: int = PUBLISHED_MAX_RESOLUTION,
     multiple: int = PUBLISHED_MULTIPLE,
-    progress: Callable[[int, int], None] | None = None,
-    cancel: Callable[[], None] | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
 ) -> Video:
     """Decode frames as float32 RGB in [0, 1].
 
     Frames are selected as ``skip_first``, then every ``every_nth`` (times the published fps stride
     when ``target_fps`` is set), up to ``max_frames`` (0 = all). They are resized to ``size`` when
     given, else to ``published_size(w, h, max_resolution, multiple)``; ``multiple=0`` keeps the
-    native size. ``cancel`` is called between frames and may raise to stop.
+    native size. ``cancel()`` is checked between frames (:mod:`ex4d.runtime`).
     """
     if max_frames < 0 or skip_first < 0 or every_nth < 1:
         raise VideoError("max_frames and skip_first must be >= 0 and every_nth >= 1")
@@ -128,8 +129,7 @@ def load_video(
             for index, frame in enumerate(container.decode(stream)):
                 if index < skip_first or (index - skip_first) % step:
                     continue
-                if cancel is not None:
-                    cancel()
+                check_cancel(cancel, "video decoding")
                 if (frame.width, frame.height) != (out_w, out_h):
                     frame = frame.reformat(width=out_w, height=out_h, interpolation="BICUBIC")
                 frames.append(frame.to_ndarray(format="rgb24"))

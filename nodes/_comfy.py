@@ -13,6 +13,8 @@ import comfy.utils
 import folder_paths
 import torch
 
+from ..ex4d.runtime import Cancelled
+
 CATEGORY = "EX-4D"
 
 # Pack-specific model folders (name -> extensions). Wan files stay in the stock folders.
@@ -151,14 +153,23 @@ class Progress:
             image = ("JPEG", Image.fromarray(pixels), args.preview_size)
         self.bar.update_absolute(done, total if total else None, image)
 
-    @staticmethod
-    def cancel() -> None:
-        comfy.model_management.throw_exception_if_processing_interrupted()
+
+def cancel_requested() -> bool:
+    """The library's ``cancel()`` (:mod:`ex4d.runtime`): True once the user pressed Cancel."""
+    return comfy.model_management.processing_interrupted()
 
 
-def progress_callbacks(total: int) -> tuple[Callable[[int, int], None], Callable[[], None]]:
-    progress = Progress(total)
-    return progress, Progress.cancel
+@contextlib.contextmanager
+def library_stage(out_of_memory_message: str | None = None) -> Iterator[None]:
+    """Run a library stage under the host's rules: its :class:`~ex4d.runtime.Cancelled` becomes the host's
+    interrupt (the prompt ends as cancelled, not failed), and running out of GPU memory the host's own
+    out-of-memory type with ``out_of_memory_message`` (see :func:`reraise_out_of_memory`), when given."""
+    with reraise_out_of_memory(out_of_memory_message) if out_of_memory_message else contextlib.nullcontext():
+        try:
+            yield
+        except Cancelled:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            raise
 
 
 def _out_of_memory_types() -> tuple[type[BaseException], ...]:

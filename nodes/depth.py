@@ -17,13 +17,14 @@ from ..ex4d import depth as ex4d_depth
 from ._comfy import (
     CATEGORY,
     Progress,
+    cancel_requested,
     check_choice,
     check_input_file,
     input_file_fingerprint,
     input_files,
+    library_stage,
     model_folder_paths,
     output_path,
-    reraise_out_of_memory,
     resolve_input_file,
 )
 from ._types import Depth, DepthModel
@@ -183,24 +184,20 @@ class EstimateDepth(io.ComfyNode):
             knob, lower = "window", f"lower 'window' ({window}: the frames denoised at once)"
             lower += ", load the model in bf16" if lib.dtype != torch.bfloat16 else ""
             run = lambda: lib.estimate(frames, steps=steps, guidance=guidance, window=window,  # noqa: E731
-                                       overlap=overlap, seed=seed, progress=progress, cancel=mm.processing_interrupted)
+                                       overlap=overlap, seed=seed, progress=progress, cancel=cancel_requested)
         else:
             progress = Progress(-(-t // batch_size))
             memory = lib.inference_memory(t, h, w, batch_size)
             knob, lower = "batch_size", f"lower 'batch_size' ({batch_size})"
             lower += ", load the model in fp16 / bf16" if lib.dtype == torch.float32 else ""
             run = lambda: lib.estimate(frames, batch_size=batch_size, smoothing=smoothing,  # noqa: E731
-                                       progress=progress, cancel=mm.processing_interrupted)
+                                       progress=progress, cancel=cancel_requested)
         depth_model.load(memory)
         message = (f"{knob}: out of GPU memory estimating depth for {t} frames of {w}x{h} with {depth_model.name} "
                    f"(it needs about {memory / 2**30:.1f} GiB beside its weights); {lower}, or load fewer / "
                    "smaller frames.")
-        with reraise_out_of_memory(message):
-            try:
-                result = run()
-            except ex4d_depth.Cancelled:
-                mm.throw_exception_if_processing_interrupted()
-                raise
+        with library_stage(message):
+            result = run()
         return io.NodeOutput(result.to(mm.intermediate_device()))
 
 

@@ -6,7 +6,7 @@ import comfy.model_management
 from comfy_api.latest import io
 
 from ..ex4d import render as ex4d_render
-from ._comfy import CATEGORY, Progress, make_room, reraise_out_of_memory
+from ._comfy import CATEGORY, Progress, cancel_requested, library_stage, make_room
 from ._types import Camera, DWMesh
 
 
@@ -51,18 +51,14 @@ class RenderViews(io.ComfyNode):
                    f"{mesh.width}x{mesh.height} at once; lower 'chunk'")
         # make room the way a model load does: the host offloads models (the 14B DiT) as far as needed
         make_room(ex4d_render.render_memory(mesh.num_frames, mesh.height, mesh.width, chunk), device)
-        with reraise_out_of_memory(message):
-            try:
-                # the mesh is built chunk by chunk on the device; one bar update per chunk, with its last
-                # frame as the node's preview
-                result = ex4d_render.render_views(
-                    mesh, camera, backend=backend, chunk=chunk, device=device, antialias_edges=antialias,
-                    cancel=comfy.model_management.processing_interrupted,
-                    on_chunk=lambda start, colour, mask: progress(start + colour.shape[0], preview=colour[-1]),
-                )
-            except ex4d_render.RenderCancelled:
-                comfy.model_management.throw_exception_if_processing_interrupted()
-                raise
+        with library_stage(message):
+            # the mesh is built chunk by chunk on the device; one bar update per chunk, with its last frame as
+            # the node's preview
+            result = ex4d_render.render_views(
+                mesh, camera, backend=backend, chunk=chunk, device=device, antialias_edges=antialias,
+                cancel=cancel_requested,
+                on_chunk=lambda start, colour, mask: progress(start + colour.shape[0], preview=colour[-1]),
+            )
         out = comfy.model_management.intermediate_device()
         return io.NodeOutput(result.color.to(out), result.mask.to(out))
 

@@ -7,11 +7,13 @@ from comfy_api.latest import io
 from ..ex4d import video as ex4d_video
 from ._comfy import (
     CATEGORY,
+    Progress,
+    cancel_requested,
     check_choice,
     check_input_file,
     input_file_fingerprint,
     input_files,
-    progress_callbacks,
+    library_stage,
     resolve_input_file,
 )
 
@@ -68,13 +70,13 @@ class LoadVideo(io.ComfyNode):
         path = resolve_input_file(video, "video")
         mode = RESIZE_MODES.index(check_choice(resize, RESIZE_MODES, "resize"))
         step_multiple = {0: 64, 1: multiple, 2: 0}[mode]
-        progress, cancel = progress_callbacks(frame_load_cap or 1)
         try:
-            clip = ex4d_video.load_video(
-                path, max_frames=frame_load_cap, skip_first=skip_first_frames, every_nth=select_every_nth,
-                target_fps=target_fps or None, max_resolution=max_resolution, multiple=step_multiple,
-                progress=progress, cancel=cancel,
-            )
+            with library_stage():
+                clip = ex4d_video.load_video(
+                    path, max_frames=frame_load_cap, skip_first=skip_first_frames, every_nth=select_every_nth,
+                    target_fps=target_fps or None, max_resolution=max_resolution, multiple=step_multiple,
+                    progress=Progress(frame_load_cap or 1), cancel=cancel_requested,
+                )
         except ex4d_video.VideoError as e:
             raise ValueError(f"video: {e}") from e
         return io.NodeOutput(clip.frames, clip.fps, int(clip.frames.shape[0]))

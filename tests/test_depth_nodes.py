@@ -290,7 +290,8 @@ def test_out_of_memory_is_the_hosts_oom_it_unloads_and_the_next_prompt_runs(inst
 def test_reraise_out_of_memory_takes_only_out_of_memory(installed):
     import comfy.model_management as mm
 
-    reraise = sys.modules[installed.node_classes["EX4DEstimateDepth"].__module__].reraise_out_of_memory
+    nodes_package = installed.node_classes["EX4DEstimateDepth"].__module__.rsplit(".", 1)[0]
+    reraise = sys.modules[f"{nodes_package}._comfy"].reraise_out_of_memory
     cause = torch.cuda.OutOfMemoryError("CUDA out of memory")
     with pytest.raises(mm.OOM_EXCEPTION, match="^window: lower it$") as raised:
         with reraise("window: lower it"):

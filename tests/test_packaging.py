@@ -70,3 +70,14 @@ def test_build_system_floor_reads_the_licence_fields():
     assert isinstance(data["project"]["license"], str) and "license-files" in data["project"]
     floor = tuple(int(x) for x in setuptools.split(">=")[1].split("."))
     assert floor >= (77,), setuptools
+
+
+def test_one_cancelled_for_every_stage():
+    """One runtime contract (ex4d.runtime): every stage raises the same Cancelled, which the nodes map once."""
+    from ex4d import depth, render, runtime, video
+
+    assert depth.Cancelled is runtime.Cancelled
+    sources = "\n".join((REPO / "ex4d" / name).read_text() for name in ("render.py", "video.py", "depth/crafter.py",
+                                                                        "depth/anything.py"))
+    assert "class Cancelled" not in sources and "check_cancel(cancel" in sources
+    assert render.check_cancel is video.check_cancel is runtime.check_cancel

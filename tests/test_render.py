@@ -11,6 +11,7 @@ import torch
 from ex4d import render
 from ex4d.camera import CameraPath, from_eyes, intrinsics_matrix, orbit, radius_from_depth
 from ex4d.mesh import DWMeshSpec, build_dw_mesh
+from ex4d.runtime import Cancelled
 
 F = 500.0
 
@@ -264,7 +265,7 @@ def test_frame_count_mismatch_and_progress_cancel():
         mesh, orbit(2, 2.0, W, H), backend="torch", progress=lambda d, t: calls.append((d, t))
     )
     assert calls[0] == (1, 2) and calls[-1] == (2, 2)
-    with pytest.raises(render.RenderCancelled):
+    with pytest.raises(Cancelled, match="render cancelled"):
         render.render_views(mesh, orbit(2, 2.0, W, H), backend="torch", cancel=lambda: True)
     with pytest.raises(ValueError):
         render.render_views(mesh, orbit(2, 2.0, W, H), backend="opengl")

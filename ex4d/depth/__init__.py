@@ -8,13 +8,13 @@ Importing this package only imports torch: diffusers and transformers are import
 loaded.
 """
 
+from ..runtime import Cancelled
 from .anything import DepthAnything, check_depth_anything_folder
 from .anything import inference_memory as depth_anything_inference_memory
 from .convert import (
     DEPTH_MAX,
     DEPTH_MIN,
     NEAREST_DEPTH,
-    Cancelled,
     DepthVideo,
     colormap_lut,
     depth_from_map,

@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .convert import Cancelled, DepthVideo, depth_video_from_disparity, normalise_clip, temporal_ema
-from .crafter import _TRANSFORMERS_WEIGHTS, CancelFn, FolderCheck, ProgressFn, _variant, check_layout
+from ..runtime import CancelFn, ProgressFn, check_cancel
+from .convert import DepthVideo, depth_video_from_disparity, normalise_clip, temporal_ema
+from .crafter import _TRANSFORMERS_WEIGHTS, FolderCheck, _variant, check_layout
 
 DEPTH_ANYTHING_LAYOUT: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("config.json", ()),
@@ -177,8 +178,7 @@ class DepthAnything:
         total = math.ceil(t / batch_size)
         out = []
         for k, i in enumerate(range(0, t, batch_size)):
-            if cancel is not None and cancel():
-                raise Cancelled("depth estimation cancelled")
+            check_cancel(cancel, "depth estimation")
             x = frames[i : i + batch_size].to(self.device, torch.float32).permute(0, 3, 1, 2).clamp(0, 1)
             x = F.interpolate(
                 x, size=(ih, iw), mode="bicubic", align_corners=False, antialias=(ih < h or iw < w)

@@ -19,10 +19,6 @@ DEPTH_MAX = 1e4
 NEAREST_DEPTH = DEPTH_NUMERATOR / DISPARITY_SCALE  # ~2.564: where r = 1 lands
 
 
-class Cancelled(RuntimeError):
-    """Raised by ``estimate`` when the caller's ``cancel()`` returned True between two steps."""
-
-
 @dataclass
 class DepthVideo:
     """What moves between nodes: z-depth per frame, plus the normalised disparity it came from."""

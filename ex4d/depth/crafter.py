@@ -38,7 +38,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .convert import Cancelled, DepthVideo, depth_video_from_disparity
+from ..runtime import CancelFn, ProgressFn, check_cancel
+from .convert import DepthVideo, depth_video_from_disparity
 
 UNET_DIR = "DepthCrafter"
 SVD_DIR = "stable-video-diffusion-img2vid-xt"
@@ -79,8 +80,6 @@ CHUNK = 8
 FPS_ID = 7
 MOTION_BUCKET_ID = 127
 
-ProgressFn = Callable[[int, int], None]
-CancelFn = Callable[[], bool]
 
 
 @dataclass
@@ -521,11 +520,7 @@ class DepthCrafter:
         total = len(starts) * steps
         gen = torch.Generator(device=dev).manual_seed(seed)
 
-        def check_cancel() -> None:
-            if cancel is not None and cancel():
-                raise Cancelled("depth estimation cancelled")
-
-        check_cancel()
+        check_cancel(cancel, "depth estimation")
         embeddings = self.encode_frames(video, chunk).unsqueeze(0)  # [1, T, D]
         # Published order of random draws: the conditioning noise first, then the window noise.
         aug = torch.randn(video.shape, generator=gen, device=dev, dtype=dtype)
@@ -552,7 +547,7 @@ class DepthCrafter:
                 noise = torch.cat([noise[:, -overlap:], noise[:, :stride]], dim=1) if overlap else noise
                 c_lat, c_emb = cond[:, start:end], embeddings[:, start:end]
                 for i, t in enumerate(timesteps):
-                    check_cancel()
+                    check_cancel(cancel, "depth estimation")
                     if done is not None and i == 0 and overlap:
                         latents[:, :overlap] = (
                             done[:, -overlap:]
@@ -577,7 +572,7 @@ class DepthCrafter:
         finally:
             self._release(unet)
         assert done is not None and done.shape[1] == num_frames
-        check_cancel()
+        check_cancel(cancel, "depth estimation")
         disp = self.decode_disparity(done, chunk)
         if disp.shape[-2:] != (height, width):
             disp = F.interpolate(disp[:, None], size=(height, width), mode="bilinear", align_corners=False)[
