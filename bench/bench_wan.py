@@ -139,15 +139,12 @@ def parse_args() -> argparse.Namespace:
 def setup_host(host: Path, reserve_vram_gb: float | None, cpu: bool = False, dynamic_vram: bool = False) -> bool:
     """Put the host on sys.path and set its arguments before any comfy module reads them; with
     ``dynamic_vram``, start the host's dynamic VRAM where it has it. Returns whether that is on."""
-    if not (host / "comfy" / "model_management.py").is_file():
-        raise SystemExit(f"{host} is not a ComfyUI folder (comfy/model_management.py missing)")
-    sys.path.insert(0, str(host))
     sys.path.insert(0, str(REPO))
-    from harness.bootstrap import shim_paths
+    from harness.bootstrap import put_on_path
 
-    # the host imports torchvision and torchaudio at start; where they don't import, the test harness's
-    # placeholders stand in (they fail only when used, and no Wan path uses them)
-    sys.path.extend(shim_paths())
+    # where torchvision / torchaudio do not import, the test harness's placeholders stand in (no Wan path
+    # uses them)
+    put_on_path(host)
     from comfy.cli_args import args
 
     args.disable_auto_launch = True

@@ -203,15 +203,12 @@ def write_safetensors(path: Path, layout: Layout, metadata: dict[str, str] | Non
 
 def setup_host(host: Path) -> None:
     """Make the host's modules importable (CPU mode without CUDA) without starting it."""
-    if not (host / "comfy" / "model_management.py").is_file():
-        raise SystemExit(f"{host} is not a ComfyUI folder (comfy/model_management.py missing)")
-    sys.path.insert(0, str(host))
     sys.path.insert(0, str(REPO))
-    from harness.bootstrap import hide_shims, shim_paths
+    from harness.bootstrap import hide_shims, put_on_path
 
-    # the host imports torchvision and torchaudio; where they don't import, the test harness's placeholders
-    # stand in while the host's modules import, then leave, so that diffusers and transformers see none
-    sys.path.extend(shim_paths())
+    # where torchvision / torchaudio do not import, the test harness's placeholders stand in while the
+    # host's modules import, then leave, so that diffusers and transformers see none
+    put_on_path(host)
     import torch
     from comfy.cli_args import args
 

@@ -14,6 +14,7 @@ record what was done, so a second call costs nothing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -137,17 +138,29 @@ PLACEHOLDER_PACKAGES = ("torchvision", "torchaudio")
 PLACEHOLDER_MARKER = "__ex4d_placeholder__"
 
 
-def missing_packages() -> list[str]:
-    """Those of :data:`PLACEHOLDER_PACKAGES` that do not import in this interpreter."""
+@functools.cache
+def missing_packages() -> tuple[str, ...]:
+    """Those of :data:`PLACEHOLDER_PACKAGES` that do not import in this interpreter (probed once: a broken
+    install imports torch before it fails)."""
     probe = "import importlib, sys; importlib.import_module(sys.argv[1] + '.transforms')"
-    return [name for name in PLACEHOLDER_PACKAGES
-            if subprocess.run([sys.executable, "-c", probe, name], capture_output=True).returncode != 0]
+    return tuple(name for name in PLACEHOLDER_PACKAGES
+                 if subprocess.run([sys.executable, "-c", probe, name], capture_output=True).returncode != 0)
 
 
 def shim_paths() -> list[str]:
     """Extra sys.path entries the host needs here: the placeholders when a package does not import
     (appended, so that any real package still wins)."""
     return [str(SHIMS)] if missing_packages() else []
+
+
+def put_on_path(root: Path) -> None:
+    """Make a host's modules importable in this process: its folder first on ``sys.path``, the placeholders
+    (:func:`shim_paths`) last."""
+    if not (root / "comfy" / "model_management.py").is_file():
+        raise SystemExit(f"{root} is not a ComfyUI folder (comfy/model_management.py missing)")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    sys.path.extend(p for p in shim_paths() if p not in sys.path)
 
 
 def hide_shims() -> None:

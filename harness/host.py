@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.bootstrap import hide_shims, host_dir, prepare, shim_paths
+from harness.bootstrap import hide_shims, host_dir, prepare, put_on_path, shim_paths
 
 # Model folders of the host that the pack's workflows use, plus the pack's own.
 MODEL_FOLDERS = (
@@ -137,6 +137,16 @@ class PromptValidationError(RuntimeError):
 
 
 @dataclass
+class _NodeReplacements:
+    """0.33's registry of node replacements, which core nodes fill at start-up; kept, not served."""
+
+    registered: list[Any] = field(default_factory=list)
+
+    def register(self, replacement) -> None:
+        self.registered.append(replacement)
+
+
+@dataclass
 class _RecordingServer:
     """Stands in for PromptServer during in-process execution; keeps every message sent."""
 
@@ -147,7 +157,7 @@ class _RecordingServer:
     messages: list[tuple[str, Any]] = field(default_factory=list)
     # time.perf_counter() at each message, for per-node timings
     stamps: list[float] = field(default_factory=list)
-    _node_replacements: _NodeReplacements = field(default_factory=lambda: _NodeReplacements())
+    node_replace_manager: _NodeReplacements = field(default_factory=_NodeReplacements)
 
     def send_sync(self, event, data, sid=None):
         self.messages.append((event, data))
@@ -158,20 +168,6 @@ class _RecordingServer:
 
     def send_progress_text(self, text, node_id, sid=None):
         self.send_sync("progress_text", {"node": node_id, "text": text}, sid)
-
-    @property
-    def node_replace_manager(self) -> _NodeReplacements:
-        return self._node_replacements
-
-
-@dataclass
-class _NodeReplacements:
-    """0.33's registry of node replacements, which core nodes fill at start-up; kept, not served."""
-
-    registered: list[Any] = field(default_factory=list)
-
-    def register(self, replacement) -> None:
-        self.registered.append(replacement)
 
 
 class InProcessHost:
@@ -214,11 +210,7 @@ class InProcessHost:
         root = prepare()
         dirs = _work_dirs(self.work_dir)
         yaml_path = _write_model_paths_yaml(self.work_dir)
-        if str(root) not in sys.path:
-            sys.path.insert(0, str(root))
-        for extra in shim_paths():
-            if extra not in sys.path:
-                sys.path.append(extra)
+        put_on_path(root)
         args = _parse_host_args(self.host_args)
         args.cpu = self.cpu
         args.disable_auto_launch = True

@@ -133,17 +133,13 @@ def make_room(memory_required: int, device) -> None:
 
 
 class Progress:
-    """A node's progress bar and cancel check, as callables the library accepts."""
+    """A node's progress bar, as the ``progress(done, total)`` callable the library accepts."""
 
     def __init__(self, total: int):
         self.bar = comfy.utils.ProgressBar(max(int(total), 1))
 
     def __call__(self, done: int, total: int | None = None, preview: torch.Tensor | None = None) -> None:
-        """``preview``: an optional [H, W, 3] image in [0, 1] shown on the node while it runs.
-
-        Checks for cancel first: hosts from 0.33 on throttle the bar's hook (which is where their
-        own interrupt check lives) to one call per 100 ms, so a fast loop would otherwise run on."""
-        comfy.model_management.throw_exception_if_processing_interrupted()
+        """``preview``: an optional [H, W, 3] image in [0, 1] shown on the node while it runs."""
         image = None
         if preview is not None:
             from comfy.cli_args import args
@@ -155,7 +151,8 @@ class Progress:
 
 
 def cancel_requested() -> bool:
-    """The library's ``cancel()`` (:mod:`ex4d.runtime`): True once the user pressed Cancel."""
+    """The library's ``cancel()`` (:mod:`ex4d.runtime`): True once the user pressed Cancel. The stages ask it
+    at every step themselves: hosts from 0.33 on throttle the progress hook, where their own check lives."""
     return comfy.model_management.processing_interrupted()
 
 

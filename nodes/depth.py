@@ -124,7 +124,8 @@ class DepthModelLoader(io.ComfyNode):
         kind, folder = installed_depth_models()[model]
         load_device, offload_device = mm.get_torch_device(), mm.unet_offload_device()
         check_choice(attention, ATTENTION_KINDS, "attention")
-        dtype = PRECISIONS[check_choice(precision, PRECISIONS, "precision")] or (torch.float32 if mm.is_device_cpu(load_device) else torch.float16)
+        dtype = PRECISIONS[check_choice(precision, PRECISIONS, "precision")]
+        dtype = dtype or (torch.float32 if mm.is_device_cpu(load_device) else torch.float16)
         if kind == "depthcrafter":
             lib = ex4d_depth.DepthCrafter.from_pretrained(folder, dtype=dtype, device=offload_device,
                                                           attention=attention)
