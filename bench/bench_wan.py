@@ -312,7 +312,7 @@ def run(args: argparse.Namespace) -> Result:
         adapter = random_adapter(pack.adapter, size)
         print(adapter.describe(), flush=True)
         camera_latents = torch.randn(1, 32, t_lat, h_lat, w_lat, generator=gen)
-        model = pack.patch.apply_ex4d(base, adapter, camera_latents, 1.0, 1.0)
+        model = pack.patch.with_camera(pack.patch.with_ex4d_lora(base, adapter), adapter, camera_latents)
 
     clip = comfy.clip_vision.Output()
     clip["penultimate_hidden_states"] = torch.randn(1, CLIP_TOKENS, CLIP_DIM, generator=gen)

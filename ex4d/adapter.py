@@ -471,6 +471,13 @@ def prepare_camera_inputs(
     )
 
 
+def first_frame(colour: torch.Tensor, inputs: CameraInputs) -> torch.Tensor:
+    """The I2V start image [1, H, W, 3] in [0, 1]: colour frame 0 masked as the camera encoder sees it,
+    requantised to 8 bits as the published ``to_pil_image`` does (``mul(255).byte()``: truncation)."""
+    masked = colour[:1].float().clamp(0.0, 1.0) * inputs.binary_mask[:1, ..., None]
+    return (masked * 255.0).to(torch.uint8).float() / 255.0
+
+
 def _erode_frames(mask: torch.Tensor, erosion: int | Sequence[int]) -> torch.Tensor:
     if isinstance(erosion, int):
         return erode_mask(mask, erosion)

@@ -2,7 +2,7 @@
 
 Everything acts on a clone of the ModelPatcher: the LoRA goes through ``add_patches`` (the host's
 LoRA math, merged into the weights when the model is loaded, so it costs nothing per step), and
-the camera encoder's output is added to the patch-embedding output through an object patch of
+(on a further clone, so the merged weights survive from clip to clip) the camera encoder's output is added to the patch-embedding output through an object patch of
 ``diffusion_model.patch_embedding.forward``. The host applies object patches when it loads that
 clone and restores the original when it loads another, so the input MODEL stays unpatched.
 """
@@ -23,6 +23,7 @@ from ..ex4d.sampling import LATENT_CHANNELS
 
 PATCH_EMBED_FORWARD = "diffusion_model.patch_embedding.forward"
 CALLBACK_KEY = "ex4d_camera"
+LORA_MARK = "ex4d_lora_strength"
 WAN_I2V_IN_DIM = 36
 
 
@@ -150,21 +151,35 @@ class PatchEmbeddingWithCamera:
         return out + emb
 
 
-def apply_ex4d(
-    model,
-    adapter: EX4DAdapter,
-    camera_latents: torch.Tensor,
-    lora_strength: float = 1.0,
-    adapter_strength: float = 1.0,
-):
-    """A clone of ``model`` with the EX-4D LoRA and camera embedding; ``model`` itself is untouched."""
+def with_ex4d_lora(model, adapter: EX4DAdapter, strength: float = 1.0):
+    """A clone of ``model`` carrying the EX-4D LoRA as host weight patches; ``model`` itself is untouched.
+
+    Kept apart from the camera embedding on purpose: the host merges weight patches into the DiT when it
+    loads a clone whose patches differ from the ones merged (a new ``patches_uuid``), which for the 14B
+    model costs seconds. A LoRA'd clone made once (a node whose inputs don't change between clips) lets
+    every later clip's camera clone reuse the merged weights; only its object patch changes.
+    """
     info = check_wan_i2v(model)
     check_adapter_fits(model, info, adapter)
     patched = model.clone()
-    if lora_strength != 0.0:
-        patched.add_patches(lora_patches(model, adapter), lora_strength)
-    if adapter_strength != 0.0:
-        camera = CameraEmbedding(adapter, camera_latents, adapter_strength)
+    if strength != 0.0:
+        patched.add_patches(lora_patches(model, adapter), strength)
+    patched.model_options["transformer_options"][LORA_MARK] = float(strength)
+    return patched
+
+
+def ex4d_lora_strength(model) -> float | None:
+    """The strength EX-4D LoRA was applied with to ``model`` (0.0 if left out on purpose), or None."""
+    return model.model_options.get("transformer_options", {}).get(LORA_MARK)
+
+
+def with_camera(model, adapter: EX4DAdapter, camera_latents: torch.Tensor, strength: float = 1.0):
+    """A clone of ``model`` whose patch embedding adds the camera encoder's output; ``model`` is untouched."""
+    info = check_wan_i2v(model)
+    check_adapter_fits(model, info, adapter)
+    patched = model.clone()
+    if strength != 0.0:
+        camera = CameraEmbedding(adapter, camera_latents, strength)
         module = patched.get_model_object("diffusion_model.patch_embedding")
         # Chain onto an earlier object patch of the same forward (e.g. EX-4D applied twice on purpose).
         previous = patched.object_patches.get(PATCH_EMBED_FORWARD)

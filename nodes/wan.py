@@ -137,6 +137,32 @@ def _strength_input(name: str, tooltip: str) -> io.Float.Input:
     return io.Float.Input(name, default=1.0, min=-10.0, max=10.0, step=0.01, tooltip=tooltip)
 
 
+class LoRA(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="EX4DLoRA",
+            display_name="EX-4D LoRA",
+            category=CATEGORY,
+            description="Put the EX-4D LoRA on a Wan 2.1 I2V model (the host's LoRA patches, merged into the "
+            "weights when the model loads). Feed its MODEL to EX-4D Apply. Kept apart from Apply so the merged "
+            "weights stay loaded from one clip to the next; the input MODEL is not changed.",
+            inputs=[
+                io.Model.Input("model", tooltip="Wan2.1-I2V-14B-480P, loaded with any loader."),
+                Adapter.Input("adapter", tooltip="From EX-4D Adapter Loader."),
+                _strength_input(
+                    "strength",
+                    "Scale of the EX-4D LoRA on the DiT's attention and FFN layers (0 leaves it out).",
+                ),
+            ],
+            outputs=[io.Model.Output(display_name="model")],
+        )
+
+    @classmethod
+    def execute(cls, model, adapter, strength: float) -> io.NodeOutput:
+        return io.NodeOutput(_wan_patch.with_ex4d_lora(model, adapter, strength))
+
+
 class Apply(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -144,12 +170,13 @@ class Apply(io.ComfyNode):
             node_id="EX4DApply",
             display_name="EX-4D Apply",
             category=CATEGORY,
-            description="Patch a Wan 2.1 I2V model with EX-4D (LoRA + camera encoder on the rendered colour and "
-            "mask videos) and build the standard I2V conditioning from the first frame. The input MODEL is not "
-            "changed; sample the outputs with EX-4D Wan Sampler (published schedule) or a stock sampler.",
+            description="Condition a Wan 2.1 I2V model that went through EX-4D LoRA on the rendered colour and "
+            "mask videos (the camera encoder, added after the patch embedding) and build the standard I2V "
+            "conditioning from the masked first frame. The input MODEL is not changed; sample the outputs with "
+            "EX-4D Wan Sampler (published schedule) or a stock sampler.",
             inputs=[
-                io.Model.Input("model", tooltip="Wan2.1-I2V-14B-480P, loaded with any loader."),
-                Adapter.Input("adapter", tooltip="From EX-4D Adapter Loader."),
+                io.Model.Input("model", tooltip="The MODEL output of EX-4D LoRA (Wan2.1-I2V-14B-480P)."),
+                Adapter.Input("adapter", tooltip="From EX-4D Adapter Loader (the one EX-4D LoRA used)."),
                 io.Vae.Input("vae", tooltip="The Wan 2.1 VAE."),
                 io.Conditioning.Input("positive", tooltip="The encoded prompt (umT5-XXL)."),
                 io.Conditioning.Input("negative", tooltip="The encoded negative prompt (umT5-XXL)."),
@@ -190,9 +217,6 @@ class Apply(io.ComfyNode):
                     max=64,
                     tooltip="fixed erosion_mode: the square erosion kernel applied to every mask frame "
                     "before binarising at 0.5; 0 or 1 disables it.",
-                ),
-                _strength_input(
-                    "lora_strength", "Scale of the EX-4D LoRA on the DiT's attention and FFN layers."
                 ),
                 _strength_input(
                     "adapter_strength",
@@ -252,12 +276,16 @@ class Apply(io.ComfyNode):
         mask_erosion: int,
         erosion_mode: str,
         erosion_seed: int,
-        lora_strength: float,
         adapter_strength: float,
         clip_vision_output=None,
     ) -> io.NodeOutput:
         info = _wan_patch.check_wan_i2v(model)
         _wan_patch.check_adapter_fits(model, info, adapter)
+        if _wan_patch.ex4d_lora_strength(model) is None:
+            raise ValueError(
+                "model: this model has not been through EX-4D LoRA. Connect the Wan model to EX-4D LoRA and "
+                "its MODEL output here (strength 0 there leaves the LoRA out on purpose)."
+            )
         _wan_patch.check_wan_vae(vae)
         colour, mask = _videos_at_generation_size(colour, mask, width, height, resize, length)
         kernels = ex4d_adapter.erosion_kernels(length, erosion_mode, mask_erosion, erosion_seed)
@@ -269,7 +297,7 @@ class Apply(io.ComfyNode):
             return latent_format.process_in(_wan_patch.vae_encode_pm1(vae, video_pm1))
 
         camera_latents = ex4d_adapter.camera_latents(inputs, encode)
-        patched = _wan_patch.apply_ex4d(model, adapter, camera_latents, lora_strength, adapter_strength)
+        patched = _wan_patch.with_camera(model, adapter, camera_latents, adapter_strength)
 
         # Standard I2V conditioning from the first (source) frame: the host's own WanImageToVideo
         from comfy_extras.nodes_wan import WanImageToVideo
@@ -282,7 +310,7 @@ class Apply(io.ComfyNode):
             height=colour.shape[1],
             length=length,
             batch_size=1,
-            start_image=colour[:1],
+            start_image=ex4d_adapter.first_frame(colour, inputs),
             clip_vision_output=clip_vision_output,
         ).args
         return io.NodeOutput(patched, positive, negative, latent)
@@ -476,4 +504,12 @@ class LoadPromptEmbeddings(io.ComfyNode):
         return io.NodeOutput(conditioning, prompt)
 
 
-NODES = [AdapterLoader, SaveAdapterSafetensors, Apply, WanSampler, SavePromptEmbeddings, LoadPromptEmbeddings]
+NODES = [
+    AdapterLoader,
+    SaveAdapterSafetensors,
+    LoRA,
+    Apply,
+    WanSampler,
+    SavePromptEmbeddings,
+    LoadPromptEmbeddings,
+]

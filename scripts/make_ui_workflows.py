@@ -1,6 +1,6 @@
 """Write the UI-format twin of every ``workflows/api/*_api.json`` through the real frontend.
 
-    .venv/bin/python scripts/make_ui_workflows.py
+    .venv/bin/python scripts/make_ui_workflows.py [name ...]   (e.g. ex4d_full; default: all)
 
 The frontend itself maps API inputs to widgets (``app.loadApiJson``) and serialises the graph, so the
 UI files are exactly what a user would get by dropping the API file onto the canvas and saving.
@@ -28,6 +28,8 @@ def ui_name(api_path: Path) -> Path:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, ServerHost(Path(tmp)) as server, Frontend(server) as ui:
         for api_path in sorted((REPO / "workflows" / "api").glob("*_api.json")):
+            if sys.argv[1:] and api_path.name.removesuffix("_api.json") not in sys.argv[1:]:
+                continue
             ui.load_api(json.loads(api_path.read_text()))
             ui.arrange()
             workflow = ui.serialize()

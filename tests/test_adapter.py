@@ -281,3 +281,16 @@ def test_generation_size_refuses_bad_settings():
         ad.generation_size(512, 320, 500, 512)
     with pytest.raises(ValueError, match="resize: must be one of"):
         ad.generation_size(512, 320, 512, 512, mode="fit")
+
+
+def test_first_frame_is_masked_and_truncated_to_8_bits():
+    colour = torch.full((2, 4, 6, 3), 0.5)
+    colour[0, 0, 0] = torch.tensor([1.0, 0.9999, 0.0])
+    mask = torch.ones(2, 4, 6)
+    mask[0, 2:, 3:] = 0.0  # a hole in frame 0
+    inputs = ad.prepare_camera_inputs(colour, mask, erosion=0)
+    first = ad.first_frame(colour, inputs)
+    assert first.shape == (1, 4, 6, 3)
+    assert first[0, 2:, 3:].abs().max() == 0  # masked
+    assert torch.equal(first[0, 0, 0], torch.tensor([255.0, 254.0, 0.0]) / 255)  # 254.97 -> 254: truncation
+    assert torch.allclose(first[0, 0, 1], torch.full((3,), 127 / 255))  # 127.5 -> 127

@@ -83,10 +83,14 @@ def graph(
         "6": {"class_type": "EX4DLoadVideo", "inputs": {"video": "ex4d_colour.mp4", **load}},
         "7": {"class_type": "EX4DLoadVideo", "inputs": {"video": "ex4d_mask.mp4", **load}},
         "8": {"class_type": "ImageToMask", "inputs": {"image": ["7", 0], "channel": "red"}},
+        "13": {
+            "class_type": "EX4DLoRA",
+            "inputs": {"model": ["1", 0], "adapter": ["5", 0], "strength": lora_strength},
+        },
         "9": {
             "class_type": "EX4DApply",
             "inputs": {
-                "model": ["1", 0],
+                "model": ["13", 0],
                 "adapter": ["5", 0],
                 "vae": ["2", 0],
                 "positive": ["3", 0],
@@ -100,7 +104,6 @@ def graph(
                 "mask_erosion": erosion,
                 "erosion_mode": "fixed",
                 "erosion_seed": 0,
-                "lora_strength": lora_strength,
                 "adapter_strength": adapter_strength,
             },
         },
@@ -143,6 +146,7 @@ def graph(
 PACK_NODES = {
     "EX4DAdapterLoader",
     "EX4DSaveAdapterSafetensors",
+    "EX4DLoRA",
     "EX4DApply",
     "EX4DWanSampler",
     "EX4DSavePromptEmbeddings",
@@ -176,6 +180,39 @@ def test_whole_generation_graph(host, files):
     assert c["concat_mask"][0, 0, 0].max() == 0 and c["concat_mask"][0, 0, 1:].min() == 1
     assert negative[0][1]["concat_latent_image"] is c["concat_latent_image"]
     assert empty["samples"].abs().max() == 0
+
+
+def test_next_clip_keeps_the_merged_lora(host, files, monkeypatch):
+    """Another clip re-runs EX-4D Apply (a new camera) but not EX-4D LoRA: the host merges the LoRA into
+    the weights once, not for every clip (seconds for the 14B model)."""
+    import comfy.model_patcher
+
+    merged: list[str] = []
+    merge = comfy.model_patcher.ModelPatcher.patch_weight_to_device
+
+    def counting_merge(self, key, *args, **kwargs):
+        if key in self.patches:
+            merged.append(key)
+        return merge(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(comfy.model_patcher.ModelPatcher, "patch_weight_to_device", counting_merge)
+    host.run(graph(steps=1, erosion=3))
+    first_clone = host.node_output("9")[0][0]
+    merged.clear()
+    host.run(graph(steps=1, erosion=4))  # another mask: Apply and the sampler run again
+    assert host.node_output("9")[0][0] is not first_clone
+    assert merged == []
+    host.run(graph(steps=1, erosion=4, lora_strength=0.5))  # another LoRA strength is merged anew
+    assert len(merged) == LAYERS * 10
+
+
+def test_apply_needs_the_lora_node(host, files):
+    g = graph(steps=1)
+    g["9"]["inputs"]["model"] = ["1", 0]
+    with pytest.raises(NodeExecutionError) as e:
+        host.run(g)
+    msg = str(e.value)
+    assert "EX4DApply" in msg and "model: this model has not been through EX-4D LoRA" in msg
 
 
 def test_adapter_from_loras_folder(host, files):
@@ -260,8 +297,10 @@ def _reference_step(
     mean, std = _latent_stats()
 
     # standard I2V condition y = [4-channel first-frame mask, latents of first frame + zero frames]
+    # the start image: colour frame 0 masked as the camera encoder sees it, truncated to 8 bits
+    m0 = (_erode_reference(mask[:1], erosion) > 0.5).float()
     first = torch.zeros(N, H, W, 3)
-    first[0] = colour[0] * 2 - 1
+    first[0] = ((colour[0] * m0[0, ..., None]) * 255).to(torch.uint8).float() / 255 * 2 - 1
     image_lat = _encode_reference(vae, first)
     msk = torch.zeros(1, 4, *image_lat.shape[2:])
     msk[:, :, 0] = 1.0
@@ -320,8 +359,11 @@ def _tiny_model(host):
     )
 
 
-def _apply(host, model, colour, mask, pos, neg, ckpt="tiny_ex4d.ckpt", **settings) -> tuple:
-    """EX-4D Apply called by keyword as the executor calls it; ``settings`` override its defaults."""
+def _apply(
+    host, model, colour, mask, pos, neg, ckpt="tiny_ex4d.ckpt", lora_strength=1.0, **settings
+) -> tuple:
+    """EX-4D LoRA then EX-4D Apply, called by keyword as the executor calls them; ``settings`` override
+    Apply's defaults."""
     from ex4d.adapter import load_adapter
 
     inputs = {
@@ -332,16 +374,19 @@ def _apply(host, model, colour, mask, pos, neg, ckpt="tiny_ex4d.ckpt", **setting
         "mask_erosion": 5,
         "erosion_mode": "fixed",
         "erosion_seed": 0,
-        "lora_strength": 1.0,
         "adapter_strength": 1.0,
         **settings,
     }
+    adapter = load_adapter(host.models_dir / "ex4d" / ckpt)
     with torch.inference_mode():
+        (model,) = (
+            host.node_classes["EX4DLoRA"].execute(model=model, adapter=adapter, strength=lora_strength).args
+        )
         return (
             host.node_classes["EX4DApply"]
             .execute(
                 model=model,
-                adapter=load_adapter(host.models_dir / "ex4d" / ckpt),
+                adapter=adapter,
                 vae=_tiny_vae(host.models_dir),
                 positive=[[pos, {}]],
                 negative=[[neg, {}]],
@@ -495,7 +540,7 @@ def test_wrong_width_checkpoint_names_both_sizes(host, files):
     with pytest.raises(NodeExecutionError) as e:
         host.run(graph(adapter="wide_ex4d.ckpt", steps=1))
     msg = str(e.value)
-    assert "EX4DApply" in msg and "256" in msg and "128" in msg and "width" in msg
+    assert "EX4DLoRA" in msg and "256" in msg and "128" in msg and "width" in msg
 
 
 def test_t2v_model_is_refused(host, files):
