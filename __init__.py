@@ -9,8 +9,9 @@ WEB_DIRECTORY = "./web"
 
 
 async def comfy_entrypoint():
-    from .nodes import EX4DExtension
+    from .nodes import EX4DExtension, _routes
 
+    _routes.register()  # the camera editor's route, before the server starts serving
     return EX4DExtension()
 
 

@@ -342,6 +342,9 @@ def preset(
     height: int,
     focal: float = PUBLISHED_FOCAL,
     zoom_fraction: float = 0.5,
+    easing: str = "linear",
+    hold_start: int = 0,
+    hold_end: int = 0,
 ) -> CameraPath:
     """A published camera preset, target (0, 0, r).
 
@@ -351,6 +354,9 @@ def preset(
     - "zoom_in" / "zoom_out" (never implemented in the published code; our definition): a linear dolly along
       the source view axis with the same look-at target (0, 0, r): the eye moves from the origin to
       (0, 0, +zoom_fraction * r) (toward the target) or to (0, 0, -zoom_fraction * r) (away from it).
+
+    ``easing`` / ``hold_start`` / ``hold_end`` reshape the speed along the same curve (:func:`progress`); their
+    defaults give the published per-frame angles bit for bit (``linspace``).
     """
     if num_frames < 1:
         raise ValueError("num_frames must be >= 1")
@@ -358,18 +364,26 @@ def preset(
     rounds = published_rounds(num_frames)
     target = np.array([0.0, 0.0, r])
     name = str(name).strip().lower()
+    published_speed = easing == "linear" and hold_start == 0 and hold_end == 0
+
+    def angles(total: float) -> np.ndarray:
+        if published_speed:
+            return np.linspace(0.0, total, num_frames)
+        return total * progress(num_frames, easing, hold_start, hold_end)
+
     if name == "180":
-        t = np.linspace(0.0, 2.0 * np.pi * rounds, num_frames)
+        t = angles(2.0 * np.pi * rounds)
         eyes = np.stack([r * np.sin(t), 0.2 * r * (np.cos(t) - 1.0), np.zeros_like(t)], -1)
     elif re.fullmatch(r"\d+(\.\d+)?", name):
-        t = np.linspace(0.0, float(name) * np.pi / 180.0 * rounds, num_frames)
+        t = angles(float(name) * np.pi / 180.0 * rounds)
         c = np.abs(np.cos(t))
         eyes = np.stack([r * np.sin(t), 0.2 * r * (c - 1.0), r - r * c], -1)
     elif name in ("zoom_in", "zoom_out"):
         if not 0.0 <= zoom_fraction < 1.0:
             raise ValueError("zoom_fraction must be in [0, 1)")
         sign = 1.0 if name == "zoom_in" else -1.0
-        return dolly(num_frames, r, width, height, focal, start=0.0, end=sign * zoom_fraction)
+        return dolly(num_frames, r, width, height, focal, start=0.0, end=sign * zoom_fraction, easing=easing,
+                     hold_start=hold_start, hold_end=hold_end)
     else:
         raise ValueError(
             f"unknown camera preset {name!r}; expected '180', an angle in degrees such as '30', "
@@ -438,6 +452,39 @@ def dolly(
     z = r * (start + (end - start) * s)
     eyes = np.stack([np.zeros_like(z), np.zeros_like(z), z], -1)
     return _path(eyes, np.broadcast_to(np.array([0.0, 0.0, r]), eyes.shape), width, height, focal)
+
+
+MOVES = ("truck", "pedestal", "crane")
+
+
+def move(
+    kind: str,
+    num_frames: int,
+    radius: float,
+    width: int,
+    height: int,
+    focal: float = PUBLISHED_FOCAL,
+    amount: float = 0.3,
+    easing: str = "linear",
+    hold_start: int = 0,
+    hold_end: int = 0,
+) -> CameraPath:
+    """Straight camera moves from the source camera, by ``amount`` times the radius r (negative: the other way).
+
+    - "truck": eye and look-at point slide sideways together (positive: to the right); the view turns not.
+    - "pedestal": eye and look-at point rise together (positive: up); the view turns not.
+    - "crane": the eye rises (positive: up) while it keeps looking at the orbit centre (0, 0, r), so the view
+      tilts down onto the subject.
+    """
+    if kind not in MOVES:
+        raise ValueError(f"unknown camera move {kind!r}; expected one of {MOVES}")
+    s = progress(num_frames, easing, hold_start, hold_end)
+    r = float(radius)
+    offset = np.zeros((num_frames, 3))
+    offset[:, 0 if kind == "truck" else 1] = amount * r * s * (1.0 if kind == "truck" else -1.0)  # y points down
+    target = np.array([0.0, 0.0, r])
+    targets = target + offset if kind in ("truck", "pedestal") else np.broadcast_to(target, offset.shape)
+    return _path(offset, targets, width, height, focal)
 
 
 @dataclass

@@ -330,13 +330,20 @@ def _export_arrays(
     return np.ascontiguousarray(v), np.ascontiguousarray(c), np.ascontiguousarray(f)
 
 
-def save_ply(mesh: DWMesh | DWMeshSpec, frame: int, path: str | Path, gl_axes: bool = True) -> Path:
+def save_ply(
+    mesh: DWMesh | DWMeshSpec, frame: int, path: str | Path, gl_axes: bool = True, preview: bool = False
+) -> Path:
     """Write one frame as a binary little-endian PLY with RGBA vertex colours (a spec builds only that frame).
 
     ``gl_axes`` maps the mesh's (x right, y down, z forward) to the y-up / looking-down -z convention of glTF
     and three.js by (x, y, z) -> (x, -y, -z): a 180 degree turn about x, so face winding is unchanged.
+    ``preview``: only the faces a viewer should see, coloured from the source frame (:func:`preview_arrays`).
     """
-    v, c, f = _export_arrays(mesh, frame, gl_axes)
+    if preview:
+        v, rgb, f = preview_arrays(mesh, frame, gl_axes)
+        c = np.concatenate([np.round(rgb * 255.0), np.full((len(rgb), 1), 255.0)], 1).astype(np.uint8)
+    else:
+        v, c, f = _export_arrays(mesh, frame, gl_axes)
     header = (
         "ply\nformat binary_little_endian 1.0\ncomment EX-4D DW-mesh\n"
         f"element vertex {len(v)}\nproperty float x\nproperty float y\nproperty float z\n"
@@ -357,15 +364,86 @@ def save_ply(mesh: DWMesh | DWMeshSpec, frame: int, path: str | Path, gl_axes: b
     return path
 
 
-def save_glb(mesh: DWMesh | DWMeshSpec, frame: int, path: str | Path, gl_axes: bool = True) -> Path:
-    """Write one frame as a glTF 2.0 binary (POSITION, COLOR_0 as normalised RGBA bytes, uint32 indices; a
-    spec builds only that frame).
+def save_glb(
+    mesh: DWMesh | DWMeshSpec, frame: int, path: str | Path, gl_axes: bool = True, preview: bool = False
+) -> Path:
+    """Write one frame as a glTF 2.0 binary (a spec builds only that frame).
 
-    Axes as in :func:`save_ply`: (x, -y, -z) so the scene is upright in glTF viewers. The material is
-    double-sided and opaque (hidden vertices show black, not transparent).
+    Axes as in :func:`save_ply`: (x, -y, -z) so the scene is upright in glTF viewers.
+
+    ``preview=False``: the whole watertight mesh, POSITION, COLOR_0 as normalised RGBA bytes (hidden vertices
+    black), uint32 indices, a double-sided opaque material.
+
+    ``preview=True`` (for 3D viewers such as ComfyUI's Preview 3D): only the faces a viewer should see, the
+    far border wall and the hidden (stretched) faces left out and unused vertices dropped, so the scene, not
+    the depth-100 wall, fills the bounding box the viewer frames; the source frame's colours on every kept
+    vertex as linear float RGB (glTF's COLOR_0 is linear; the frame is sRGB); an unlit material
+    (KHR_materials_unlit), so the colours show as they are whatever the viewer's lights; the node translated
+    so the kept mesh's bounding box is centred on the origin, where viewers orbit.
     """
-    v, c, f = _export_arrays(mesh, frame, gl_axes)
-    blobs = [v.astype("<f4").tobytes(), c.astype("u1").tobytes(), f.astype("<u4").tobytes()]
+    if not preview:
+        v, c, f = _export_arrays(mesh, frame, gl_axes)
+        return _write_glb(path, frame, v, f, c, normalized_colors=True)
+    v, rgb, f = preview_arrays(mesh, frame, gl_axes)
+    centre = (v.min(0) + v.max(0)) / 2 if len(v) else np.zeros(3, np.float32)
+    return _write_glb(path, frame, v, f, srgb_to_linear(rgb), normalized_colors=False,
+                      translation=(-centre).astype(np.float64).tolist(), unlit=True)
+
+
+def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
+    """sRGB values in [0, 1] -> linear light (the IEC 61966-2-1 curve), float32."""
+    c = np.clip(np.asarray(rgb, dtype=np.float64), 0.0, 1.0)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def border_wall_faces(height: int, width: int) -> np.ndarray:
+    """[F] bool over :func:`grid_faces`: the faces that touch the pushed-back border (the far wall), closing
+    faces included."""
+    border = np.zeros((height, width), dtype=bool)
+    border[[0, -1], :] = border[:, [0, -1]] = True
+    faces = grid_faces(height, width).numpy()
+    return border.reshape(-1)[faces].any(1)
+
+
+def preview_arrays(
+    mesh: DWMesh | DWMeshSpec, frame: int, gl_axes: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One frame's mesh as a viewer should show it: (vertices [V', 3] float32, colours [V', 3] float32 sRGB in
+    [0, 1], faces [F', 3] int32 into the compacted vertices). The border wall and the faces the filter
+    flagged (hidden or, in the ablation, deleted) are left out; colours come from the source frame when the
+    mesh is a spec (a built mesh has only its colours, black on hidden vertices)."""
+    if not 0 <= frame < mesh.num_frames:
+        raise IndexError(f"frame {frame} out of range for a mesh of {mesh.num_frames} frames")
+    one = mesh.part(frame, frame + 1, "cpu")
+    keep = ~border_wall_faces(mesh.height, mesh.width)
+    if one.stretched is not None:
+        keep &= ~one.stretched[0].numpy()
+    faces = one.faces.numpy()[keep]
+    used, faces = np.unique(faces, return_inverse=True)
+    faces = faces.reshape(-1, 3).astype(np.int32)
+    v = one.vertices[0].numpy()[used].astype(np.float32)
+    if gl_axes:
+        v[:, 1:] *= -1.0
+    if isinstance(mesh, DWMeshSpec):
+        rgb = mesh.frames[frame].reshape(-1, 3)[torch.from_numpy(used)].to(torch.float32).numpy()
+    else:
+        rgb = one.colors[0, :, :3].numpy()[used] / 255.0
+    return np.ascontiguousarray(v), np.ascontiguousarray(rgb, dtype=np.float32), np.ascontiguousarray(faces)
+
+
+def _write_glb(
+    path: str | Path,
+    frame: int,
+    v: np.ndarray,
+    f: np.ndarray,
+    c: np.ndarray,
+    normalized_colors: bool,
+    translation: list[float] | None = None,
+    unlit: bool = False,
+) -> Path:
+    """A glTF 2.0 binary of one triangle mesh: POSITION, COLOR_0 (normalised bytes or float), uint32 indices."""
+    color_blob = c.astype("u1").tobytes() if normalized_colors else c.astype("<f4").tobytes()
+    blobs = [v.astype("<f4").tobytes(), color_blob, f.astype("<u4").tobytes()]
     views, offset = [], 0
     for i, blob in enumerate(blobs):
         view = {"buffer": 0, "byteOffset": offset, "byteLength": len(blob)}
@@ -373,14 +451,21 @@ def save_glb(mesh: DWMesh | DWMeshSpec, frame: int, path: str | Path, gl_axes: b
         views.append(view)
         offset += len(blob) + (-len(blob)) % 4
     binary = b"".join(b + b"\0" * ((-len(b)) % 4) for b in blobs)
+    node = {"mesh": 0, "name": f"dw_mesh_frame_{frame}"}
+    if translation is not None:
+        node["translation"] = translation
+    material = {"doubleSided": True, "pbrMetallicRoughness": {"metallicFactor": 0.0, "roughnessFactor": 1.0}}
+    if unlit:
+        material["extensions"] = {"KHR_materials_unlit": {}}
+    color_type = "VEC4" if c.shape[1] == 4 else "VEC3"
+    color_accessor = ({"bufferView": 1, "componentType": 5121, "normalized": True, "count": len(c), "type": color_type}
+                      if normalized_colors else {"bufferView": 1, "componentType": 5126, "count": len(c), "type": color_type})
     gltf = {
         "asset": {"version": "2.0", "generator": "ComfyUI-EX4D"},
         "scene": 0,
         "scenes": [{"nodes": [0]}],
-        "nodes": [{"mesh": 0, "name": f"dw_mesh_frame_{frame}"}],
-        "materials": [
-            {"doubleSided": True, "pbrMetallicRoughness": {"metallicFactor": 0.0, "roughnessFactor": 1.0}}
-        ],
+        "nodes": [node],
+        "materials": [material],
         "meshes": [
             {
                 "primitives": [
@@ -399,10 +484,12 @@ def save_glb(mesh: DWMesh | DWMeshSpec, frame: int, path: str | Path, gl_axes: b
                 "min": v.min(0).tolist() if len(v) else [0, 0, 0],
                 "max": v.max(0).tolist() if len(v) else [0, 0, 0],
             },
-            {"bufferView": 1, "componentType": 5121, "normalized": True, "count": len(c), "type": "VEC4"},
+            color_accessor,
             {"bufferView": 2, "componentType": 5125, "count": int(f.size), "type": "SCALAR"},
         ],
     }
+    if unlit:
+        gltf["extensionsUsed"] = ["KHR_materials_unlit"]
     js = json.dumps(gltf, separators=(",", ":")).encode("utf-8")
     js += b" " * ((-len(js)) % 4)
     total = 12 + 8 + len(js) + 8 + len(binary)
@@ -414,3 +501,80 @@ def save_glb(mesh: DWMesh | DWMeshSpec, frame: int, path: str | Path, gl_axes: b
         fh.write(struct.pack("<II", len(binary), 0x004E4942))
         fh.write(binary)
     return path
+
+
+# ----------------------------------------------------------------------------- browser scene
+
+SCENE_MAGIC = b"EX4DSCN1"
+SCENE_MAX_VERTICES = 20_000  # about 36k faces: a software-GL redraw (two passes) stays near 25 ms
+
+
+@dataclass
+class SceneAsset:
+    """A downsampled DW-mesh of one frame for the browser's camera editor.
+
+    vertices [V, 3] float32 (world: x right, y down, z forward, border pushed back like the full mesh);
+    colors [V, 4] uint8 RGBA with alpha 0 on hidden vertices (as the renderer's mask reads them);
+    faces [F, 3] uint32 in :func:`grid_faces` order over the ``rows`` x ``cols`` sample grid.
+    """
+
+    vertices: np.ndarray
+    colors: np.ndarray
+    faces: np.ndarray
+    rows: int
+    cols: int
+    width: int
+    height: int
+    focal: float
+
+    def to_bytes(self) -> bytes:
+        """``EX4DSCN1``, uint32 header length, a JSON header (space-padded to 4 bytes), then little-endian
+        float32 positions, uint8 RGBA colours, uint32 face indices."""
+        header = {"version": 1, "rows": self.rows, "cols": self.cols, "vertices": len(self.vertices),
+                  "faces": len(self.faces), "width": self.width, "height": self.height, "focal": self.focal}
+        js = json.dumps(header).encode("utf-8")
+        js += b" " * ((-len(js)) % 4)
+        return b"".join([SCENE_MAGIC, struct.pack("<I", len(js)), js, self.vertices.astype("<f4").tobytes(),
+                         self.colors.astype("u1").tobytes(), self.faces.astype("<u4").tobytes()])
+
+
+def sample_indices(size: int, step: int) -> np.ndarray:
+    """Every ``step``-th pixel index and always the last one (the border must stay in the grid)."""
+    return np.unique(np.r_[np.arange(0, size, step), size - 1])
+
+
+def depth_shade(depth: torch.Tensor) -> torch.Tensor:
+    """[H, W] z-depth -> [H, W, 3] grey in [0.15, 0.9], nearer brighter (log depth): a scene to look at when
+    no frame is at hand."""
+    d = depth.to(torch.float32).clamp_min(1e-6).log()
+    lo, hi = d.min(), d.max()
+    t = (hi - d) / (hi - lo) if hi > lo else torch.ones_like(d)
+    return (0.15 + 0.75 * t)[..., None].expand(*d.shape, 3)
+
+
+def scene_asset(
+    frame: torch.Tensor | None, depth: torch.Tensor, focal: float = 500.0, max_vertices: int = SCENE_MAX_VERTICES
+) -> SceneAsset:
+    """The DW-mesh of one frame ([H, W, 3] in [0, 1], or None for :func:`depth_shade`; [H, W] z-depth) on
+    every ``step``-th pixel, at most about ``max_vertices`` vertices. Vertices sit where the full mesh puts
+    them; a vertex is hidden when the full mesh hides it or when the angle filter flags a face of the coarse
+    grid (a depth edge the coarse faces span), so the coarse mesh renders with the hidden regions of the full
+    one, a little wider."""
+    h, w = depth.shape
+    if frame is None:
+        frame = depth_shade(depth)
+    step = max(1, math.ceil(math.sqrt(h * w / max_vertices)))
+    rows, cols = sample_indices(h, step), sample_indices(w, step)
+    full = build_dw_mesh(frame[None].to(torch.float32).cpu(), depth[None].to(torch.float32).cpu(), focal=focal)
+    pick = torch.from_numpy((rows[:, None] * w + cols[None, :]).reshape(-1))
+    points = full.vertices[0, pick].reshape(1, len(rows), len(cols), 3)
+    faces = grid_faces(len(rows), len(cols))
+    coarse_hidden = _hidden_vertices(stretched_faces(points, faces), faces, len(rows), len(cols))[0]
+    colors = full.colors[0, pick].clone()
+    colors[coarse_hidden] = 0.0
+    return SceneAsset(
+        vertices=points.reshape(-1, 3).numpy().astype(np.float32),
+        colors=colors.round().clamp(0, 255).to(torch.uint8).numpy(),
+        faces=faces.numpy().astype(np.uint32),
+        rows=len(rows), cols=len(cols), width=int(w), height=int(h), focal=float(focal),
+    )

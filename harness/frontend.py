@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import urllib.request
 from typing import Any
 
 from harness.host import ServerHost
@@ -24,15 +26,25 @@ def chromium_path() -> str | None:
     return os.environ.get("EX4D_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+# The first-run template browser covers the canvas (and takes its mouse events): off where a test drives it.
+NO_FIRST_RUN = {"Comfy.TutorialCompleted": True}
+
+
 class Frontend:
-    def __init__(self, server: ServerHost):
+    def __init__(self, server: ServerHost, settings: dict[str, Any] | None = None):
+        """``settings``: user settings stored on the server before the page opens (e.g. :data:`NO_FIRST_RUN`)."""
         self.server = server
+        self.settings = dict(settings or {})
         self.console: list[str] = []
         self._pw = self._browser = self.page = None
 
     def __enter__(self) -> Frontend:
         from playwright.sync_api import sync_playwright
 
+        for name, value in self.settings.items():  # the route answers with an empty body
+            request = urllib.request.Request(f"{self.server.url}/settings/{name}", data=json.dumps(value).encode(),
+                                             headers={"Content-Type": "application/json"})
+            urllib.request.urlopen(request, timeout=30).close()
         path = chromium_path()
         if path is None:
             raise RuntimeError("Chromium not found: install Debian's chromium or set EX4D_CHROMIUM")
@@ -89,3 +101,33 @@ class Frontend:
 
     def screenshot(self, path: str) -> None:
         self.page.screenshot(path=path)
+
+    # ----- the pack's camera editor (web/ex4d_camera_editor.js)
+    def queue(self) -> None:
+        """Queue the open graph as the Queue button does."""
+        self.evaluate("async () => { await app.queuePrompt(0, 1); }")
+
+    def show_node(self, node_id: str | int, scale: float = 1.0) -> None:
+        """Put a node at the top left of the canvas at ``scale`` (DOM widgets show only on screen)."""
+        self.evaluate(
+            """([id, scale]) => { const node = app.graph.getNodeById(id); const ds = app.canvas.ds;
+                 ds.scale = scale; ds.offset[0] = 90 / scale - node.pos[0]; ds.offset[1] = 110 / scale - node.pos[1];
+                 app.canvas.setDirty(true, true); app.canvas.draw(true, true); }""",
+            [int(node_id), scale])
+
+    def camera_editor(self, node_id: str | int) -> dict[str, Any]:
+        """What the node's camera editor shows: see ``CameraEditor.inspect``."""
+        return self.evaluate("(id) => app.graph.getNodeById(id).ex4dEditor.inspect()", int(node_id))
+
+    def wait_for_camera_editor(self, node_id: str | int, timeout_ms: float = 60_000) -> dict[str, Any]:
+        """Wait until the editor holds the scene, the path of the widgets' current values and the visibility of
+        every frame."""
+        self.page.wait_for_function(
+            "(id) => { const e = app.graph.getNodeById(id)?.ex4dEditor?.inspect();"
+            " return e && e.hasScene && e.frames > 0 && e.settled && e.visibilityDone; }", arg=int(node_id),
+            timeout=timeout_ms)
+        return self.camera_editor(node_id)
+
+    def widget_value(self, node_id: str | int, name: str) -> Any:
+        return self.evaluate("([id, name]) => app.graph.getNodeById(id).widgets.find((w) => w.name === name).value",
+                             [int(node_id), name])

@@ -1,9 +1,17 @@
-"""Camera path nodes: published presets, orbit, dolly, keyframes, EX-4D npz / JSON load and save."""
+"""Camera path nodes: published presets and moves, orbit, dolly, keyframes, EX-4D npz / JSON load and save.
+
+Each path node computes its path in one classmethod, ``path(clip, **widgets)``, that both ``execute`` and the
+camera editor's route (:mod:`._routes`) call: the path the editor shows is the path that runs.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import math
+from collections import OrderedDict
+from dataclasses import dataclass
 
 import torch
 from comfy_api.latest import io
@@ -20,26 +28,81 @@ from ._comfy import (
     resolve_input_file,
 )
 from ._types import Camera, Depth
+from .mesh import check_frames_and_depth
 
 CAMERA_CATEGORY = f"{CATEGORY}/camera"
 CAMERA_FORMATS = ("ex4d npz", "json")
 PATH_EXTENSIONS = (".npz", ".json")
+PRESETS = ("angle", "180", "zoom_in", "zoom_out", *ex4d_camera.MOVES)
 
 
-def _frame_geometry(depth, radius: float) -> tuple[int, int, int, float]:
-    """(frames, width, height, radius) of the clip a path is made for; radius 0 = published rule."""
+@dataclass(frozen=True)
+class Clip:
+    """What a path is made for: frame count, image size, and the published radius of its frame 0."""
+
+    frames: int
+    width: int
+    height: int
+    auto_radius: float
+
+    def __post_init__(self) -> None:
+        if min(self.frames, self.width, self.height) < 1 or not math.isfinite(self.auto_radius) or self.auto_radius <= 0:
+            raise ValueError(f"clip: frames, width, height and radius must be positive, got {self}")
+
+    @classmethod
+    def of(cls, depth) -> Clip:
+        values = depth.depth
+        if values.ndim != 3 or values.shape[0] == 0:
+            raise ValueError(f"depth: expected [T, H, W] depth, got {list(values.shape)}")
+        t, h, w = values.shape
+        return cls(int(t), int(w), int(h), ex4d_camera.radius_from_depth(values[0]))
+
+    def radius(self, radius: float) -> float:
+        """The radius widget's value; 0 = the published rule."""
+        return float(radius) if radius > 0 else self.auto_radius
+
+
+class SceneCache:
+    """The editor's scenes, kept in memory and served by the pack's route (``GET /ex4d/camera/scene/<key>``):
+    nothing is written to disk, so a prompt that fails later leaves no file behind. Keyed by content; the
+    ``capacity`` newest are kept (about 0.7 MB each)."""
+
+    def __init__(self, capacity: int = 16):
+        self.capacity = capacity
+        self.scenes: OrderedDict[str, bytes] = OrderedDict()
+
+    def put(self, data: bytes) -> str:
+        key = hashlib.sha1(data).hexdigest()[:20]
+        self.scenes[key] = data
+        self.scenes.move_to_end(key)
+        while len(self.scenes) > self.capacity:
+            self.scenes.popitem(last=False)
+        return key
+
+    def get(self, key: str) -> bytes | None:
+        return self.scenes.get(key)
+
+
+SCENES = SceneCache()
+
+
+def scene_ui(clip: Clip, depth, frames: torch.Tensor | None, focal: float) -> dict:
+    """The node's UI output for the camera editor: the key of frame 0's downsampled DW-mesh in :data:`SCENES`
+    and the clip it belongs to."""
     values = depth.depth
-    if values.ndim != 3 or values.shape[0] == 0:
-        raise ValueError(f"depth: expected [T, H, W] depth, got {list(values.shape)}")
-    t, h, w = values.shape
-    r = radius if radius > 0 else ex4d_camera.radius_from_depth(values[0])
-    return int(t), int(w), int(h), float(r)
+    if frames is not None:
+        check_frames_and_depth(frames, values)
+    asset = ex4d_mesh.scene_asset(None if frames is None else frames[0], values[0], focal=focal)
+    return {"scene": SCENES.put(asset.to_bytes()), "frames": clip.frames, "width": clip.width,
+            "height": clip.height, "radius": clip.auto_radius}
 
 
 def _common_inputs() -> list:
     return [
         Depth.Input("depth",
             tooltip="Depth of the source clip: gives frame count, size and the orbit radius."),
+        io.Image.Input("frames", optional=True,
+            tooltip="The source frames (optional): colour the clip's scene in the camera editor."),
         io.Float.Input("radius", default=0.0, min=0.0, max=1e4, step=0.01,
                        tooltip="Orbit radius; 0 uses the published rule (nearest depth of frame 0 + 0.15)."),
         io.Float.Input("focal", default=500.0, min=1.0, max=1e5, step=1.0,
@@ -47,16 +110,46 @@ def _common_inputs() -> list:
     ]
 
 
-def _hold_inputs() -> list:
+def _hold_inputs(optional: bool = False) -> list:
+    """Speed-curve widgets; ``optional`` where they were added to a published node later, so prompts saved
+    without them still run (with the defaults, which keep the published speed)."""
     return [
-        io.Combo.Input("easing", options=list(ex4d_camera.EASINGS), default="linear",
+        io.Combo.Input("easing", options=list(ex4d_camera.EASINGS), default="linear", optional=optional,
             tooltip="Speed along the path: linear (constant) or eased (slow start and / or end)."),
-        io.Int.Input("hold_start", default=0, min=0, max=10000, tooltip="Frames to stay still at the start."),
-        io.Int.Input("hold_end", default=0, min=0, max=10000, tooltip="Frames to stay still at the end."),
+        io.Int.Input("hold_start", default=0, min=0, max=10000, optional=optional,
+                     tooltip="Frames to stay still at the start."),
+        io.Int.Input("hold_end", default=0, min=0, max=10000, optional=optional,
+                     tooltip="Frames to stay still at the end."),
     ]
 
 
-class CameraPreset(io.ComfyNode):
+class CameraPathNode(io.ComfyNode):
+    """A node that makes a path from a clip and its widgets (``path``) and shows it in the camera editor."""
+
+    @classmethod
+    def path(cls, clip: Clip, **widgets) -> ex4d_camera.CameraPath:
+        raise NotImplementedError
+
+    @classmethod
+    def path_widgets(cls) -> list[str]:
+        """The widget names ``path`` takes (the camera editor sends these)."""
+        return [name for name in inspect.signature(cls.path).parameters if name != "clip"]
+
+    @classmethod
+    def optional_widgets(cls) -> list[str]:
+        """Those ``path`` has defaults for (widgets added later; older prompts lack them)."""
+        parameters = inspect.signature(cls.path).parameters
+        return [name for name, p in parameters.items() if p.default is not inspect.Parameter.empty]
+
+    @classmethod
+    def execute(cls, depth, frames=None, **widgets) -> io.NodeOutput:
+        clip = Clip.of(depth)
+        path = cls.path(clip, **widgets)
+        ui = {"ex4d_scene": [scene_ui(clip, depth, frames, path.focal)], "ex4d_path": [path.to_json_dict()]}
+        return io.NodeOutput(path, ui=ui)
+
+
+class CameraPreset(CameraPathNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -64,37 +157,49 @@ class CameraPreset(io.ComfyNode):
             display_name="EX-4D Camera Path (Preset)",
             category=CAMERA_CATEGORY,
             description="The published EX-4D camera paths: '180' (full swing), an angle around the subject "
-            "(30/60/90 published, any other allowed), or zoom in / out (a dolly along the view axis).",
+            "(30/60/90 published, any other allowed), or zoom in / out (a dolly along the view axis); beside "
+            "them straight moves: truck (slide sideways), pedestal (rise, the view keeps its direction), crane "
+            "(rise while looking at the subject). Easing and holds shape the speed along any of them.",
             inputs=[
                 *_common_inputs(),
-                io.Combo.Input("preset", options=["angle", "180", "zoom_in", "zoom_out"], default="angle",
+                io.Combo.Input("preset", options=list(PRESETS), default="angle",
                     tooltip="The published paths: angle (orbit by 'angle' degrees), 180 (half circle), "
-                    "zoom_in / zoom_out (dolly by zoom_fraction)."),
+                    "zoom_in / zoom_out (dolly by zoom_fraction); moves: truck, pedestal, crane (by amount)."),
                 io.Float.Input("angle", default=90.0, min=0.0, max=360.0, step=1.0,
                                tooltip="Degrees around the subject for the 'angle' preset (published: 30, 60, 90)."),
                 io.Float.Input("zoom_fraction", default=0.5, min=0.0, max=0.99, step=0.01,
                                tooltip="zoom_in / zoom_out: how far the eye moves, as a fraction of the radius."),
+                *_hold_inputs(optional=True),
+                io.Float.Input("amount", default=0.3, min=-2.0, max=2.0, step=0.01, optional=True,
+                    tooltip="truck / pedestal / crane: how far the eye moves, as a fraction of the radius "
+                    "(positive: right for truck, up for pedestal and crane; negative: the other way)."),
             ],
             outputs=[Camera.Output(display_name="camera")],
         )
 
     @classmethod
-    def execute(cls, depth, radius, focal, preset, angle, zoom_fraction) -> io.NodeOutput:
-        n, w, h, r = _frame_geometry(depth, radius)
-        name = f"{angle:g}" if preset == "angle" else preset
-        path = ex4d_camera.preset(name, n, r, w, h, focal=focal, zoom_fraction=zoom_fraction)
-        return io.NodeOutput(path)
+    def path(cls, clip: Clip, radius, focal, preset, angle, zoom_fraction, easing="linear", hold_start=0,
+             hold_end=0, amount=0.3) -> ex4d_camera.CameraPath:
+        name = f"{angle:g}" if check_choice(preset, PRESETS, "preset") == "angle" else preset
+        if name in ex4d_camera.MOVES:
+            return ex4d_camera.move(name, clip.frames, clip.radius(radius), clip.width, clip.height, focal=focal,
+                                    amount=amount, easing=check_choice(easing, ex4d_camera.EASINGS, "easing"),
+                                    hold_start=hold_start, hold_end=hold_end)
+        return ex4d_camera.preset(name, clip.frames, clip.radius(radius), clip.width, clip.height, focal=focal,
+                                  zoom_fraction=zoom_fraction, easing=check_choice(easing, ex4d_camera.EASINGS, "easing"),
+                                  hold_start=hold_start, hold_end=hold_end)
 
 
-class CameraOrbit(io.ComfyNode):
+class CameraOrbit(CameraPathNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="EX4DCameraOrbit",
             display_name="EX-4D Camera Path (Orbit)",
             category=CAMERA_CATEGORY,
-            description="Orbit around the look-at point (0, 0, radius) with chosen yaw and pitch ranges. "
-            "Yaw 0 / pitch 0 is the source camera; positive yaw moves right, positive pitch up.",
+            description="Orbit (or arc: part of an orbit) around the look-at point (0, 0, radius) with chosen "
+            "yaw and pitch ranges. Yaw 0 / pitch 0 is the source camera; positive yaw moves right, positive "
+            "pitch up.",
             inputs=[
                 *_common_inputs(),
                 io.Float.Input("yaw_start", default=0.0, min=-180.0, max=180.0, step=1.0,
@@ -114,16 +219,15 @@ class CameraOrbit(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, depth, radius, focal, yaw_start, yaw_end, pitch_start, pitch_end, distance, easing,
-                hold_start, hold_end) -> io.NodeOutput:
-        n, w, h, r = _frame_geometry(depth, radius)
-        path = ex4d_camera.orbit(n, r, w, h, focal=focal, yaw=(yaw_start, yaw_end), pitch=(pitch_start, pitch_end),
-                                 distance=distance or None, easing=easing, hold_start=hold_start,
+    def path(cls, clip: Clip, radius, focal, yaw_start, yaw_end, pitch_start, pitch_end, distance, easing,
+             hold_start, hold_end) -> ex4d_camera.CameraPath:
+        return ex4d_camera.orbit(clip.frames, clip.radius(radius), clip.width, clip.height, focal=focal,
+                                 yaw=(yaw_start, yaw_end), pitch=(pitch_start, pitch_end), distance=distance or None,
+                                 easing=check_choice(easing, ex4d_camera.EASINGS, "easing"), hold_start=hold_start,
                                  hold_end=hold_end)
-        return io.NodeOutput(path)
 
 
-class CameraDolly(io.ComfyNode):
+class CameraDolly(CameraPathNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -145,17 +249,17 @@ class CameraDolly(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, depth, radius, focal, start, end, easing, hold_start, hold_end) -> io.NodeOutput:
-        n, w, h, r = _frame_geometry(depth, radius)
-        return io.NodeOutput(ex4d_camera.dolly(n, r, w, h, focal=focal, start=start, end=end, easing=easing,
-                                               hold_start=hold_start, hold_end=hold_end))
+    def path(cls, clip: Clip, radius, focal, start, end, easing, hold_start, hold_end) -> ex4d_camera.CameraPath:
+        return ex4d_camera.dolly(clip.frames, clip.radius(radius), clip.width, clip.height, focal=focal, start=start,
+                                 end=end, easing=check_choice(easing, ex4d_camera.EASINGS, "easing"),
+                                 hold_start=hold_start, hold_end=hold_end)
 
 
 KEYFRAMES_EXAMPLE = json.dumps([{"frame": 0, "yaw": 0}, {"frame": 24, "yaw": 45, "pitch": 10},
                                 {"frame": 48, "yaw": 90}])
 
 
-class CameraKeyframes(io.ComfyNode):
+class CameraKeyframes(CameraPathNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -163,13 +267,14 @@ class CameraKeyframes(io.ComfyNode):
             display_name="EX-4D Camera Path (Keyframes)",
             category=CAMERA_CATEGORY,
             description="A custom path from keyframes: a JSON list of {frame, yaw, pitch, distance, roll} "
-            "(degrees, around (0, 0, radius)) or {frame, eye: [x, y, z], target: [x, y, z]}.",
+            "(degrees, around (0, 0, radius)) or {frame, eye: [x, y, z], target: [x, y, z]}. The camera editor "
+            "below the widgets writes this list when you drag a keyframe's eye or the target.",
             inputs=[
                 *_common_inputs(),
                 io.String.Input("keyframes", default=KEYFRAMES_EXAMPLE, multiline=True,
                     tooltip="JSON list of keyframes: {frame, yaw, pitch, distance, roll} in degrees around "
                     "(0, 0, radius), or {frame, eye: [x, y, z], target: [x, y, z]}; frames in "
-                    "between are eased."),
+                    "between are eased. Two keys with the same values hold the camera still."),
                 io.Combo.Input("easing", options=list(ex4d_camera.EASINGS), default="ease_in_out",
                     tooltip="How the camera moves between keyframes: linear (constant speed) or eased (slow"
                     " at each keyframe)."),
@@ -178,19 +283,18 @@ class CameraKeyframes(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, depth, radius, focal, keyframes, easing) -> io.NodeOutput:
-        n, w, h, r = _frame_geometry(depth, radius)
+    def path(cls, clip: Clip, radius, focal, keyframes, easing) -> ex4d_camera.CameraPath:
         try:
             keys = json.loads(keyframes)
-        except json.JSONDecodeError as e:
+        except (TypeError, json.JSONDecodeError) as e:
             raise ValueError(f"keyframes: not valid JSON ({e}); example: {KEYFRAMES_EXAMPLE}") from e
         if not isinstance(keys, list) or not keys:
             raise ValueError(f"keyframes: expected a non-empty JSON list; example: {KEYFRAMES_EXAMPLE}")
         try:
-            path = ex4d_camera.keyframed(keys, n, r, w, h, focal=focal, easing=easing)
+            return ex4d_camera.keyframed(keys, clip.frames, clip.radius(radius), clip.width, clip.height,
+                                         focal=focal, easing=check_choice(easing, ex4d_camera.EASINGS, "easing"))
         except (TypeError, KeyError, ValueError) as e:
             raise ValueError(f"keyframes: {e}; example: {KEYFRAMES_EXAMPLE}") from e
-        return io.NodeOutput(path)
 
 
 class LoadCameraPath(io.ComfyNode):
@@ -279,7 +383,8 @@ class CameraPreview(io.ComfyNode):
             display_name="EX-4D Camera Path Preview",
             category=CAMERA_CATEGORY,
             description="Top and side views of a camera path (blue = first frame, red = last, ticks = viewing "
-            "direction, cross = orbit centre) over the frame-0 scene, to check a path before rendering.",
+            "direction, cross = orbit centre) over the frame-0 scene, to check a path before rendering; the "
+            "camera editor on the node shows the path in 3D over the scene once the node has run.",
             inputs=[
                 Camera.Input("camera",
                     tooltip="The camera path to use (from a Camera Path node, or loaded)."),
@@ -293,6 +398,7 @@ class CameraPreview(io.ComfyNode):
     @classmethod
     def execute(cls, camera, size, depth=None, frames=None) -> io.NodeOutput:
         points = colors = None
+        ui = {"ex4d_path": [camera.to_json_dict()]}
         if depth is not None:
             d = depth.depth[:1].float().cpu()
             if (d.shape[2], d.shape[1]) != (camera.width, camera.height):
@@ -305,8 +411,10 @@ class CameraPreview(io.ComfyNode):
                 if frames.shape[1:3] != d.shape[1:]:
                     raise ValueError(f"frames {list(frames.shape[1:3])} and depth {list(d.shape[1:])} differ in size")
                 colors = frames[0, ::step, ::step, :3].reshape(-1, 3).float().cpu().numpy()
+            ui["ex4d_scene"] = [scene_ui(Clip.of(depth), depth, frames, camera.focal)]
         image = ex4d_camera.path_preview(camera, points, colors, size=size)
-        return io.NodeOutput(torch.from_numpy(image)[None])
+        return io.NodeOutput(torch.from_numpy(image)[None], ui=ui)
 
 
-NODES = [CameraPreset, CameraOrbit, CameraDolly, CameraKeyframes, LoadCameraPath, SaveCameraPath, CameraPreview]
+PATH_NODES = [CameraPreset, CameraOrbit, CameraDolly, CameraKeyframes]
+NODES = [*PATH_NODES, LoadCameraPath, SaveCameraPath, CameraPreview]

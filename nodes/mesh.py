@@ -61,6 +61,7 @@ class BuildDWMesh(io.ComfyNode):
     @classmethod
     def execute(cls, frames, depth, filter, angle_threshold, boundary_ratio, watertight, focal) -> io.NodeOutput:
         values = depth.depth
+        check_choice(filter, ex4d_mesh.FILTERS, "filter")
         check_frames_and_depth(frames, values)
         # the mesh itself is built where it is used (Render Views: chunk by chunk on the GPU), from the
         # frames and depth the host already holds: nothing large is copied or moved here
@@ -76,8 +77,10 @@ class SaveDWMesh(io.ComfyNode):
             node_id="EX4DSaveDWMesh",
             display_name="EX-4D Save DW-Mesh",
             category=MESH_CATEGORY,
-            description="Write one frame's DW-mesh with vertex colours (hidden faces in black) into the output "
-            "folder; connect 'path' to ComfyUI's Preview 3D node to look at it.",
+            description="Write one frame's DW-mesh with vertex colours into the output folder; connect 'path' to "
+            "ComfyUI's Preview 3D node to look at it. By default the file is for looking at: the far border wall "
+            "and the hidden faces are left out, the colours are unlit and the mesh is centred on the scene; "
+            "'full_mesh' keeps the whole watertight mesh (hidden faces in black) instead.",
             inputs=[
                 DWMesh.Input("mesh", tooltip="From EX-4D Build DW-Mesh."),
                 io.Int.Input("frame", default=0, min=0, max=100000,
@@ -87,18 +90,22 @@ class SaveDWMesh(io.ComfyNode):
                     "(MeshLab, Blender)."),
                 io.String.Input("filename_prefix", default="ex4d/dwmesh",
                     tooltip="File name prefix under ComfyUI's output folder (subfolders allowed)."),
+                io.Boolean.Input("full_mesh", default=False, optional=True,
+                    tooltip="Off: a mesh to look at (no far border wall, no hidden faces, centred, unlit "
+                    "colours). On: the whole watertight DW-mesh as the renderer uses it (hidden faces black, "
+                    "the wall at depth 100, source-camera coordinates)."),
             ],
             outputs=[io.String.Output(display_name="path")],
             is_output_node=True,
         )
 
     @classmethod
-    def execute(cls, mesh, frame, format, filename_prefix) -> io.NodeOutput:
+    def execute(cls, mesh, frame, format, filename_prefix, full_mesh=False) -> io.NodeOutput:
         if not 0 <= frame < mesh.num_frames:
             raise ValueError(f"frame: {frame} is out of range; the mesh has {mesh.num_frames} frames")
         check_choice(format, MESH_FORMATS, "format")
         path, relative = output_path(filename_prefix, format, mesh.width, mesh.height)
-        (ex4d_mesh.save_glb if format == "glb" else ex4d_mesh.save_ply)(mesh, frame, path)
+        (ex4d_mesh.save_glb if format == "glb" else ex4d_mesh.save_ply)(mesh, frame, path, preview=not full_mesh)
         return io.NodeOutput(relative, ui={"text": [relative]})
 
 

@@ -261,3 +261,44 @@ def test_unreadable_npz_is_a_clear_error(tmp_path, content):
 def test_bad_json_is_a_clear_error(data, error):
     with pytest.raises(ValueError, match=error):
         cam.CameraPath.from_json_dict(data)
+
+
+def test_preset_speed_curves_keep_the_published_curve():
+    r, n = 2.0, 25
+    published = cam.preset("60", n, r, 512, 320)
+    assert np.array_equal(cam.preset("60", n, r, 512, 320, easing="linear", hold_start=0, hold_end=0).extrinsics,
+                          published.extrinsics)
+    eased = cam.preset("60", n, r, 512, 320, easing="ease_in_out", hold_start=3, hold_end=2)
+    eyes, ref = eased.eyes(), published.eyes()
+    np.testing.assert_allclose(eyes[:4], np.repeat(ref[:1], 4, 0), atol=1e-5)  # held, then eased out of frame 0
+    np.testing.assert_allclose(eyes[-3:], np.repeat(ref[-1:], 3, 0), atol=1e-5)
+    step = np.linalg.norm(np.diff(eyes, axis=0), axis=1)
+    assert step[3] < step[n // 2] and step[-3] < step[n // 2]  # slow at both ends of the move
+    # every eased eye lies on the published curve: its angle t gives back the same point
+    t = np.arctan2(eyes[:, 0], r * np.abs(np.cos(0)) - eyes[:, 2])
+    np.testing.assert_allclose(eyes[:, 1], 0.2 * r * (np.abs(np.cos(t)) - 1), atol=1e-5)
+    zoom = cam.preset("zoom_in", n, r, 512, 320, easing="ease_in", hold_end=5)
+    np.testing.assert_allclose(zoom.eyes()[-6:, 2], 0.5 * r, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", cam.MOVES)
+def test_moves(kind):
+    r, n = 2.0, 9
+    path = cam.move(kind, n, r, 64, 48, amount=0.5, easing="ease_in_out")
+    eyes = path.eyes()
+    np.testing.assert_allclose(path.extrinsics[0], np.diag([1, -1, -1, 1]), atol=1e-6)  # the source camera
+    axis = 0 if kind == "truck" else 1
+    expected_end = np.zeros(3)
+    expected_end[axis] = 0.5 * r if kind == "truck" else -0.5 * r  # right for truck, up (-y) for the others
+    np.testing.assert_allclose(eyes[-1], expected_end, atol=1e-6)
+    assert np.all(np.diff(eyes[:, axis]) * np.sign(expected_end[axis]) > 0)
+    rotations = path.extrinsics[:, :3, :3]
+    if kind == "crane":  # keeps looking at the orbit centre: the view tilts
+        fwd = path.view_matrices()[:, 2, :3]
+        to_centre = np.array([0.0, 0.0, r]) - eyes
+        np.testing.assert_allclose(fwd, to_centre / np.linalg.norm(to_centre, axis=1, keepdims=True), atol=1e-6)
+        assert not np.allclose(rotations[-1], rotations[0], atol=1e-3)
+    else:  # slides: the view does not turn
+        np.testing.assert_allclose(rotations, np.broadcast_to(rotations[0], rotations.shape), atol=1e-6)
+    with pytest.raises(ValueError, match="unknown camera move"):
+        cam.move("zoom", n, r, 64, 48)

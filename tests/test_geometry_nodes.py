@@ -13,7 +13,7 @@ import torch
 
 from ex4d import camera as ex4d_camera
 from ex4d import render as ex4d_render
-from ex4d.mesh import build_dw_mesh, save_glb
+from ex4d.mesh import DWMeshSpec, build_dw_mesh, save_glb
 from harness.host import NodeExecutionError, PromptValidationError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,20 +123,39 @@ def test_custom_camera_nodes_run(example_inputs, node):
     np.testing.assert_allclose(cam.extrinsics[0], np.diag([1, -1, -1, 1]).astype(np.float32), atol=1e-6)
 
 
+def _glb(data: bytes) -> tuple[dict, bytes]:
+    jlen = int.from_bytes(data[12:16], "little")
+    return json.loads(data[20 : 20 + jlen]), data[28 + jlen :]
+
+
 def test_save_dw_mesh_for_the_3d_preview(example_inputs, tmp_path):
     host = example_inputs
     prompt = reconstruction_prompt(frames=2)
     prompt["8"] = {"class_type": "EX4DSaveDWMesh",
                    "inputs": {"mesh": ["3", 0], "frame": 1, "format": "glb", "filename_prefix": "ex4d/mesh"}}
     prompt["9"] = {"class_type": "Preview3D", "inputs": {"model_file": ["8", 0]}}
+    prompt["10"] = {"class_type": "EX4DSaveDWMesh",
+                    "inputs": {"mesh": ["3", 0], "frame": 1, "format": "glb", "filename_prefix": "ex4d/full",
+                               "full_mesh": True}}
     outputs = host.run(prompt)
     relative = host.node_output("8")[0][0]
     data = (host.output_dir / relative).read_bytes()
-    assert data[:4] == b"glTF" and len(data) > 320 * 512 * 12
     assert outputs["9"]["result"][0] == relative
-    # frame 1 built on its own: the same file as frame 1 of the mesh built whole
-    whole = build_dw_mesh(host.node_output("1")[0][0], host.node_output("2")[0][0].depth)
-    assert data == save_glb(whole, 1, tmp_path / "whole.glb").read_bytes()
+    frames, depth = host.node_output("1")[0][0], host.node_output("2")[0][0].depth
+    # by default a file to look at: no far wall (depth 100), no hidden faces, centred, unlit source colours
+    gltf, _ = _glb(data)
+    position = gltf["accessors"][0]
+    assert max(abs(v) for v in position["min"] + position["max"]) < 50
+    np.testing.assert_allclose(np.add(position["min"], position["max"]) / 2, -np.array(gltf["nodes"][0]["translation"]),
+                               atol=1e-5)
+    assert "KHR_materials_unlit" in gltf["materials"][0]["extensions"]
+    assert data == save_glb(DWMeshSpec(frames, depth), 1, tmp_path / "p.glb", preview=True).read_bytes()
+    # full_mesh: the whole watertight mesh, frame 1 built on its own = frame 1 of the mesh built whole
+    full = (host.output_dir / host.node_output("10")[0][0]).read_bytes()
+    full_faces, preview_faces = (_glb(d)[0]["accessors"][2]["count"] // 3 for d in (full, data))
+    assert full_faces == 2 * 319 * 511 + 2 > preview_faces > full_faces * 0.8
+    whole = build_dw_mesh(frames, depth)
+    assert full == save_glb(whole, 1, tmp_path / "whole.glb").read_bytes()
 
 
 def test_mismatched_camera_and_mesh_is_a_clear_error(example_inputs):
@@ -257,3 +276,72 @@ def test_camera_path_preview_node(example_inputs):
     bare = {**prompt, "8": {"class_type": "EX4DCameraPreview", "inputs": {"camera": ["4", 0], "size": 128}}}
     host.run(bare)
     assert not torch.equal(host.node_output("8")[0][0], image)  # the scene points are gone
+
+
+def _path_response(host, body: dict) -> tuple[int, dict]:
+    """The pack's route handler as the host loaded it (the pack's package name is the host's choice)."""
+    import importlib
+
+    package = host.node_classes["EX4DCameraPreset"].__module__.rsplit(".", 1)[0]
+    return importlib.import_module(f"{package}._routes").path_response(body)
+
+
+def _scene_bytes(host, entry: dict) -> bytes:
+    import importlib
+
+    package = host.node_classes["EX4DCameraPreset"].__module__
+    return importlib.import_module(package).SCENES.get(entry["scene"])
+
+
+@pytest.mark.parametrize("node", [
+    {"class_type": "EX4DCameraPreset", "inputs": {"preset": "angle", "angle": 30.0, "zoom_fraction": 0.5,
+                                                   "easing": "ease_in_out", "hold_start": 1, "hold_end": 1}},
+    {"class_type": "EX4DCameraPreset", "inputs": {"preset": "crane", "angle": 30.0, "zoom_fraction": 0.5,
+                                                   "amount": 0.4, "easing": "ease_out", "hold_start": 0, "hold_end": 1}},
+    {"class_type": "EX4DCameraKeyframes",
+     "inputs": {"keyframes": json.dumps([{"frame": 0, "yaw": 0}, {"frame": 4, "eye": [0.5, -0.2, 0.3],
+                                                                  "target": [0, 0, 2]}]), "easing": "linear"}},
+], ids=["preset eased", "crane", "keyframes"])
+def test_path_nodes_show_their_scene_and_the_route_gives_the_path_that_ran(example_inputs, node):
+    host = example_inputs
+    camera = {"class_type": node["class_type"],
+              "inputs": {"depth": ["2", 0], "frames": ["1", 0], "radius": 0.0, "focal": 500.0, **node["inputs"]}}
+    outputs = host.run(reconstruction_prompt(camera=camera))
+    ui = outputs["4"]
+    scene, shown = ui["ex4d_scene"][0], ui["ex4d_path"][0]
+    depth = host.node_output("2")[0][0].depth
+    assert (scene["frames"], scene["width"], scene["height"]) == (FRAMES, 512, 320)
+    assert scene["radius"] == ex4d_camera.radius_from_depth(depth[0])
+    data = _scene_bytes(host, scene)
+    assert data[:8] == b"EX4DSCN1"
+    assert not list((host.work_dir / "temp").rglob("*.bin"))  # in memory: nothing on disk
+    cam = host.node_output("4")[0][0]
+    np.testing.assert_array_equal(np.array(shown["extrinsics"], np.float32), cam.extrinsics)
+    # the editor's route: the same numbers from the clip the node reported and the widget values
+    widgets = {k: v for k, v in camera["inputs"].items() if not isinstance(v, list)}
+    status, answer = _path_response(host, {"node": node["class_type"], "clip": scene, "inputs": widgets})
+    assert status == 200 and answer == shown
+    status, answer = _path_response(host, {"node": node["class_type"], "clip": scene, "inputs": {**widgets, "focal": -1}})
+    assert status == 400 and "focal" in answer["error"]
+
+
+def test_path_route_refuses_what_it_cannot_evaluate(host):
+    def path_response(body):
+        return _path_response(host, body)
+
+    clip = {"frames": 5, "width": 64, "height": 32, "radius": 2.0}
+    status, answer = path_response({"node": "EX4DLoadVideo", "clip": clip, "inputs": {}})
+    assert status == 400 and answer["error"].startswith("node:")
+    status, answer = path_response({"node": "EX4DCameraDolly", "clip": clip, "inputs": {"start": 0.0}})
+    assert status == 400 and answer["error"].startswith("inputs: missing")
+    preset = {"radius": 0.0, "focal": 500.0, "preset": "angle", "angle": 30.0, "zoom_fraction": 0.5}
+    status, answer = path_response({"node": "EX4DCameraPreset", "clip": clip, "inputs": preset})
+    assert status == 200 and len(answer["extrinsics"]) == 5  # widgets added later may be absent
+    status, answer = path_response({"node": "EX4DCameraDolly", "clip": {**clip, "frames": 0}, "inputs": {}})
+    assert status == 400 and answer["error"].startswith("clip:")
+    keys = {"radius": 0.0, "focal": 500.0, "keyframes": "[{frame: 0}]", "easing": "linear"}
+    status, answer = path_response({"node": "EX4DCameraKeyframes", "clip": clip, "inputs": keys})
+    assert status == 400 and answer["error"].startswith("keyframes: not valid JSON")
+    status, answer = path_response({"node": "EX4DCameraKeyframes", "clip": clip,
+                                    "inputs": {**keys, "keyframes": "[{\"frame\": 0}]", "easing": "wobble"}})
+    assert status == 400 and "easing" in answer["error"]

@@ -215,3 +215,65 @@ def test_glb_export(tmp_path):
     assert view["byteOffset"] % 4 == 0
     idx = np.frombuffer(binary, "<u4", count=3 * n_faces, offset=view["byteOffset"]).reshape(-1, 3)
     np.testing.assert_array_equal(idx, mesh.frame_faces(0).numpy())
+
+
+def test_preview_export_leaves_out_the_wall_and_hidden_faces(tmp_path):
+    from ex4d.mesh import preview_arrays, srgb_to_linear
+
+    frames, depth = _step_scene()
+    spec = DWMeshSpec(frames, depth)
+    v, rgb, f = preview_arrays(spec, 1)
+    faces = _np_faces()
+    points = _np_points(depth.numpy())[1]
+    border = np.zeros((H, W), bool)
+    border[[0, -1]] = border[:, [0, -1]] = True
+    keep = ~border.reshape(-1)[faces].any(1) & (_np_min_angle(points, faces) >= 2.5)
+    used = np.unique(faces[keep])
+    assert len(f) == keep.sum() and len(v) == len(used)
+    np.testing.assert_allclose(v, points[used] * np.array([1, -1, -1]), atol=1e-6)
+    np.testing.assert_array_equal(np.sort(used[f].reshape(-1)), np.sort(faces[keep].reshape(-1)))
+    np.testing.assert_array_equal(rgb, frames[1].reshape(-1, 3).numpy()[used])  # not blacked out
+    assert np.abs(v).max() < 10  # the wall at depth 100 is gone
+    np.testing.assert_allclose(srgb_to_linear(np.array([0.0, 0.04045, 0.5, 1.0])),
+                               [0.0, 0.04045 / 12.92, 0.21404, 1.0], atol=1e-5)
+    path = save_glb(spec, 1, tmp_path / "p.glb", preview=True)
+    data = path.read_bytes()
+    jlen = struct.unpack_from("<I", data, 12)[0]
+    gltf = json.loads(data[20 : 20 + jlen])
+    assert gltf["extensionsUsed"] == ["KHR_materials_unlit"]
+    color = gltf["accessors"][1]
+    assert (color["componentType"], color["type"], color["count"]) == (5126, "VEC3", len(v))
+    np.testing.assert_allclose(gltf["nodes"][0]["translation"], -(v.min(0) + v.max(0)) / 2, atol=1e-6)
+    ply = save_ply(spec, 1, tmp_path / "p.ply", preview=True).read_bytes()
+    assert f"element vertex {len(v)}\n".encode() in ply and f"element face {len(f)}\n".encode() in ply
+
+
+def test_scene_asset_is_the_dw_mesh_on_a_coarse_grid():
+    from ex4d.mesh import SCENE_MAGIC, scene_asset
+
+    frames, depth = _step_scene(1)
+    asset = scene_asset(frames[0], depth[0], max_vertices=200)
+    rows, cols = np.unique(np.r_[np.arange(0, H, 2), H - 1]), np.unique(np.r_[np.arange(0, W, 2), W - 1])
+    assert (asset.rows, asset.cols) == (len(rows), len(cols)) and rows[-1] == H - 1 and cols[-1] == W - 1
+    full = build_dw_mesh(frames, depth)
+    pick = (rows[:, None] * W + cols[None]).reshape(-1)
+    np.testing.assert_array_equal(asset.vertices, full.vertices[0, pick].numpy())
+    hidden_full = full.colors[0, pick, 3].numpy() == 0
+    hidden = asset.colors[:, 3] == 0
+    assert np.all(hidden[hidden_full]) and hidden.sum() < len(hidden) * 0.8  # the full mesh's, a little wider
+    np.testing.assert_array_equal(asset.faces, grid_faces(len(rows), len(cols)).numpy())
+    data = asset.to_bytes()
+    assert data[:8] == SCENE_MAGIC
+    hlen = struct.unpack_from("<I", data, 8)[0]
+    header = json.loads(data[12 : 12 + hlen])
+    assert (header["rows"], header["cols"], header["vertices"], header["faces"]) == (
+        asset.rows, asset.cols, len(pick), len(asset.faces))
+    offset = 12 + hlen
+    positions = np.frombuffer(data, "<f4", 3 * len(pick), offset).reshape(-1, 3)
+    colors = np.frombuffer(data, "u1", 4 * len(pick), offset + positions.nbytes).reshape(-1, 4)
+    faces = np.frombuffer(data, "<u4", offset=offset + positions.nbytes + colors.nbytes).reshape(-1, 3)
+    np.testing.assert_array_equal(positions, asset.vertices)
+    np.testing.assert_array_equal(colors, asset.colors)
+    np.testing.assert_array_equal(faces, asset.faces)
+    grey = scene_asset(None, depth[0], max_vertices=200).colors[:, :3]
+    assert grey[:, 0].max() > grey[:, 0].min() and np.all(grey[:, 0] == grey[:, 1])  # shaded by depth

@@ -1,0 +1,81 @@
+"""The pack's HTTP routes for the camera editor (web/ex4d_camera_editor.js).
+
+``GET /ex4d/camera/scene/<key>`` answers a scene a camera node made when it last ran (its ``ex4d_scene`` UI
+output names the key; :class:`~.camera.SceneCache`), as ``application/octet-stream``, or 404.
+
+``POST /ex4d/camera/path`` with ``{"node": <node id>, "clip": {frames, width, height, radius}, "inputs": {widget:
+value}}`` answers the path as :meth:`~ex4d.camera.CameraPath.to_json_dict` gives it, computed by the node's own
+``path`` classmethod (the one its ``execute`` calls), or ``400 {"error": ...}`` with the node's own message.
+The clip is what the node reported when it last ran (its ``ex4d_scene`` UI output).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .camera import PATH_NODES, SCENES, Clip
+
+PATH_ROUTE = "/ex4d/camera/path"
+SCENE_ROUTE = "/ex4d/camera/scene/{key}"
+
+
+def path_response(body: object) -> tuple[int, dict]:
+    """(HTTP status, JSON body) for a request body; no I/O, so tests call it directly."""
+    if not isinstance(body, dict):
+        return 400, {"error": "body: expected a JSON object {node, clip, inputs}"}
+    nodes = {node.define_schema().node_id: node for node in PATH_NODES}
+    node = nodes.get(body.get("node"))
+    if node is None:
+        return 400, {"error": f"node: expected one of {sorted(nodes)}, got {body.get('node')!r}"}
+    clip, inputs = body.get("clip"), body.get("inputs")
+    if not isinstance(clip, dict) or not isinstance(inputs, dict):
+        return 400, {"error": "clip, inputs: expected JSON objects; run the node once so the editor knows the clip"}
+    try:
+        clip = Clip(int(clip["frames"]), int(clip["width"]), int(clip["height"]), float(clip["radius"]))
+    except (KeyError, TypeError, ValueError) as e:
+        return 400, {"error": f"clip: expected frames, width, height and radius ({e})"}
+    names = node.path_widgets()
+    missing = [name for name in names if name not in inputs and name not in node.optional_widgets()]
+    if missing:
+        return 400, {"error": f"inputs: missing {missing}"}
+    try:
+        path = node.path(clip, **{name: inputs[name] for name in names if name in inputs})
+    except (TypeError, ValueError) as e:
+        return 400, {"error": str(e)}
+    return 200, path.to_json_dict()
+
+
+async def camera_path(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+    except ValueError:
+        return web.json_response({"error": "body: not JSON"}, status=400)
+    status, answer = path_response(body)
+    return web.json_response(answer, status=status)
+
+
+async def camera_scene(request: web.Request) -> web.Response:
+    data = SCENES.get(request.match_info["key"])
+    if data is None:
+        return web.json_response({"error": "scene: not in memory (the server restarted or it is old); queue the "
+                                  "graph again"}, status=404)
+    return web.Response(body=data, content_type="application/octet-stream")
+
+
+_registered: list[object] = []
+
+
+def register() -> None:
+    """Add the route to the running server's table (before it starts serving; once per server). An in-process
+    host has no HTTP server: nothing to do there."""
+    try:
+        from server import PromptServer
+    except ImportError:
+        return
+    instance = getattr(PromptServer, "instance", None)
+    routes = getattr(instance, "routes", None)
+    if routes is None or instance in _registered:
+        return
+    routes.post(PATH_ROUTE)(camera_path)
+    routes.get(SCENE_ROUTE)(camera_scene)
+    _registered.append(instance)

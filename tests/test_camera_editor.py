@@ -1,0 +1,172 @@
+"""The camera editor (web/ex4d_camera_editor.js) in the real frontend against the real server: it opens with the
+example workflow, draws the clip's scene, scrubs, drags keyframes into the widget, and the queued path is the
+path it showed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.frontend import NO_FIRST_RUN, Frontend, chromium_path
+from harness.host import ServerHost
+
+REPO = Path(__file__).resolve().parent.parent
+FRAMES = 49
+KEYS = [{"frame": 0, "yaw": 0}, {"frame": 24, "yaw": 30, "pitch": 10}, {"frame": 48, "yaw": 60}]
+EDITOR_NODES = ("EX4DCameraPreset", "EX4DCameraOrbit", "EX4DCameraDolly", "EX4DCameraKeyframes", "EX4DCameraPreview")
+REDRAW_LIMIT_MS = 150  # the goal is 50 (about 30 measured); the bound leaves room for a loaded CI machine
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(chromium_path() is None, reason="Chromium is not installed (./dev test installs it)"),
+]
+
+
+def editor_prompt() -> dict:
+    clip = {"frame_load_cap": FRAMES, "skip_first_frames": 0, "select_every_nth": 1}
+    return {
+        "1": {"class_type": "EX4DLoadVideo",
+              "inputs": {"video": "clip.mp4", **clip, "target_fps": 0.0,
+                         "resize": "published (multiple of 64, long side capped)", "max_resolution": 1024,
+                         "multiple": 64}},
+        "2": {"class_type": "EX4DLoadDepth", "inputs": {"path": "depth.npz", "content": "depth", **clip}},
+        "3": {"class_type": "EX4DCameraKeyframes",
+              "inputs": {"depth": ["2", 0], "frames": ["1", 0], "radius": 0.0, "focal": 500.0,
+                         "keyframes": json.dumps(KEYS), "easing": "ease_in_out"}},
+        "4": {"class_type": "EX4DSaveCameraPath",
+              "inputs": {"camera": ["3", 0], "filename_prefix": "ex4d/editor", "format": "ex4d npz"}},
+        "5": {"class_type": "EX4DCameraPreview",
+              "inputs": {"camera": ["3", 0], "depth": ["2", 0], "frames": ["1", 0], "size": 64}},
+        "6": {"class_type": "PreviewImage", "inputs": {"images": ["5", 0]}},
+    }
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory):
+    work = tmp_path_factory.mktemp("editor")
+    (work / "input").mkdir()
+    for f in (REPO / "assets" / "example").iterdir():
+        shutil.copy(f, work / "input" / f.name)
+    with ServerHost(work) as server, Frontend(server, NO_FIRST_RUN) as frontend:
+        yield frontend
+
+
+def saved_camera(ui, after: set[str]) -> Path:
+    """The camera file Save Camera Path writes next (waits for it)."""
+    folder = ui.server.work_dir / "output" / "ex4d"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        new = sorted({p.name for p in folder.glob("editor_*.npz")} - after) if folder.is_dir() else []
+        if new:
+            time.sleep(0.2)  # written whole before the prompt ends; give the write a moment
+            return folder / new[-1]
+        time.sleep(0.1)
+    raise TimeoutError(f"no camera file was saved:\n{ui.server.log()[-3000:]}")
+
+
+def written(ui) -> set[str]:
+    folder = ui.server.work_dir / "output" / "ex4d"
+    return {p.name for p in folder.glob("editor_*.npz")} if folder.is_dir() else set()
+
+
+def pack_errors(ui) -> list[str]:
+    return [line for line in ui.console if ("error" in line.lower() or "pageerror" in line)
+            and ("ex4d" in line.lower() or "camera_editor" in line)]
+
+
+def test_example_workflow_opens_with_an_editor_on_each_camera_node(ui):
+    workflow = json.loads((REPO / "workflows" / "ex4d_example.json").read_text())
+    ui.load_workflow(workflow)
+    editors = ui.evaluate("() => app.graph._nodes.filter((n) => n.ex4dEditor).map((n) => n.type)")
+    assert sorted(editors) == sorted(t for t in ui.graph_node_types() if t in EDITOR_NODES) and editors
+    # the editor is no widget value: neither the saved workflow nor the queued prompt holds it
+    saved = {n["id"]: n["widgets_values"] for n in ui.serialize()["nodes"] if n["type"] in EDITOR_NODES}
+    assert saved == {n["id"]: n["widgets_values"] for n in workflow["nodes"] if n["type"] in EDITOR_NODES}
+    assert all("ex4d_camera_editor" not in node["inputs"] for node in ui.to_api().values())
+    status = ui.evaluate("() => app.graph._nodes.find((n) => n.ex4dEditor).ex4dEditor.status")
+    assert "Queue" in status  # before a run it says how to get the scene
+    assert not pack_errors(ui)
+
+
+def test_editor_draws_scrubs_drags_and_queues_the_path_it_shows(ui):
+    ui.load_api(editor_prompt())
+    ui.show_node(3)
+    before = written(ui)
+    ui.queue()
+    editor = ui.wait_for_camera_editor(3)
+    queued = np.load(saved_camera(ui, before))["extrinsics"]
+    assert editor["frames"] == FRAMES and editor["status"] == ""
+    np.testing.assert_array_equal(np.array(editor["extrinsics"], np.float32), queued)
+
+    # the scene is drawn: the overview has the coloured mesh, the new view at frame 0 is the whole source frame
+    assert editor["canvas"]["lit"] > 0.1
+    assert editor["inset"]["lit"] > 0.95 and max(editor["inset"]["mean"]) - min(editor["inset"]["mean"]) > 10
+    fractions = editor["fractions"]
+    assert len(fractions) == FRAMES and fractions[0] == 1 and fractions[-1] < 0.8  # 60 degrees: much to invent
+
+    # scrubbing (the slider, as a user moves it) changes the new view: less of it is visible, the rest black
+    ui.evaluate("""() => { const s = app.graph.getNodeById(3).ex4dEditor.slider; s.value = "40";
+                           s.dispatchEvent(new Event("input")); }""")
+    scrubbed = ui.camera_editor(3)
+    assert scrubbed["frame"] == 40 and scrubbed["inset"]["hash"] != editor["inset"]["hash"]
+    assert editor["inset"]["black"] < 0.05 and scrubbed["inset"]["black"] > 0.2
+    assert abs(scrubbed["inset"]["black"] - (1 - fractions[40])) < 0.1  # the strip counts what the view shows
+
+    # dragging a keyframe's eye writes the key into the widget and moves the path, without queueing
+    handle = next(h for h in scrubbed["handles"] if h["kind"] == "eye" and h["index"] == 1)
+    ui.page.mouse.move(handle["x"], handle["y"])
+    ui.page.mouse.down()
+    ui.page.mouse.move(handle["x"] + 40, handle["y"] - 25, steps=6)
+    ui.page.mouse.up()
+    dragged = ui.wait_for_camera_editor(3)
+    keys = json.loads(ui.widget_value(3, "keyframes"))
+    assert [k["frame"] for k in keys] == [0, 24, 48] and keys[0] == KEYS[0] and keys[2] == KEYS[2]
+    assert abs(keys[1]["yaw"] - KEYS[1]["yaw"]) > 2 and "distance" in keys[1]
+    moved = next(h for h in dragged["handles"] if h["kind"] == "eye" and h["index"] == 1)
+    assert abs(moved["x"] - handle["x"] - 40) < 3 and abs(moved["y"] - handle["y"] + 25) < 3  # under the mouse
+    shown = np.array(dragged["extrinsics"], np.float32)
+    assert not np.array_equal(shown, queued)
+
+    # a widget change redraws at once too, and a bad value is the node's own message, not a console error
+    ui.evaluate("""() => { const w = app.graph.getNodeById(3).widgets.find((w) => w.name === "easing");
+                           w.value = "linear"; w.callback?.(w.value); }""")
+    eased = ui.wait_for_camera_editor(3)
+    assert eased["extrinsics"] != dragged["extrinsics"]
+    shown = np.array(eased["extrinsics"], np.float32)
+
+    # queueing runs the path the editor showed
+    before = written(ui)
+    ui.queue()
+    np.testing.assert_array_equal(np.load(saved_camera(ui, before))["extrinsics"], shown)
+
+    # Camera Path Preview shows the same path over the same scene (read-only: no handles)
+    ui.page.wait_for_function("(shown) => JSON.stringify(app.graph.getNodeById(5).ex4dEditor.inspect().extrinsics)"
+                              " === JSON.stringify(shown)", arg=eased["extrinsics"], timeout=60_000)
+    preview = ui.wait_for_camera_editor(5)
+    assert preview["handles"] == [] and preview["canvas"]["lit"] > 0.1
+
+    ui.evaluate("""() => { const w = app.graph.getNodeById(3).widgets.find((w) => w.name === "keyframes");
+                           w.value = "[{frame: 0}]"; }""")
+    ui.page.wait_for_function("() => app.graph.getNodeById(3).ex4dEditor.status.startsWith('keyframes:')",
+                              timeout=30_000)
+    ui.evaluate("""() => { const w = app.graph.getNodeById(3).widgets.find((w) => w.name === "keyframes");
+                           w.value = JSON.stringify([{frame: 0, yaw: 0}, {frame: 48, yaw: 20}]); }""")
+    ui.page.wait_for_function("() => app.graph.getNodeById(3).ex4dEditor.status === ''", timeout=30_000)
+    assert not pack_errors(ui), pack_errors(ui)
+
+
+def test_redraw_is_interactive(ui):
+    """Full redraws (overview, path, new view) of the example clip's scene in software GL: ms per frame."""
+    ui.load_api(editor_prompt())
+    ui.show_node(3)
+    ui.queue()
+    ui.wait_for_camera_editor(3)
+    timing = ui.evaluate("() => app.graph.getNodeById(3).ex4dEditor.timeRedraw(20)")
+    print(f"\ncamera editor redraw: median {timing['median']:.1f} ms, max {timing['max']:.1f} ms "
+          f"({timing['width']}x{timing['height']} canvas, {timing['faces']:.0f} faces)")
+    assert timing["faces"] > 10_000 and timing["median"] < REDRAW_LIMIT_MS, timing
