@@ -450,19 +450,26 @@ def _orient(s: torch.Tensor, fv: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------- high level
 
 
-def _check(mesh: DWMesh | DWMeshSpec, camera: CameraPath) -> None:
+def check_inputs(mesh: DWMesh | DWMeshSpec, camera: CameraPath, backend: str = "auto") -> None:
+    """Refuse what :func:`render_views` cannot render, each message starting with the parameter it is about:
+    a camera path of another clip (frame count, image size, focal length) or a backend this machine lacks."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: unknown value {backend!r}; choose one of {list(BACKENDS)}")
+    if backend == "nvdiffrast" and not torch.cuda.is_available():
+        raise ValueError("backend: 'nvdiffrast' needs a CUDA GPU; choose 'auto' or 'torch'")
     if mesh.num_frames != camera.num_frames:
         raise ValueError(
-            f"camera path has {camera.num_frames} frames but the DW-mesh has {mesh.num_frames}; "
-            f"they must match (one mesh per video frame, rendered from that frame's camera)"
+            f"camera: the camera has {camera.num_frames} frames but mesh has {mesh.num_frames}; make the camera "
+            "path from the same clip's depth (one mesh per video frame, rendered from that frame's camera)"
         )
     if (camera.width, camera.height) != (mesh.width, mesh.height):
         raise ValueError(
-            f"camera path is {camera.width}x{camera.height} but the DW-mesh is {mesh.width}x{mesh.height}"
+            f"camera: the camera is for {camera.width}x{camera.height} images but the mesh is "
+            f"{mesh.width}x{mesh.height}; make the camera path from the same clip's depth"
         )
     if abs(camera.focal - mesh.focal) > 1e-3 * mesh.focal:
         raise ValueError(
-            f"camera path has focal {camera.focal:g} but the DW-mesh was built with {mesh.focal:g}; "
+            f"camera: the camera has focal {camera.focal:g} but the DW-mesh was built with {mesh.focal:g}; "
             "use one focal length for both (published: 500)"
         )
 
@@ -511,9 +518,7 @@ def render_views(
     ``progress(done, total)`` is called after each chunk, ``on_chunk(start, colour, mask)`` with its frames
     (for previews); ``cancel()`` returning True raises :class:`~ex4d.runtime.Cancelled`.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
-    _check(mesh, camera)
+    check_inputs(mesh, camera, backend)
     if backend == "auto":
         from . import _nvdiffrast
 
@@ -543,8 +548,6 @@ def _render(
     on_chunk: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> RenderResult:
     if backend == "nvdiffrast":
-        if not torch.cuda.is_available():
-            raise RuntimeError("the nvdiffrast backend needs a CUDA GPU")
         from . import _nvdiffrast
 
         dr = _nvdiffrast.load()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,14 @@ PUBLISHED_MAX_RESOLUTION = 1024
 
 class VideoError(ValueError):
     """A file that cannot be read as a video, or a selection that yields no frames."""
+
+
+class NoFramesSelected(VideoError):
+    """``skip_first`` skips every frame of the video, which has ``available`` frames."""
+
+    def __init__(self, message: str, available: int):
+        super().__init__(message)
+        self.available = available
 
 
 @dataclass(frozen=True)
@@ -62,10 +71,11 @@ def _open(path: str | Path):
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as e:
-        raise VideoError(f"{path.name} is not a readable video ({e})") from e
+        raise VideoError(f"'{path.name}' is not a readable video (damaged, empty, or not a video); choose a "
+                         "video file such as an .mp4") from e
     if not container.streams.video:
         container.close()
-        raise VideoError(f"{path.name} has no video stream")
+        raise VideoError(f"'{path.name}' has no video stream (audio only, or empty); choose a video file")
     return container
 
 
@@ -106,8 +116,12 @@ def load_video(
     given, else to ``published_size(w, h, max_resolution, multiple)``; ``multiple=0`` keeps the
     native size. ``cancel()`` is checked between frames (:mod:`ex4d.runtime`).
     """
+    import av
+
     if max_frames < 0 or skip_first < 0 or every_nth < 1:
         raise VideoError("max_frames and skip_first must be >= 0 and every_nth >= 1")
+    if target_fps is not None and not math.isfinite(target_fps):
+        raise VideoError(f"target_fps must be a finite number, got {target_fps}")
     container = _open(path)
     try:
         stream = container.streams.video[0]
@@ -125,8 +139,10 @@ def load_video(
         total_hint = max_frames or max((int(stream.frames or 0) - skip_first) // step, 0)
         frames: list[np.ndarray] = []
         indices: list[int] = []
+        decoded = 0
         try:
             for index, frame in enumerate(container.decode(stream)):
+                decoded = index + 1
                 if index < skip_first or (index - skip_first) % step:
                     continue
                 check_cancel(cancel, "video decoding")
@@ -138,19 +154,16 @@ def load_video(
                     progress(len(frames), total_hint)
                 if max_frames and len(frames) >= max_frames:
                     break
-        except Exception as e:
-            import av
-
-            if isinstance(e, av.error.FFmpegError):
-                raise VideoError(f"{Path(path).name}: decoding failed after {len(frames)} frames ({e})") from e
-            raise
+        except av.error.FFmpegError as e:
+            raise VideoError(f"'{Path(path).name}' is damaged: decoding failed after {decoded} frames; re-encode "
+                             "it or choose another video") from e
     finally:
         container.close()
-    if not frames:
-        raise VideoError(
-            f"{Path(path).name}: no frames selected (skip_first={skip_first}, every_nth={every_nth}, "
-            f"target_fps={target_fps}); the file may be empty or shorter than skip_first"
-        )
+    if not decoded:
+        raise VideoError(f"'{Path(path).name}' holds no frames; choose another video")
+    if not frames:  # the first frame after the skipped ones is always kept: skip_first skipped them all
+        raise NoFramesSelected(f"skip_first={skip_first} skips all {decoded} frames of '{Path(path).name}'",
+                               available=decoded)
     data = torch.from_numpy(np.stack(frames)).float().div_(255.0)
     return Video(frames=data, fps=fps, source_size=(src_w, src_h), indices=indices)
 

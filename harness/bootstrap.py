@@ -14,8 +14,10 @@ record what was done, so a second call costs nothing.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -24,6 +26,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -183,6 +186,54 @@ def hide_shims() -> None:
     diffusers_utils = sys.modules.get("diffusers.utils.import_utils")
     if diffusers_utils is not None and hasattr(diffusers_utils, "_torchvision_available"):
         diffusers_utils._torchvision_available = False
+
+
+# What the host logs about optional node modules that failed to import, beside each one's traceback.
+_IMPORT_FAILURE_NOTICES = ("did not import correctly", "IMPORT FAILED: ", "This issue might be caused",
+                           "Please run the update script", "Please do a: pip install")
+
+
+@contextlib.contextmanager
+def import_failures_in_one_line() -> Iterator[None]:
+    """While the host loads its node modules, hold back its warnings; then log one line naming the host's own
+    modules that failed to import (here: those that need a real torchvision or torchaudio, which the pack does
+    not use) in place of their tracebacks. Every other warning, and a custom node's failure whole, follows."""
+    root = logging.getLogger()
+    held: list[logging.LogRecord] = []
+
+    def hold(record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        held.append(record)
+        return False
+
+    root.addFilter(hold)
+    try:
+        yield
+    finally:
+        root.removeFilter(hold)
+        failed: list[str] = []
+        shown: list[logging.LogRecord] = []
+        pending_traceback: logging.LogRecord | None = None
+        for record in held:
+            text = record.getMessage()
+            if text.startswith("Traceback (most recent call last)"):
+                pending_traceback = record
+                continue
+            if text.startswith("Cannot import ") and "custom_nodes" not in text:
+                failed.append(os.path.basename(text.removeprefix("Cannot import ").split(" module for ")[0]))
+            elif failed and (not text.strip() or any(notice in text for notice in _IMPORT_FAILURE_NOTICES)):
+                pass
+            else:
+                shown += [pending_traceback, record] if pending_traceback else [record]
+            pending_traceback = None
+        shown += [pending_traceback] if pending_traceback else []
+        for record in shown:
+            root.handle(record)
+        if failed:
+            root.warning("[ex4d harness] %d optional host node modules did not import (%s); they need packages "
+                         "this environment lacks (such as torchvision, torchaudio) and EX-4D does not use them",
+                         len(failed), ", ".join(sorted(failed)))
 
 
 def link_pack(target: Path) -> Path:

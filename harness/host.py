@@ -30,7 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.bootstrap import hide_shims, host_dir, prepare, put_on_path, shim_paths
+from harness.bootstrap import (
+    REPO,
+    hide_shims,
+    host_dir,
+    import_failures_in_one_line,
+    prepare,
+    put_on_path,
+    shim_paths,
+)
 
 # Model folders of the host that the pack's workflows use, plus the pack's own.
 MODEL_FOLDERS = (
@@ -245,7 +253,8 @@ class InProcessHost:
         server.PromptServer.instance = self.server  # core nodes reach the server through it at start-up
         comfy.utils.set_progress_bar_global_hook(progress_hook)
         self._record_bar_updates(comfy.utils.ProgressBar)
-        self.import_failures = asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
+        with import_failures_in_one_line():
+            self.import_failures = asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
         hide_shims()
         self.executor = execution.PromptExecutor(self.server, cache_type=execution.CacheType.CLASSIC,
                                                  cache_args=CACHE_ARGS)
@@ -363,7 +372,8 @@ def free_port() -> int:
 
 
 class ServerHost:
-    """``python main.py --cpu`` on 127.0.0.1 and a free port, as a subprocess."""
+    """``python main.py --cpu`` on 127.0.0.1 and a free port, as a subprocess (through :mod:`harness.serve`,
+    which sets the host up as :class:`InProcessHost` does)."""
 
     def __init__(self, work_dir: Path, extra_args: tuple[str, ...] = (), pack: bool = True):
         self.work_dir = Path(work_dir)
@@ -381,11 +391,13 @@ class ServerHost:
     def command(self) -> list[str]:
         dirs = _work_dirs(self.work_dir)
         yaml_path = _write_model_paths_yaml(self.work_dir)
-        cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+        cmd = [sys.executable, "-m", "harness.serve", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                "--disable-auto-launch", "--extra-model-paths-config", str(yaml_path),
                "--input-directory", str(dirs["input"]), "--output-directory", str(dirs["output"]),
                "--temp-directory", str(dirs["temp"]), "--user-directory", str(dirs["user"]),
-               "--database-url", "sqlite:///:memory:", "--log-stdout"]
+               # a file, not ":memory:": sqlalchemy shares an in-memory sqlite connection across threads, which
+               # sqlite refuses, and 0.3.75 logs a traceback for it at every prompt
+               "--database-url", f"sqlite:///{self.work_dir / 'comfyui.db'}", "--log-stdout"]
         if not self.pack:
             cmd.append("--disable-all-custom-nodes")
         return cmd + list(self.extra_args)
@@ -394,10 +406,10 @@ class ServerHost:
         root = prepare()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        extra = shim_paths()
-        if extra:
-            env["PYTHONPATH"] = os.pathsep.join([*filter(None, [env.get("PYTHONPATH")]), *extra])
+        # harness.serve runs the host's main.py from the host's folder: the harness and, where a package does
+        # not import, the placeholders (shim_paths) go on the path
+        paths = [str(REPO), *shim_paths(), *filter(None, [os.environ.get("PYTHONPATH")])]
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(paths))
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(self.command(), cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = t0 + timeout
@@ -450,7 +462,8 @@ class ServerHost:
     def queue(self, prompt: dict[str, Any]) -> dict[str, Any]:
         return self.post_json("/prompt", {"prompt": prompt, "client_id": "harness"})
 
-    def wait(self, prompt_id: str, timeout: float = 600) -> dict[str, Any]:
+    def wait(self, prompt_id: str, timeout: float = 600, poll: float = 0.02) -> dict[str, Any]:
+        """The history entry of a queued prompt once it has finished (asked every ``poll`` seconds)."""
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
             history = self.get_json(f"/history/{prompt_id}")
@@ -458,7 +471,7 @@ class ServerHost:
                 entry = history[prompt_id]
                 if entry["status"].get("status_str") in ("success", "error"):
                     return entry
-            time.sleep(0.2)
+            time.sleep(poll)
         raise TimeoutError(f"prompt {prompt_id} did not finish in {timeout} s")
 
     def stop(self) -> None:

@@ -4,6 +4,7 @@ memory."""
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -59,12 +60,35 @@ def input_files(content_type: str | None = None, extensions: tuple[str, ...] = (
     return sorted(files)
 
 
+# Longest folder or file name a prefix may hold: most file systems stop at 255 bytes, and the host appends
+# a counter and the extension.
+MAX_PREFIX_PART_BYTES = 200
+
+
+def check_output_prefix(filename_prefix: str | None, input_name: str = "filename_prefix") -> bool | str:
+    """``validate_inputs`` form of the checks of :func:`output_path`: True, or the error text. None (a link,
+    or no value: the host reports that itself) passes; :func:`output_path` checks it when the node runs."""
+    if filename_prefix is None:
+        return True
+    if "\x00" in filename_prefix:
+        return f"{input_name}: contains a null character; use letters, digits, '-', '_' and '/'"
+    output_dir = os.path.abspath(folder_paths.get_output_directory())
+    folder = os.path.abspath(os.path.join(output_dir, os.path.dirname(os.path.normpath(filename_prefix))))
+    if os.path.commonpath((output_dir, folder)) != output_dir:
+        return (f"{input_name}: '{filename_prefix}' leaves ComfyUI's output folder; use a relative name such "
+                "as 'ex4d/result'")
+    if any(len(part.encode()) > MAX_PREFIX_PART_BYTES for part in Path(filename_prefix).parts):
+        return f"{input_name}: a folder or file name in it is longer than {MAX_PREFIX_PART_BYTES} bytes; shorten it"
+    return True
+
+
 def output_path(filename_prefix: str, extension: str, width: int = 0, height: int = 0) -> tuple[Path, str]:
     """A new numbered file under ComfyUI's output folder: (absolute path, path relative to output).
 
-    The host refuses prefixes that leave the output folder."""
-    if "\x00" in filename_prefix:
-        raise ValueError("filename_prefix: contains a null character; use letters, digits, '-', '_' and '/'")
+    Refuses prefixes that leave the output folder or that no file system takes (:func:`check_output_prefix`)."""
+    problem = check_output_prefix(filename_prefix)
+    if problem is not True:
+        raise ValueError(problem)
     output_dir = folder_paths.get_output_directory()
     folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, output_dir, width,
                                                                            height)
@@ -76,25 +100,34 @@ def output_path(filename_prefix: str, extension: str, width: int = 0, height: in
 
 def resolve_input_file(name: str, input_name: str) -> Path:
     """The path of an input-folder file chosen in a widget; refuses anything outside that folder."""
+    if not isinstance(name, str):
+        raise ValueError(f"{input_name}: expected a file name, got {name!r}; choose a file from the list")
     if not name:
         raise ValueError(f"{input_name}: no file chosen; upload one or put it in ComfyUI's input folder")
+    if "\x00" in name:
+        raise ValueError(f"{input_name}: the file name contains a null character; choose a file from the list")
     outside = f"{input_name}: '{name}' lies outside ComfyUI's input folder; choose a file inside it"
     try:
         path = Path(folder_paths.get_annotated_filepath(name)).resolve()
     except ValueError:  # hosts from 0.33 on refuse a name that leaves its folder themselves
         raise ValueError(outside) from None
-    allowed = [Path(folder_paths.get_directory_by_type(t) or "").resolve() for t in ("input", "output", "temp")]
-    annotated = name.endswith(("[output]", "[temp]"))
-    roots = allowed if annotated else allowed[:1]
+    folders = {t: Path(folder_paths.get_directory_by_type(t) or "").resolve() for t in ("input", "output", "temp")}
+    # "name [output]" / "name [temp]" pick a file of a previous run in the output / temp folder
+    kind = next((t for t in ("output", "temp") if name.endswith(f"[{t}]")), "input")
+    roots = list(folders.values()) if kind != "input" else [folders["input"]]
     if not any(path.is_relative_to(root) for root in roots):
         raise ValueError(outside)
     if not path.is_file():
-        raise ValueError(f"{input_name}: '{name}' was not found in ComfyUI's input folder ({roots[0]})")
+        raise ValueError(f"{input_name}: '{name}' was not found in ComfyUI's {kind} folder ({folders[kind]}); "
+                         "upload it or choose another file")
     return path
 
 
-def check_input_file(name: str, input_name: str) -> bool | str:
-    """``validate_inputs`` form of :func:`resolve_input_file`: True, or the error text."""
+def check_input_file(name: str | None, input_name: str) -> bool | str:
+    """``validate_inputs`` form of :func:`resolve_input_file`: True, or the error text. None (a link, or no
+    value: the host reports that itself) passes; :func:`resolve_input_file` checks it when the node runs."""
+    if name is None:
+        return True
     try:
         resolve_input_file(name, input_name)
     except ValueError as e:
@@ -123,6 +156,19 @@ def check_choice(value: str, options, input_name: str) -> str:
     if value not in options:
         raise ValueError(f"{input_name}: unknown value '{value}'; choose one of {options}")
     return value
+
+
+def check_numbers(node: type, **values: float) -> None:
+    """Refuse number inputs that the host's own checks let through, naming the input: NaN (every comparison
+    with it is false, so it passes any min and max) and values that arrive through a link (the host checks the
+    min and max of widget values only). The limits are those of ``node``'s schema."""
+    inputs = {spec.id: spec for spec in node.define_schema().inputs}
+    for name, value in values.items():
+        low, high = inputs[name].min, inputs[name].max
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name}: {value} is not a finite number; give a value from {low} to {high}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ValueError(f"{name}: {value} is out of range; give a value from {low} to {high}")
 
 
 def make_room(memory_required: int, device) -> None:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import comfy.model_management as mm
 import comfy.model_patcher
-import numpy as np
 import torch
 from comfy_api.latest import io
 
@@ -20,6 +18,8 @@ from ._comfy import (
     cancel_requested,
     check_choice,
     check_input_file,
+    check_numbers,
+    check_output_prefix,
     input_file_fingerprint,
     input_files,
     library_stage,
@@ -34,9 +34,8 @@ NONE_INSTALLED = "(none installed: see the tooltip)"
 PRECISIONS = {"auto": None, "fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 MAP_KINDS = {"disparity (bright = near)": False, "depth (bright = far)": True}
 DEPTH_RANGES = ("published", "near_far", "metric")
-DEPTH_CONTENTS = ("depth", "disparity")
 ATTENTION_KINDS = ("sdpa", "classic")
-DEPTH_FILE_EXTENSIONS = (".npz", ".npy")
+COLORMAPS = ("turbo", "inferno", "gray")
 
 
 def installed_depth_models() -> dict[str, tuple[str, Path]]:
@@ -113,8 +112,8 @@ class DepthModelLoader(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, model) -> bool | str:
-        if model not in installed_depth_models():
+    def validate_inputs(cls, model=None) -> bool | str:  # None: linked, or missing (the host says so)
+        if model is not None and model not in installed_depth_models():
             return missing_models_message() if model == NONE_INSTALLED else (
                 f"model: '{model}' is no longer installed (or incomplete); refresh ComfyUI and pick again")
         return True
@@ -171,10 +170,14 @@ class EstimateDepth(io.ComfyNode):
     @classmethod
     def execute(cls, depth_model, frames, steps, guidance, window, overlap, seed, batch_size,
                 smoothing) -> io.NodeOutput:
-        if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] != 3:
-            raise ValueError(f"frames: expected a non-empty [T, H, W, 3] IMAGE batch, got {list(frames.shape)}")
+        check_numbers(cls, steps=steps, guidance=guidance, window=window, overlap=overlap, seed=seed,
+                      batch_size=batch_size, smoothing=smoothing)
+        if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] < 3:
+            raise ValueError(f"frames: got an IMAGE batch of shape {list(frames.shape)}; connect video frames "
+                             "[T, H, W, 3], e.g. from EX-4D Load Video")
         if depth_model.kind == "depthcrafter" and overlap >= window:
-            raise ValueError(f"overlap: {overlap} must be smaller than window ({window})")
+            raise ValueError(f"overlap: {overlap} must be smaller than window ({window}); lower overlap or raise "
+                             "window")
         frames = frames[..., :3].float()
         t, h, w = frames.shape[:3]
         lib = depth_model.model
@@ -232,17 +235,22 @@ class DepthFromImage(io.ComfyNode):
 
     @classmethod
     def execute(cls, map, range, near, far, image=None, mask=None) -> io.NodeOutput:
+        check_numbers(cls, near=near, far=far)
         # two inputs decide this, so it is checked here rather than at queue time (a validator taking near,
         # far and range would attach its message to all three and switch off the host's checks of them)
         if range == "near_far" and not near < far:
-            raise ValueError(f"far: {far} must be larger than near ({near}) for range 'near_far'")
-        if (image is None) == (mask is None):
-            raise ValueError("image / mask: connect exactly one depth map (an IMAGE or a MASK batch)")
-        values = image if image is not None else mask
-        if values.shape[0] == 0:
-            raise ValueError("image / mask: the batch is empty")
+            raise ValueError(f"far: {far} must be larger than near ({near}) for range 'near_far'; raise far or "
+                             "lower near")
+        if image is None and mask is None:
+            raise ValueError("image: connect a depth or disparity map: an IMAGE batch here, or a MASK batch to "
+                             "'mask'")
+        if image is not None and mask is not None:
+            raise ValueError("mask: connect one map only; disconnect 'mask' or 'image'")
+        name, values = ("image", image) if image is not None else ("mask", mask)
+        if values.ndim not in (3, 4) or 0 in values.shape:
+            raise ValueError(f"{name}: got a batch of shape {list(values.shape)}; connect a non-empty map batch")
         if not torch.isfinite(values).all():
-            raise ValueError("image / mask: the map contains NaN or infinite values; fix the node that made it")
+            raise ValueError(f"{name}: the map contains NaN or infinite values; fix the node that made it")
         invert = MAP_KINDS[check_choice(map, MAP_KINDS, "map")]
         result = ex4d_depth.depth_from_map(values, invert=invert, mode=check_choice(range, DEPTH_RANGES, "range"),
                                            near=near, far=far)
@@ -259,10 +267,10 @@ class LoadDepth(io.ComfyNode):
             description="Depth saved earlier (EX-4D Save Depth), true depth from a renderer, or DepthCrafter's own "
             ".npz output, from ComfyUI's input folder.",
             inputs=[
-                io.Combo.Input("path", options=input_files(extensions=DEPTH_FILE_EXTENSIONS),
+                io.Combo.Input("path", options=input_files(extensions=ex4d_depth.DEPTH_FILE_EXTENSIONS),
                                tooltip="A file in ComfyUI's input folder: .npz (array 'depth', or its only array) or .npy, "
                                "[T, H, W] or [H, W]."),
-                io.Combo.Input("content", options=list(DEPTH_CONTENTS), default="depth",
+                io.Combo.Input("content", options=list(ex4d_depth.DEPTH_CONTENTS), default="depth",
                                tooltip="depth: z-depth in scene units; disparity: relative disparity (DepthCrafter's "
                                "saved .npz), converted as published."),
                 io.Int.Input("frame_load_cap", default=0, min=0, max=100000, tooltip="0 = all frames."),
@@ -275,8 +283,11 @@ class LoadDepth(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, path) -> bool | str:
-        return check_input_file(path, "path")
+    def validate_inputs(cls, path=None) -> bool | str:  # None: linked, or missing (the host says so)
+        ok = check_input_file(path, "path")
+        if ok is True and path is not None and not path.lower().endswith(ex4d_depth.DEPTH_FILE_EXTENSIONS):
+            return f"path: '{path}' is not an .npz or .npy file; choose a depth file (EX-4D Save Depth writes them)"
+        return ok
 
     @classmethod
     def fingerprint_inputs(cls, path, **_) -> str:
@@ -284,48 +295,24 @@ class LoadDepth(io.ComfyNode):
 
     @classmethod
     def execute(cls, path, content, frame_load_cap, skip_first_frames, select_every_nth) -> io.NodeOutput:
-        check_choice(content, DEPTH_CONTENTS, "content")
-        file = resolve_input_file(path, "path")
-        values = read_depth_array(file)
-        if np.iscomplexobj(values) or not (np.issubdtype(values.dtype, np.number) or values.dtype == bool):
-            raise ValueError(f"path: '{path}' holds {values.dtype} values; depth must be real numbers")
-        if values.ndim == 2:
-            values = values[None]
-        if values.ndim != 3:
-            raise ValueError(f"path: '{path}' holds an array of shape {list(values.shape)}; expected [T, H, W]")
-        values = values[skip_first_frames::select_every_nth]
+        check_numbers(cls, frame_load_cap=frame_load_cap, skip_first_frames=skip_first_frames,
+                      select_every_nth=select_every_nth)
+        check_choice(content, ex4d_depth.DEPTH_CONTENTS, "content")
+        try:
+            values = ex4d_depth.read_depth_array(resolve_input_file(path, "path"))
+        except ex4d_depth.DepthFileError as e:
+            raise ValueError(f"path: {e}") from e
+        selected = values[skip_first_frames::select_every_nth]
         if frame_load_cap:
-            values = values[:frame_load_cap]
-        if values.shape[0] == 0:
-            raise ValueError(f"path: no frames left in '{path}' after skipping {skip_first_frames}; lower "
-                             "skip_first_frames")
-        tensor = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
-        if not torch.isfinite(tensor).all():
-            raise ValueError(f"path: '{path}' contains NaN or infinite values; fix or re-export the depth")
-        if content == "disparity":
-            return io.NodeOutput(ex4d_depth.depth_video_from_disparity(tensor, "file", {"file": path}))
-        if (tensor <= 0).any():
-            raise ValueError(f"path: '{path}' has depth values <= 0; if it holds disparity, set content to "
-                             "'disparity'")
-        return io.NodeOutput(ex4d_depth.DepthVideo(tensor, None, "file", {"file": path}))
-
-
-def read_depth_array(file: Path) -> np.ndarray:
-    """The depth array of an .npz / .npy file, never unpickling objects."""
-    try:
-        data = np.load(file, allow_pickle=False)
-        if isinstance(data, np.ndarray):
-            return data
-        with data:
-            names = list(data.files)
-            key = "depth" if "depth" in names else names[0] if len(names) == 1 else None
-            if key is None:
-                raise KeyError(f"it has arrays {names} but none named 'depth'")
-            return data[key]
-    except KeyError as e:
-        raise ValueError(f"path: '{file.name}': {e.args[0]}") from e
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # not a zip, truncated, pickled objects
-        raise ValueError(f"path: '{file.name}' is not a readable .npz / .npy file of numbers ({e})") from e
+            selected = selected[:frame_load_cap]
+        if selected.shape[0] == 0:
+            raise ValueError(f"skip_first_frames: {skip_first_frames} skips all {values.shape[0]} frames of "
+                             f"'{path}'; set it below {values.shape[0]}")
+        try:
+            depth = ex4d_depth.depth_from_values(selected, content, name=f"'{path}'", meta={"file": path})
+        except ex4d_depth.DepthFileError as e:
+            raise ValueError(f"path: {e}") from e
+        return io.NodeOutput(depth)
 
 
 class SaveDepth(io.ComfyNode):
@@ -346,12 +333,13 @@ class SaveDepth(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, filename_prefix=None) -> bool | str:  # None: linked, or missing
+        return check_output_prefix(filename_prefix)
+
+    @classmethod
     def execute(cls, depth, filename_prefix) -> io.NodeOutput:
         path, relative = output_path(filename_prefix, "npz", depth.width, depth.height)
-        arrays = {"depth": depth.depth.float().cpu().numpy()}
-        if depth.disparity is not None:
-            arrays["disparity"] = depth.disparity.float().cpu().numpy()
-        np.savez_compressed(path, **arrays)
+        ex4d_depth.write_depth_file(depth, path)
         return io.NodeOutput(relative, ui={"text": [relative]})
 
 
@@ -364,14 +352,14 @@ class DepthPreview(io.ComfyNode):
             category=DEPTH_CATEGORY,
             description="Colour-mapped depth (near = hot), one scale for the whole clip so flicker shows.",
             inputs=[Depth.Input("depth", tooltip="The depth to show."),
-                    io.Combo.Input("colormap", options=["turbo", "inferno", "gray"],
+                    io.Combo.Input("colormap", options=list(COLORMAPS),
                                    tooltip="Colours for near to far, one scale for the whole clip.")],
             outputs=[io.Image.Output(display_name="image")],
         )
 
     @classmethod
     def execute(cls, depth, colormap) -> io.NodeOutput:
-        return io.NodeOutput(ex4d_depth.depth_preview(depth, colormap))
+        return io.NodeOutput(ex4d_depth.depth_preview(depth, check_choice(colormap, COLORMAPS, "colormap")))
 
 
 NODES = [DepthModelLoader, EstimateDepth, DepthFromImage, LoadDepth, SaveDepth, DepthPreview]

@@ -6,7 +6,15 @@ import comfy.model_management
 from comfy_api.latest import io
 
 from ..ex4d import render as ex4d_render
-from ._comfy import CATEGORY, Progress, cancel_requested, library_stage, make_room
+from ._comfy import (
+    CATEGORY,
+    Progress,
+    cancel_requested,
+    check_choice,
+    check_numbers,
+    library_stage,
+    make_room,
+)
 from ._types import Camera, DWMesh
 
 
@@ -37,14 +45,8 @@ class RenderViews(io.ComfyNode):
 
     @classmethod
     def execute(cls, mesh, camera, backend, chunk, antialias) -> io.NodeOutput:
-        if camera.num_frames != mesh.num_frames:
-            raise ValueError(
-                f"camera has {camera.num_frames} frames but mesh has {mesh.num_frames}: make the camera path "
-                "from the same clip's depth (or load one with as many frames)"
-            )
-        if (camera.width, camera.height) != (mesh.width, mesh.height):
-            raise ValueError(f"camera is for {camera.width}x{camera.height} images but the mesh is "
-                             f"{mesh.width}x{mesh.height}: make the path from the same clip's depth")
+        check_numbers(cls, chunk=chunk)
+        ex4d_render.check_inputs(mesh, camera, check_choice(backend, ex4d_render.BACKENDS, "backend"))
         progress = Progress(mesh.num_frames)
         device = comfy.model_management.get_torch_device()
         message = (f"chunk: out of GPU memory building and rendering the DW-mesh of {chunk} frames of "

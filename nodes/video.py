@@ -11,6 +11,7 @@ from ._comfy import (
     cancel_requested,
     check_choice,
     check_input_file,
+    check_numbers,
     input_file_fingerprint,
     input_files,
     library_stage,
@@ -57,7 +58,7 @@ class LoadVideo(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, video) -> bool | str:
+    def validate_inputs(cls, video=None) -> bool | str:  # None: linked, or missing (the host says so)
         return check_input_file(video, "video")
 
     @classmethod
@@ -67,6 +68,9 @@ class LoadVideo(io.ComfyNode):
     @classmethod
     def execute(cls, video, frame_load_cap, skip_first_frames, select_every_nth, target_fps, resize,
                 max_resolution, multiple) -> io.NodeOutput:
+        check_numbers(cls, frame_load_cap=frame_load_cap, skip_first_frames=skip_first_frames,
+                      select_every_nth=select_every_nth, target_fps=target_fps, max_resolution=max_resolution,
+                      multiple=multiple)
         path = resolve_input_file(video, "video")
         mode = RESIZE_MODES.index(check_choice(resize, RESIZE_MODES, "resize"))
         step_multiple = {0: 64, 1: multiple, 2: 0}[mode]
@@ -77,6 +81,9 @@ class LoadVideo(io.ComfyNode):
                     target_fps=target_fps or None, max_resolution=max_resolution, multiple=step_multiple,
                     progress=Progress(frame_load_cap or 1), cancel=cancel_requested,
                 )
+        except ex4d_video.NoFramesSelected as e:
+            raise ValueError(f"skip_first_frames: {skip_first_frames} skips all {e.available} frames of "
+                             f"'{video}'; set it below {e.available}") from e
         except ex4d_video.VideoError as e:
             raise ValueError(f"video: {e}") from e
         return io.NodeOutput(clip.frames, clip.fps, int(clip.frames.shape[0]))

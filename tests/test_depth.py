@@ -133,6 +133,82 @@ def test_preview_colormaps():
         D.colormap_lut("jet")
 
 
+# ---- depth files ---------------------------------------------------------------------------------------
+def test_depth_file_round_trip(tmp_path):
+    saved = D.depth_video_from_disparity(torch.rand(3, 4, 5), "test")
+    path = D.write_depth_file(saved, tmp_path / "clip_depth.npz")
+    with np.load(path) as data:
+        assert sorted(data.files) == ["depth", "disparity"]
+    values = D.read_depth_array(path)
+    assert values.dtype == np.float32 and values.shape == (3, 4, 5)
+    np.testing.assert_array_equal(values, saved.depth.numpy())
+    loaded = D.depth_from_values(values, "depth", meta={"file": path.name})
+    torch.testing.assert_close(loaded.depth, saved.depth, rtol=0, atol=0)
+    assert loaded.disparity is None and loaded.meta == {"file": path.name}
+
+
+def test_depth_files_other_layouts(tmp_path):
+    one_map = np.full((4, 5), 2.0, dtype=np.float64)
+    np.save(tmp_path / "map.npy", one_map)
+    assert D.read_depth_array(tmp_path / "map.npy").shape == (1, 4, 5)  # one [H, W] map is one frame
+    np.savez(tmp_path / "only.npz", values=np.arange(1, 21, dtype=np.int16).reshape(1, 4, 5))
+    assert D.read_depth_array(tmp_path / "only.npz").dtype == np.float32  # the only array, whatever its name
+    disparity = np.random.default_rng(0).random((2, 4, 5)).astype(np.float32)
+    converted = D.depth_from_values(disparity, "disparity")  # DepthCrafter's saved .npz holds disparity
+    torch.testing.assert_close(converted.depth, D.disparity_to_depth(torch.from_numpy(disparity)))
+
+
+def _bad_depth_files(folder, marker) -> dict[str, str]:
+    """File name -> what the refusal says, for each way a depth file can be wrong."""
+    from harness.bad_inputs import CodeRunner
+
+    good = np.full((2, 4, 4), 3.0, dtype=np.float32)
+    np.savez(folder / "pickled.npz", depth=np.array([CodeRunner(marker)], dtype=object))
+    np.save(folder / "pickled.npy", np.array([CodeRunner(marker)], dtype=object), allow_pickle=True)
+    np.savez_compressed(folder / "whole.npz", depth=good)
+    data = (folder / "whole.npz").read_bytes()
+    (folder / "truncated.npz").write_bytes(data[: len(data) // 2])
+    (folder / "empty.npy").write_bytes(b"")
+    np.savez(folder / "two.npz", a=good, b=good)
+    np.savez(folder / "complex.npz", depth=good.astype(np.complex64))
+    np.savez(folder / "words.npz", depth=np.array(["a", "b"]))
+    np.savez(folder / "four_d.npz", depth=good[None])
+    np.savez(folder / "no_frames.npz", depth=good[:0])
+    nan = good.copy()
+    nan[1, 2, 3] = np.nan
+    np.savez(folder / "nan.npz", depth=nan)
+    (folder / "depth.txt").write_text("3.0")
+    return {
+        "pickled.npz": "holds Python objects, which are never loaded",
+        "pickled.npy": "holds Python objects, which are never loaded",
+        "truncated.npz": "is not a readable .npz / .npy file",
+        "empty.npy": "is not a readable .npz / .npy file",
+        "two.npz": r"holds arrays \['a', 'b'\] but none named 'depth'",
+        "complex.npz": "holds complex64 values; depth must be real numbers",
+        "words.npz": "holds <U1 values",
+        "four_d.npz": r"shape \[1, 2, 4, 4\]; save depth as \[T, H, W\]",
+        "no_frames.npz": "holds no depth",
+        "nan.npz": "contains NaN or infinite values",
+        "depth.txt": "is not an .npz or .npy file",
+    }
+
+
+def test_bad_depth_files_are_refused_without_running_their_code(tmp_path):
+    marker = tmp_path / "code_ran"
+    for name, refusal in _bad_depth_files(tmp_path, marker).items():
+        with pytest.raises(D.DepthFileError, match=f"^'{name}' .*{refusal}") as refused:
+            D.read_depth_array(tmp_path / name)
+        assert "Error" not in str(refused.value) and "allow_pickle" not in str(refused.value), name
+    assert not marker.exists(), "a pickled depth file ran its code"
+
+
+def test_depth_must_be_positive():
+    with pytest.raises(D.DepthFileError, match="^'d.npz' has depth values <= 0; if it holds disparity, set content"):
+        D.depth_from_values(np.zeros((1, 2, 2), np.float32), "depth", name="'d.npz'")
+    with pytest.raises(ValueError, match="unknown content"):
+        D.depth_from_values(np.ones((1, 2, 2), np.float32), "inverse depth")
+
+
 # ---- windows -------------------------------------------------------------------------------------------
 def test_window_starts():
     assert D.window_starts(49, 110, 25) == ([0], 49, 0)

@@ -65,7 +65,7 @@ def test_not_a_video_is_a_node_error_and_host_keeps_working(host, clip_name):
         host.run(load_video_prompt("fake.mp4"))
     assert "video:" in str(e.value) and "fake.mp4" in str(e.value)
     # zero frames selected
-    with pytest.raises(NodeExecutionError, match="no frames"):
+    with pytest.raises(NodeExecutionError, match="skip_first_frames: 500 skips all 9 frames of 'host_clip.mp4'"):
         host.run(load_video_prompt(clip_name, skip_first_frames=500))
     host.run(load_video_prompt(clip_name, frame_load_cap=2))
     assert host.node_output("1")[2][0] == 2
@@ -123,6 +123,39 @@ def test_server_lists_pack_nodes_and_runs_prompt(tmp_path):
         assert len(entry["outputs"]["2"]["images"]) == 4
         # the frontend extension is served
         assert b"EX-4D" in server.get("/extensions/ComfyUI-EX4D/ex4d.js")
+        # nothing in the log that is not ours: no optional host module's traceback, no database noise
+        assert "Traceback" not in server.log(), server.log()[-4000:]
+
+
+def test_import_failures_of_the_hosts_own_modules_make_one_log_line(caplog):
+    """What the host logs when optional modules fail to import (0.33, without a real torchvision): a traceback
+    and a line each, then a notice. The harness shows one line instead; a custom node's failure stays whole."""
+    import logging
+
+    from harness.bootstrap import import_failures_in_one_line
+
+    host_log = logging.getLogger()
+    with caplog.at_level(logging.INFO), import_failures_in_one_line():
+        for module in ("nodes_audio.py", "nodes_video_model.py"):
+            host_log.warning("Traceback (most recent call last):\n  ...\nImportError: torchaudio")
+            host_log.warning(f"Cannot import /host/comfy_extras/{module} module for custom nodes: torchaudio")
+        host_log.warning("Traceback (most recent call last):\n  ...\nSyntaxError: a pack's own bug")
+        host_log.warning("Cannot import /host/custom_nodes/SomePack module for custom nodes: a pack's own bug")
+        host_log.info("Import times for custom nodes:")
+        host_log.warning("WARNING: some comfy_extras/ nodes did not import correctly. This may be because ...")
+        host_log.warning("IMPORT FAILED: nodes_audio.py")
+        host_log.warning("")
+        host_log.warning("Please do a: pip install -r requirements.txt")
+        host_log.warning("an unrelated warning")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "Import times for custom nodes:",
+        "Traceback (most recent call last):\n  ...\nSyntaxError: a pack's own bug",
+        "Cannot import /host/custom_nodes/SomePack module for custom nodes: a pack's own bug",
+        "an unrelated warning",
+        "[ex4d harness] 2 optional host node modules did not import (nodes_audio.py, nodes_video_model.py); they "
+        "need packages this environment lacks (such as torchvision, torchaudio) and EX-4D does not use them",
+    ]
 
 
 @pytest.mark.skipif(not missing_packages(), reason="a real torchvision and torchaudio import here")

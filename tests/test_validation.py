@@ -5,19 +5,23 @@ range and option checks for those inputs, so a validator takes only the inputs i
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from ex4d import video
+from harness.bad_inputs import host_checks_v3_combos
 from harness.host import NodeExecutionError, PromptValidationError
 
 CLIP = "validation_clip.mp4"
+DEPTH_FILE = "validation_depth.npz"
 
 
 @pytest.fixture(scope="module")
 def clip(host):
     torch.manual_seed(0)
     video.save_video(torch.rand(3, 64, 64, 3), host.input_dir / CLIP, fps=10)
+    np.savez(host.input_dir / DEPTH_FILE, depth=np.full((3, 64, 64), 2.0, dtype=np.float32))
     return CLIP
 
 
@@ -87,16 +91,10 @@ CASES = [
 # combos, so they reach the node, whose error must name the input and the choices.
 UNKNOWN_CHOICES = [
     ("video unknown resize", previewed_images(load_video(resize="bogus")), "resize"),
-    ("depth unknown content", previewed_depth(load_depth(path=CLIP, content="bogus")), "content"),
+    ("depth unknown content", previewed_depth(load_depth(path=DEPTH_FILE, content="bogus")), "content"),
     ("from image unknown map", previewed_depth(depth_from_image(map="bogus"), frames=True), "map"),
     ("from image unknown range", previewed_depth(depth_from_image(range="bogus"), frames=True), "range"),
 ]
-
-
-def host_checks_v3_combos() -> bool:
-    import execution
-
-    return "io.Combo.io_type" in open(execution.__file__).read()
 
 
 @pytest.mark.parametrize(("prompt", "input_name"), [c[1:] for c in UNKNOWN_CHOICES], ids=[c[0] for c in UNKNOWN_CHOICES])
@@ -156,8 +154,6 @@ def test_null_byte_in_a_save_prefix_names_the_input(host, clip):
 
 
 def test_complex_depth_file_is_refused(host, clip):
-    import numpy as np
-
     np.savez(host.input_dir / "complex_depth.npz", depth=np.ones((2, 8, 8), dtype=np.complex64))
     with pytest.raises(NodeExecutionError, match="path: 'complex_depth.npz' holds complex64 values; depth must be real"):
         host.run(previewed_depth(load_depth(path="complex_depth.npz")))

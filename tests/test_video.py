@@ -64,5 +64,31 @@ def test_not_a_video(tmp_path):
 
 def test_no_frames_selected(tmp_path):
     path = _write_clip(tmp_path / "c.mp4", frames=5)
-    with pytest.raises(video.VideoError, match="no frames"):
+    with pytest.raises(video.NoFramesSelected, match="skip_first=50 skips all 5 frames") as e:
         video.load_video(path, skip_first=50)
+    assert e.value.available == 5
+
+
+def test_a_video_without_frames_or_video_stream(tmp_path):
+    import av
+
+    empty = tmp_path / "empty.mkv"  # a header, a video stream, no frames
+    with av.open(str(empty), mode="w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        container.start_encoding()
+    with pytest.raises(video.VideoError, match="'empty.mkv' is not a readable video") as e:
+        video.load_video(empty)
+    assert "Errno" not in str(e.value)
+    no_stream = tmp_path / "no_stream.mp4"
+    with av.open(str(no_stream), mode="w") as container:
+        container.add_stream("aac", rate=8000)
+        container.start_encoding()
+    with pytest.raises(video.VideoError, match="'no_stream.mp4' has no video stream"):
+        video.load_video(no_stream)
+
+
+def test_target_fps_must_be_finite(tmp_path):
+    path = _write_clip(tmp_path / "c.mp4", frames=3)
+    with pytest.raises(video.VideoError, match="target_fps must be a finite number"):
+        video.load_video(path, target_fps=float("nan"))

@@ -4,8 +4,8 @@
     depth = dc.estimate(frames)          # frames [T, H, W, 3] in [0, 1] -> DepthVideo
     depth.depth                          # [T, H, W] z-depth, nearest surface at 10000 / 3900 ~ 2.564
 
-Importing this package only imports torch: diffusers and transformers are imported when a model is
-loaded.
+Importing this package only imports torch and numpy: diffusers and transformers are imported when a model
+is loaded.
 """
 
 from ..runtime import Cancelled
@@ -33,15 +33,26 @@ from .crafter import (
     window_starts,
 )
 from .crafter import inference_memory as depthcrafter_inference_memory
+from .files import (
+    DEPTH_CONTENTS,
+    DEPTH_FILE_EXTENSIONS,
+    DepthFileError,
+    depth_from_values,
+    read_depth_array,
+    write_depth_file,
+)
 
 __all__ = [
     "DEPTHCRAFTER_LAYOUT",
+    "DEPTH_CONTENTS",
+    "DEPTH_FILE_EXTENSIONS",
     "DEPTH_MAX",
     "DEPTH_MIN",
     "NEAREST_DEPTH",
     "Cancelled",
     "DepthAnything",
     "DepthCrafter",
+    "DepthFileError",
     "DepthVideo",
     "FolderCheck",
     "blend_windows",
@@ -50,11 +61,14 @@ __all__ = [
     "colormap_lut",
     "depth_anything_inference_memory",
     "depth_from_map",
+    "depth_from_values",
     "depth_preview",
     "depth_video_from_disparity",
     "depthcrafter_inference_memory",
     "disparity_to_depth",
     "normalise_clip",
+    "read_depth_array",
     "temporal_ema",
     "window_starts",
+    "write_depth_file",
 ]
