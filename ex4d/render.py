@@ -484,17 +484,31 @@ def _finish(rgba: torch.Tensor, color_out: torch.Tensor, mask_out: torch.Tensor)
 
 # Device memory a render needs beside the models, per pixel: for each frame of a chunk its DW-mesh (about
 # 28 B: 0.36 GB for 49 frames of 512 x 512), the build's temporaries, the clip-space vertices, the rasteriser's
-# buffers (the built-in one's tile lists are the largest) and the shaded frame, rounded up generously; for
-# every frame of the clip, the colour and mask kept on the device until the end (16 B).
-RENDER_BYTES_PER_CHUNK_PIXEL = 384
+# buffers and the shaded frame; for every frame of the clip, the colour and mask kept on the device until the
+# end (16 B). Measured peaks on an H100 (bench/results/render_memory_h100.txt), 49 frames at 512 x 320 to
+# 1024 x 576, chunks 8 to 32: nvdiffrast 139-218 B a chunk pixel; the built-in rasteriser (whose tile lists
+# are the largest buffers) about 440-480 B a chunk pixel on top of 0.5-0.9 GiB of set-up; rounded up.
+RENDER_BYTES_PER_CHUNK_PIXEL = {"nvdiffrast": 256, "torch": 640}
+RENDER_FIXED_BYTES = {"nvdiffrast": 0, "torch": 1 << 30}
 RENDER_BYTES_PER_OUTPUT_PIXEL = 16
 
 
-def render_memory(frames: int, height: int, width: int, chunk: int) -> int:
+def resolve_backend(backend: str) -> str:
+    """The backend "auto" stands for here: nvdiffrast when CUDA is there and it imports, else torch."""
+    if backend != "auto":
+        return backend
+    from . import _nvdiffrast
+
+    return "nvdiffrast" if _nvdiffrast.available() else "torch"
+
+
+def render_memory(frames: int, height: int, width: int, chunk: int, backend: str = "auto") -> int:
     """Bytes of device memory :func:`render_views` needs beside what is already there (an estimate that
     errs high, for a host that has to make room)."""
     pixels = height * width
-    return min(chunk, frames) * pixels * RENDER_BYTES_PER_CHUNK_PIXEL + frames * pixels * RENDER_BYTES_PER_OUTPUT_PIXEL
+    backend = resolve_backend(backend)
+    chunk_bytes = min(chunk, frames) * pixels * RENDER_BYTES_PER_CHUNK_PIXEL[backend]
+    return RENDER_FIXED_BYTES[backend] + chunk_bytes + frames * pixels * RENDER_BYTES_PER_OUTPUT_PIXEL
 
 
 def render_views(
@@ -520,9 +534,7 @@ def render_views(
     """
     check_inputs(mesh, camera, backend)
     if backend == "auto":
-        from . import _nvdiffrast
-
-        backend = "nvdiffrast" if _nvdiffrast.available() else "torch"
+        backend = resolve_backend(backend)
         if backend == "nvdiffrast":
             try:
                 return _render(mesh, camera, "nvdiffrast", chunk, progress, cancel, None, antialias_edges, on_chunk)

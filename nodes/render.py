@@ -52,7 +52,7 @@ class RenderViews(io.ComfyNode):
         message = (f"chunk: out of GPU memory building and rendering the DW-mesh of {chunk} frames of "
                    f"{mesh.width}x{mesh.height} at once; lower 'chunk'")
         # make room the way a model load does: the host offloads models (the 14B DiT) as far as needed
-        make_room(ex4d_render.render_memory(mesh.num_frames, mesh.height, mesh.width, chunk), device)
+        make_room(ex4d_render.render_memory(mesh.num_frames, mesh.height, mesh.width, chunk, backend), device)
         with library_stage(message):
             # the mesh is built chunk by chunk on the device; one bar update per chunk, with its last frame as
             # the node's preview
