@@ -487,8 +487,9 @@ def _finish(rgba: torch.Tensor, color_out: torch.Tensor, mask_out: torch.Tensor)
 # buffers and the shaded frame; for every frame of the clip, the colour and mask kept on the device until the
 # end (16 B). Measured peaks on an H100 (bench/results/render_memory_h100.txt), 49 frames at 512 x 320 to
 # 1024 x 576, chunks 8 to 32: nvdiffrast 139-218 B a chunk pixel; the built-in rasteriser (whose tile lists
-# are the largest buffers) about 440-480 B a chunk pixel on top of 0.5-0.9 GiB of set-up; rounded up.
-RENDER_BYTES_PER_CHUNK_PIXEL = {"nvdiffrast": 256, "torch": 640}
+# are the largest buffers) about 440-480 B a chunk pixel on top of 0.5-0.9 GiB of set-up, and 3.8 GiB at
+# chunk 32 for the bundled clip at 90 degrees (its tile lists are longer than the synthetic scene's); rounded up.
+RENDER_BYTES_PER_CHUNK_PIXEL = {"nvdiffrast": 256, "torch": 768}
 RENDER_FIXED_BYTES = {"nvdiffrast": 0, "torch": 1 << 30}
 RENDER_BYTES_PER_OUTPUT_PIXEL = 16
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -175,7 +176,10 @@ def make_room(memory_required: int, device) -> None:
     """Free device memory for work that is not a model (a render) the way ``load_models_gpu`` does for a
     model's inference memory: the host's own reserve (``--reserve-vram``) on top, models offloaded as needed."""
     mm = comfy.model_management
-    mm.free_memory(max(mm.minimum_inference_memory(), memory_required + mm.extra_reserved_memory()), device)
+    # 1.1: the margin load_models_gpu adds to what a model needs (the allocator's cached blocks it counts as free
+    # are not all usable for large tensors)
+    needed = memory_required * 1.1 + mm.extra_reserved_memory()
+    mm.free_memory(max(mm.minimum_inference_memory(), needed), device)
 
 
 class Progress:
@@ -238,4 +242,7 @@ def reraise_out_of_memory(message: str) -> Iterator[None]:
         is_oom = getattr(comfy.model_management, "is_oom", None)  # 0.33 on; before, the type alone decides
         if is_oom is not None and not is_oom(e):
             raise
+        # The failed stage's frames hold its device buffers (gigabytes for a render chunk) for as long as the
+        # traceback lives, which the host's clean-up after an out-of-memory error does not reach: free them now.
+        traceback.clear_frames(e.__traceback__)
         raise comfy.model_management.OOM_EXCEPTION(message) from e

@@ -274,6 +274,28 @@ def test_out_of_memory_is_the_hosts_oom_it_unloads_and_the_next_prompt_runs(inst
     assert host.node_output("3")[0][0].depth.shape == (T, H, W)
 
 
+def test_out_of_memory_frees_the_failed_stage_buffers(installed):
+    """The buffers a stage held when it ran out of memory are freed at once, not when the traceback goes
+    (the next prompt needs that memory; the host's clean-up does not reach a traceback)."""
+    import weakref
+
+    import comfy.model_management as mm
+
+    nodes_package = installed.node_classes["EX4DEstimateDepth"].__module__.rsplit(".", 1)[0]
+    reraise = sys.modules[f"{nodes_package}._comfy"].reraise_out_of_memory
+    held: list[weakref.ref] = []
+
+    def stage() -> None:
+        buffers = torch.zeros(1024, 1024)  # a render chunk's buffers, on the device in real life
+        held.append(weakref.ref(buffers))
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    with pytest.raises(mm.OOM_EXCEPTION) as raised, reraise("chunk: lower it"):
+        stage()
+    assert raised.value.__cause__ is not None
+    assert held[0]() is None
+
+
 def test_reraise_out_of_memory_takes_only_out_of_memory(installed):
     import comfy.model_management as mm
 

@@ -259,7 +259,8 @@ def test_render_asks_the_host_for_its_memory_first(example_inputs, monkeypatch):
 
     monkeypatch.setattr(mm, "free_memory", recording)
     example_inputs.run(reconstruction_prompt(frames=5))  # a prompt no other test runs: nothing cached
-    needed = render_memory(5, 320, 512, 2) + mm.extra_reserved_memory()  # with the host's own reserve
+    # with the host's margin and reserve, as a model load asks
+    needed = render_memory(5, 320, 512, 2, "auto") * 1.1 + mm.extra_reserved_memory()
     assert any(device == mm.get_torch_device() and required >= needed for required, device in asked), asked
     assert render_memory(49, 320, 512, 32) > render_memory(49, 320, 512, 8) > render_memory(8, 320, 512, 8) > 0
 
