@@ -176,8 +176,10 @@ def make_room(memory_required: int, device) -> None:
     """Free device memory for work that is not a model (a render) the way ``load_models_gpu`` does for a
     model's inference memory: the host's own reserve (``--reserve-vram``) on top, models offloaded as needed."""
     mm = comfy.model_management
-    # 1.1: the margin load_models_gpu adds to what a model needs (the allocator's cached blocks it counts as free
-    # are not all usable for large tensors)
+    # The allocator's cached blocks count as free to the host, but after sampling they are fragments a render's
+    # large buffers cannot use: hand them back first, so what the host frees is what the render can have.
+    mm.soft_empty_cache()
+    # 1.1: the margin load_models_gpu adds to what a model needs
     needed = memory_required * 1.1 + mm.extra_reserved_memory()
     mm.free_memory(max(mm.minimum_inference_memory(), needed), device)
 
