@@ -4,11 +4,13 @@ memory."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import comfy.model_management
 import comfy.utils
@@ -18,6 +20,7 @@ import torch
 from ..ex4d.runtime import Cancelled
 
 CATEGORY = "EX-4D"
+T = TypeVar("T")
 
 # Pack-specific model folders (name -> extensions). Wan files stay in the stock folders.
 MODEL_FOLDERS: dict[str, set[str]] = {
@@ -230,6 +233,32 @@ def _out_of_memory_types() -> tuple[type[BaseException], ...]:
     return (mm.OOM_EXCEPTION,) if accelerator is None else (mm.OOM_EXCEPTION, accelerator)
 
 
+def _is_out_of_memory(e: BaseException) -> bool:
+    is_oom = getattr(comfy.model_management, "is_oom", None)  # 0.33 on; before, the type alone decides
+    return is_oom is None or bool(is_oom(e))
+
+
+def run_making_room(work: Callable[[], T], memory_required: int, device, out_of_memory_message: str) -> T:
+    """Run ``work``, a library stage that uses no model, after :func:`make_room` for ``memory_required``.
+
+    An estimate cannot foresee every scene: should the stage still run out of memory, every model is offloaded
+    (as the host's own VAE decode falls back to tiles) and it runs once more; running out again is the host's
+    out-of-memory error with ``out_of_memory_message``. Cancel is the host's interrupt either way."""
+    make_room(memory_required, device)
+    try:
+        with library_stage():
+            return work()
+    except _out_of_memory_types() as e:
+        if not _is_out_of_memory(e):
+            raise
+        traceback.clear_frames(e.__traceback__)  # its buffers go before the second try
+    logging.warning("EX-4D: out of GPU memory with models loaded; offloading them and trying once more")
+    comfy.model_management.unload_all_models()
+    comfy.model_management.soft_empty_cache()
+    with library_stage(out_of_memory_message):
+        return work()
+
+
 @contextlib.contextmanager
 def reraise_out_of_memory(message: str) -> Iterator[None]:
     """Re-raise running out of GPU memory inside the block as the host's own OOM type with ``message`` (say
@@ -241,8 +270,7 @@ def reraise_out_of_memory(message: str) -> Iterator[None]:
     try:
         yield
     except _out_of_memory_types() as e:
-        is_oom = getattr(comfy.model_management, "is_oom", None)  # 0.33 on; before, the type alone decides
-        if is_oom is not None and not is_oom(e):
+        if not _is_out_of_memory(e):
             raise
         # The failed stage's frames hold its device buffers (gigabytes for a render chunk) for as long as the
         # traceback lives, which the host's clean-up after an out-of-memory error does not reach: free them now.

@@ -6,15 +6,7 @@ import comfy.model_management
 from comfy_api.latest import io
 
 from ..ex4d import render as ex4d_render
-from ._comfy import (
-    CATEGORY,
-    Progress,
-    cancel_requested,
-    check_choice,
-    check_numbers,
-    library_stage,
-    make_room,
-)
+from ._comfy import CATEGORY, Progress, cancel_requested, check_choice, check_numbers, run_making_room
 from ._types import Camera, DWMesh
 
 
@@ -51,16 +43,18 @@ class RenderViews(io.ComfyNode):
         device = comfy.model_management.get_torch_device()
         message = (f"chunk: out of GPU memory building and rendering the DW-mesh of {chunk} frames of "
                    f"{mesh.width}x{mesh.height} at once; lower 'chunk'")
-        # make room the way a model load does: the host offloads models (the 14B DiT) as far as needed
-        make_room(ex4d_render.render_memory(mesh.num_frames, mesh.height, mesh.width, chunk, backend), device)
-        with library_stage(message):
-            # the mesh is built chunk by chunk on the device; one bar update per chunk, with its last frame as
-            # the node's preview
-            result = ex4d_render.render_views(
+        # room made the way a model load does: the host offloads models (the 14B DiT) as far as needed; the mesh
+        # is built chunk by chunk on the device; one bar update per chunk, its last frame the node's preview
+        result = run_making_room(
+            lambda: ex4d_render.render_views(
                 mesh, camera, backend=backend, chunk=chunk, device=device, antialias_edges=antialias,
                 cancel=cancel_requested,
                 on_chunk=lambda start, colour, mask: progress(start + colour.shape[0], preview=colour[-1]),
-            )
+            ),
+            ex4d_render.render_memory(mesh.num_frames, mesh.height, mesh.width, chunk, backend),
+            device,
+            message,
+        )
         out = comfy.model_management.intermediate_device()
         return io.NodeOutput(result.color.to(out), result.mask.to(out))
 

@@ -265,6 +265,38 @@ def test_render_asks_the_host_for_its_memory_first(example_inputs, monkeypatch):
     assert render_memory(49, 320, 512, 32) > render_memory(49, 320, 512, 8) > render_memory(8, 320, 512, 8) > 0
 
 
+def test_render_out_of_memory_offloads_the_models_and_tries_once_more(example_inputs, monkeypatch):
+    """An estimate cannot foresee every scene: a render that still runs out of memory offloads every model and
+    runs again; running out a second time is the host's out-of-memory error naming 'chunk'."""
+    import sys
+
+    import comfy.model_management as mm
+
+    from harness.host import NodeExecutionError
+
+    host = example_inputs
+    module = sys.modules[host.node_classes["EX4DRenderViews"].__module__]
+    render_views = module.ex4d_render.render_views
+    calls, offloaded = [], []
+    monkeypatch.setattr(mm, "unload_all_models", lambda: offloaded.append(True))
+
+    def short_of_memory(*args, failures: int, **kwargs):
+        calls.append(True)
+        if len(calls) <= failures:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return render_views(*args, **kwargs)
+
+    monkeypatch.setattr(module.ex4d_render, "render_views", lambda *a, **k: short_of_memory(*a, failures=1, **k))
+    host.run(reconstruction_prompt(frames=4))
+    assert len(calls) == 2 and offloaded == [True]
+    assert host.node_output("5")[0][0].shape == (4, 320, 512, 3)
+    calls.clear()
+    monkeypatch.setattr(module.ex4d_render, "render_views", lambda *a, **k: short_of_memory(*a, failures=2, **k))
+    with pytest.raises(NodeExecutionError, match="chunk: out of GPU memory") as failed:
+        host.run(reconstruction_prompt(frames=6))
+    assert failed.value.details["exception_type"].endswith("OutOfMemoryError") and len(calls) == 2
+
+
 def test_camera_path_preview_node(example_inputs):
     host = example_inputs
     prompt = reconstruction_prompt(frames=3)
