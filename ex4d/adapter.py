@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -146,18 +147,21 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     with open(path, "rb") as f:
         head = f.read(16)
     if path.suffix == ".safetensors" or (len(head) > 8 and head[8:9] == b"{"):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
             return load_file(str(path), device="cpu")
-        except Exception as e:
-            raise AdapterError(f"{path.name}: cannot read as safetensors ({e})") from e
+        except (SafetensorError, OSError) as e:
+            raise AdapterError(
+                f"{path.name} cannot be read as safetensors (damaged, or another kind of file); choose the EX-4D checkpoint (ex4d.ckpt or its safetensors copy)"
+            ) from e
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
         raise AdapterError(
-            f"{path.name}: cannot read as a weights-only torch checkpoint ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''})"
+            f"{path.name} is not a weights-only checkpoint (damaged, or it holds Python objects, which are never "
+            f"loaded); choose the EX-4D checkpoint (ex4d.ckpt or its safetensors copy)"
         ) from e
     return _flatten_tensors(data, path.name)
 
@@ -211,7 +215,7 @@ def split_state_dict(sd: dict[str, torch.Tensor], source: str = "") -> EX4DAdapt
             f"{name} is not an EX-4D checkpoint: none of its {len(sd)} tensors is an EX-4D LoRA weight "
             "(blocks.N.<self_attn|cross_attn>.<q|k|v|o>.lora_A/lora_B[.default].weight, blocks.N.ffn.<0|2>...) "
             "or camera-encoder weight (latent_encoder.{0,2,4}.*, latent_patch_embedding.*). "
-            f"It holds e.g.: {_sample(list(sd))}"
+            f"It holds e.g.: {_sample(list(sd))}. Choose the EX-4D checkpoint (ex4d.ckpt or its safetensors copy)"
         )
     missing = [k for k in ENCODER_KEYS if k not in encoder]
     if missing:

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 PROMPT_FORMAT = "ex4d-prompt-embeddings"
+PROMPT_FILE_FIX = "choose a file written by EX-4D Save Prompt Embeddings"
 PUBLISHED_PROMPT = (
     "4K ultra HD, surround motion, realistic tone, panoramic shot, wide-angle view, cinematic quality"
 )
@@ -75,11 +76,13 @@ def load_prompt_embeddings(path: str | Path) -> tuple[list[PromptEntry], str]:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError) as e:
-        raise ValueError(f"{path.name}: cannot read as safetensors ({e})") from e
+        raise ValueError(
+            f"{path.name} cannot be read as safetensors (damaged, or another kind of file); {PROMPT_FILE_FIX}"
+        ) from e
     if meta.get("format") != PROMPT_FORMAT:
         raise ValueError(
             f"{path.name}: not an EX-4D prompt-embedding file (metadata format is "
-            f"{meta.get('format')!r}, expected {PROMPT_FORMAT!r})"
+            f"{meta.get('format')!r}, expected {PROMPT_FORMAT!r}); {PROMPT_FILE_FIX}"
         )
     count = int(meta.get("count", 0))
     extras = json.loads(meta.get("extras", "[]"))

@@ -15,7 +15,14 @@ from ..ex4d import adapter as ex4d_adapter
 from ..ex4d import prompt as ex4d_prompt
 from ..ex4d import sampling as ex4d_sampling
 from . import _wan_patch
-from ._comfy import CATEGORY, file_fingerprint, input_files, output_path, resolve_input_file
+from ._comfy import (
+    CATEGORY,
+    check_output_prefix,
+    file_fingerprint,
+    input_files,
+    output_path,
+    resolve_input_file,
+)
 from ._types import Adapter
 
 LORAS_PREFIX = "loras/"
@@ -46,7 +53,10 @@ def resolve_adapter_file(name: str) -> Path:
     if path is None and name.startswith(LORAS_PREFIX):
         path = folder_paths.get_full_path("loras", name[len(LORAS_PREFIX) :])
     if path is None or not os.path.isfile(path):
-        raise ValueError(f"adapter: '{name}' was not found in models/ex4d or models/loras")
+        raise ValueError(
+            f"adapter_name: '{name}' was not found in models/ex4d or models/loras; put the EX-4D checkpoint there "
+            "and refresh, or choose one from the list"
+        )
     return Path(path)
 
 
@@ -89,6 +99,16 @@ class AdapterLoader(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, adapter_name=None) -> bool | str:
+        if adapter_name is None:  # a link, or left out: the host reports that itself
+            return True
+        try:
+            resolve_adapter_file(adapter_name)
+        except ValueError as e:
+            return str(e)
+        return True
+
+    @classmethod
     def fingerprint_inputs(cls, adapter_name) -> str:
         return file_fingerprint(resolve_adapter_file, adapter_name)
 
@@ -98,7 +118,7 @@ class AdapterLoader(io.ComfyNode):
         try:
             adapter = ex4d_adapter.load_adapter(path)
         except ex4d_adapter.AdapterError as e:
-            raise ValueError(f"adapter: {e}") from e
+            raise ValueError(f"adapter_name: {e}") from e
         return io.NodeOutput(adapter, adapter.describe())
 
 
@@ -122,6 +142,10 @@ class SaveAdapterSafetensors(io.ComfyNode):
             outputs=[io.String.Output(display_name="path")],
             is_output_node=True,
         )
+
+    @classmethod
+    def validate_inputs(cls, filename_prefix=None) -> bool | str:
+        return check_output_prefix(filename_prefix)
 
     @classmethod
     def execute(cls, adapter, filename_prefix) -> io.NodeOutput:
@@ -326,7 +350,9 @@ def _videos_at_generation_size(
         mask = mask[None]
     for name, video in (("colour", colour), ("mask", mask)):
         if video.shape[0] < length:
-            raise ValueError(f"{name}: has {video.shape[0]} frames, length asks for {length}")
+            raise ValueError(
+                f"{name}: has {video.shape[0]} frames, length asks for {length}; lower length or render more frames"
+            )
     if mask.shape[1:3] != colour.shape[1:3]:
         raise ValueError(
             f"mask: is {mask.shape[2]}x{mask.shape[1]} but colour is {colour.shape[2]}x{colour.shape[1]}; "
@@ -452,6 +478,10 @@ class SavePromptEmbeddings(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, filename_prefix=None) -> bool | str:
+        return check_output_prefix(filename_prefix)
+
+    @classmethod
     def execute(cls, conditioning, filename_prefix, prompt) -> io.NodeOutput:
         entries = [(c[0], c[1]) for c in conditioning]
         path = ex4d_prompt.save_prompt_embeddings(
@@ -483,7 +513,9 @@ class LoadPromptEmbeddings(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, embeddings) -> bool | str:
+    def validate_inputs(cls, embeddings=None) -> bool | str:
+        if embeddings is None:  # a link, or left out: the host reports that itself
+            return True
         try:
             resolve_prompt_file(embeddings)
         except ValueError as e:

@@ -74,11 +74,6 @@ FILENAME_PREFIX_VALIDATOR = (
     "_comfy.check_output_prefix(filename_prefix): the prefix alone decides"
 )
 NUMBERS_CHECK = "call _comfy.check_numbers(cls, <its FLOAT / INT inputs>) first in execute"
-PROMPT_FILE_MESSAGE = (
-    "owner: ex4d/prompt.py — load_prompt_embeddings: no safetensors error text ('Error while "
-    "deserializing header: ...'), and say what to do: '...; choose a file written by EX-4D Save "
-    "Prompt Embeddings'"
-)
 CAMERA_FILE_MESSAGE = (
     "owner: nodes/camera.py + ex4d/camera.py — LoadCameraPath.execute and CameraPath.from_ex4d_npz / "
     "from_json: no exception text in the message ('({e})': numpy's, zipfile's, json's), and say "
@@ -539,29 +534,12 @@ CASES: list[Case] = [
     ),
     *cases(
         "EX4DAdapterLoader",
-        (
-            "missing file",
-            {"adapter_name": "nope.ckpt"},
-            "adapter_name",
-            CHOICE,
-            "nope.ckpt",
-            "owner: nodes/wan.py — resolve_adapter_file: name the input 'adapter_name: ...'",
-            CHOICE,
-        ),
-        (
-            "pickled code",
-            {"adapter_name": "pickled.ckpt"},
-            "adapter_name",
-            RUN,
-            "",
-            "owner: nodes/wan.py + ex4d/adapter.py — start the message with 'adapter_name: ' (not 'adapter: ') and "
-            "leave torch's UnpicklingError text out: '...is not a weights-only checkpoint (it holds Python code, which "
-            "is never run); choose the EX-4D checkpoint (ex4d.ckpt or its safetensors copy)'",
-        ),
+        ("missing file", {"adapter_name": "nope.ckpt"}, "adapter_name", QUEUE, "nope.ckpt"),
+        ("pickled code", {"adapter_name": "pickled.ckpt"}, "adapter_name", RUN, "weights-only"),
     ),
     *cases(
         "EX4DSaveAdapterSafetensors",
-        *known_prefixes("nodes/wan.py"),
+        BAD_PREFIXES[0],
         ("adapter linked to a model", {"adapter": ["unet", 0]}, "adapter", QUEUE),
     ),
     *cases(
@@ -580,15 +558,7 @@ CASES: list[Case] = [
         ("erosion_seed below 0", {"erosion_seed": -1}, "erosion_seed", QUEUE),
         ("unknown resize", {"resize": "fill"}, "resize", CHOICE),
         ("unknown erosion_mode", {"erosion_mode": "none"}, "erosion_mode", CHOICE),
-        (
-            "colour shorter than length",
-            {"colour": ["short_video", 0]},
-            "colour",
-            RUN,
-            "3 frames",
-            "owner: nodes/wan.py — _videos_at_generation_size: say what to do ('colour: has 3 frames, length asks "
-            "for 5; lower length or render more frames')",
-        ),
+        ("colour shorter than length", {"colour": ["short_video", 0]}, "colour", RUN, "lower length"),
         ("mask of another size", {"mask": ["big_mask", 0]}, "mask", RUN, "64x64"),
         ("vae linked to a model", {"vae": ["unet", 0]}, "vae", QUEUE),
         ("colour left out", {"colour": DROP}, "colour", QUEUE),
@@ -604,7 +574,7 @@ CASES: list[Case] = [
     ),
     *cases(
         "EX4DSavePromptEmbeddings",
-        *known_prefixes("nodes/wan.py"),
+        BAD_PREFIXES[0],
         ("conditioning linked to an IMAGE", {"conditioning": ["video", 0]}, "conditioning", QUEUE),
     ),
     *cases(
@@ -612,17 +582,9 @@ CASES: list[Case] = [
         ("missing file", {"embeddings": "nope.safetensors"}, "embeddings", QUEUE, "nope.safetensors"),
         ("parent folder", {"embeddings": "../prompt.safetensors"}, "embeddings", QUEUE, "outside"),
         ("no file chosen", {"embeddings": ""}, "embeddings", QUEUE),
-        (
-            "left out",
-            {"embeddings": DROP},
-            "embeddings",
-            QUEUE,
-            "",
-            "owner: nodes/wan.py — validate_inputs(cls, embeddings=None), passing None (a link, or a missing input "
-            "the host reports itself): resolve_prompt_file(None) raises AttributeError now",
-        ),
-        ("pickled code", {"embeddings": "prompt_pickled.safetensors"}, "embeddings", RUN, "", PROMPT_FILE_MESSAGE),
-        ("another file", {"embeddings": "prompt_other.safetensors"}, "embeddings", RUN, "", PROMPT_FILE_MESSAGE),
+        ("left out", {"embeddings": DROP}, "embeddings", QUEUE),
+        ("pickled code", {"embeddings": "prompt_pickled.safetensors"}, "embeddings", RUN, "Save Prompt Embeddings"),
+        ("another file", {"embeddings": "prompt_other.safetensors"}, "embeddings", RUN, "Save Prompt Embeddings"),
     ),
 ]
 # fmt: on

@@ -58,12 +58,6 @@ KNOWN_MESSAGES = (
     ("EX4DCameraPreview", r"^(depth is \d+x\d+ but|frames \[)"),
     ("EX4DBuildDWMesh", r"^(depth \[.*\] and frames \[.*\] differ|a DW-mesh needs at least 2 x 2)"),
     ("EX4DSaveDWMesh", r"^frame: \d+ is out of range; the mesh has"),
-    ("EX4DAdapterLoader", r"^adapter: "),
-    ("EX4DApply", r"^colour: has \d+ frames, length asks for"),
-    (
-        "EX4DLoadPromptEmbeddings",
-        r"^embeddings: .*(cannot read as safetensors|not an EX-4D prompt-embedding)",
-    ),
 )
 
 

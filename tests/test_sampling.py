@@ -88,7 +88,7 @@ def test_prompt_embeddings_refuse_other_files(tmp_path):
     with pytest.raises(ValueError, match="not an EX-4D prompt-embedding file"):
         prompt.load_prompt_embeddings(tmp_path / "other.safetensors")
     (tmp_path / "junk.safetensors").write_bytes(b"junk")
-    with pytest.raises(ValueError, match="cannot read"):
+    with pytest.raises(ValueError, match="cannot be read as safetensors"):
         prompt.load_prompt_embeddings(tmp_path / "junk.safetensors")
     with pytest.raises(ValueError, match="empty"):
         prompt.save_prompt_embeddings([], tmp_path / "e.safetensors")
