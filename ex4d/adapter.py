@@ -215,7 +215,7 @@ def split_state_dict(sd: dict[str, torch.Tensor], source: str = "") -> EX4DAdapt
             f"{name} is not an EX-4D checkpoint: none of its {len(sd)} tensors is an EX-4D LoRA weight "
             "(blocks.N.<self_attn|cross_attn>.<q|k|v|o>.lora_A/lora_B[.default].weight, blocks.N.ffn.<0|2>...) "
             "or camera-encoder weight (latent_encoder.{0,2,4}.*, latent_patch_embedding.*). "
-            f"It holds e.g.: {_sample(list(sd))}. Choose the EX-4D checkpoint (ex4d.ckpt or its safetensors copy)"
+            f"It holds e.g.: {_sample(list(sd))}; choose the EX-4D checkpoint (ex4d.ckpt or its safetensors copy)"
         )
     missing = [k for k in ENCODER_KEYS if k not in encoder]
     if missing:
