@@ -19,11 +19,13 @@ import comfy.utils
 import torch
 
 from ..ex4d.adapter import EX4DAdapter
+from ..ex4d.attention import BackendAttention
 from ..ex4d.sampling import LATENT_CHANNELS
 
 PATCH_EMBED_FORWARD = "diffusion_model.patch_embedding.forward"
 CALLBACK_KEY = "ex4d_camera"
 LORA_MARK = "ex4d_lora_strength"
+ATTENTION_OVERRIDE = "optimized_attention_override"  # the host's hook for a model's attention function
 WAN_I2V_IN_DIM = 36
 
 
@@ -187,6 +189,42 @@ def with_camera(model, adapter: EX4DAdapter, camera_latents: torch.Tensor, stren
         patched.add_callback_with_key(
             comfy.patcher_extension.CallbacksMP.ON_CLEANUP, CALLBACK_KEY, camera.clear
         )
+    return patched
+
+
+class AttentionOverride:
+    """The host's ``optimized_attention_override``: attention on one PyTorch backend where it has a kernel;
+    masked calls and calls it has no kernel for go to the override this one replaced, else the host's own."""
+
+    def __init__(self, attention: BackendAttention, previous=None):
+        self.attention = attention
+        self.previous = previous
+
+    def __call__(self, func, q, k, v, heads, mask=None, skip_reshape=False, skip_output_reshape=False, **kwargs):
+        def host_attention() -> torch.Tensor:
+            if self.previous is not None:
+                return self.previous(
+                    func, q, k, v, heads, mask=mask, skip_reshape=skip_reshape,
+                    skip_output_reshape=skip_output_reshape, **kwargs,
+                )
+            return func(
+                q, k, v, heads, mask=mask, skip_reshape=skip_reshape, skip_output_reshape=skip_output_reshape,
+                **kwargs,
+            )
+
+        if mask is not None or kwargs.get("enable_gqa"):
+            return host_attention()
+        return self.attention(
+            q, k, v, heads, host_attention, skip_reshape, skip_output_reshape, scale=kwargs.get("scale")
+        )
+
+
+def with_attention(model, backend: str):
+    """A clone of ``model`` whose attention runs on ``backend`` (``ex4d.attention.BACKENDS``) where PyTorch
+    has a kernel of it; ``model`` is untouched. Model options only: the merged weights are shared."""
+    patched = model.clone()
+    options = patched.model_options["transformer_options"]
+    options[ATTENTION_OVERRIDE] = AttentionOverride(BackendAttention(backend), options.get(ATTENTION_OVERRIDE))
     return patched
 
 
