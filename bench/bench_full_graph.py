@@ -58,6 +58,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--models", help="models folder written by bench/full_weights.py")
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--frames", type=int, default=49)
+    p.add_argument("--attention", choices=("workflow", "host", "cudnn"), default="workflow",
+                   help="EX-4D Attention Backend's backend: as the workflow ships it (cudnn), or another")
     p.add_argument("--oom-check", action="store_true", help="after the runs, a graph that cannot fit, then one that can")
     p.add_argument("--out", help="append one JSON line per run to this file")
     p.add_argument("--table", help="print the table of a results file and exit")
@@ -90,7 +92,7 @@ class DevicePeak:
         self._thread.join()
 
 
-def prompt_for(config: str, video: str, steps: int, frames: int) -> dict[str, Any]:
+def prompt_for(config: str, video: str, steps: int, frames: int, attention: str = "workflow") -> dict[str, Any]:
     prompt = json.loads(WORKFLOW.read_text())
     for node in prompt.values():
         inputs = node["inputs"]
@@ -103,15 +105,31 @@ def prompt_for(config: str, video: str, steps: int, frames: int) -> dict[str, An
                 inputs.update(length=frames, resize="stretch (published)", width=512, height=512)
             case "EX4DWanSampler":
                 inputs.update(steps=steps)
+            case "EX4DAttention" if attention != "workflow":
+                inputs.update(backend=attention)
     return prompt
 
 
-def oversized_prompt(config: str, steps: int, frames: int) -> dict[str, Any]:
-    prompt = prompt_for(config, "oversized.mp4", steps, frames)
+def oversized_prompt(config: str, steps: int, frames: int, attention: str) -> dict[str, Any]:
+    prompt = prompt_for(config, "oversized.mp4", steps, frames, attention)
     for node in prompt.values():
         if node["class_type"] == "EX4DLoadVideo":
             node["inputs"].update(resize="native")
     return prompt
+
+
+def attention_backend(choice: str) -> str:
+    if choice != "workflow":
+        return choice
+    nodes = json.loads(WORKFLOW.read_text()).values()
+    return next((n["inputs"]["backend"] for n in nodes if n["class_type"] == "EX4DAttention"), "host")
+
+
+def rasteriser() -> str:
+    """What Render Views' backend "auto" runs here."""
+    from ex4d.render import resolve_backend
+
+    return resolve_backend("auto")
 
 
 def host_args_for(config: str) -> tuple[str, ...]:
@@ -196,11 +214,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         "host": host_version(), "config": args.config, "frames": args.frames, "width": 512, "height": 512,
         "steps": args.steps, "cfg": 5.0, "budget_gib": BUDGET_GIB if args.config == "budget24" else None,
         "device": torch.cuda.get_device_name(), "dynamic_vram": host.dynamic_vram, "host_args": list(host_args),
-        "host_start_s": round(start_s, 2),
+        "host_start_s": round(start_s, 2), "attention": attention_backend(args.attention),
+        "rasteriser": rasteriser(),
     }
-    results = [run_once(host, torch, prompt_for(args.config, "clip.mp4", args.steps, args.frames),
+    results = [run_once(host, torch, prompt_for(args.config, "clip.mp4", args.steps, args.frames, args.attention),
                         {**base, "run": "first"}, ballast_bytes)]
-    results.append(run_once(host, torch, prompt_for(args.config, "clip_b.mp4", args.steps, args.frames),
+    results.append(run_once(host, torch, prompt_for(args.config, "clip_b.mp4", args.steps, args.frames, args.attention),
                             {**base, "run": "cached"}, ballast_bytes))
     if args.oom_check:
         from ex4d import video
@@ -208,16 +227,16 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         gen = torch.Generator().manual_seed(0)
         video.save_video(torch.rand(args.frames, 1088, 1920, 3, generator=gen), host.input_dir / "oversized.mp4",
                          fps=15)
-        results.append(run_once(host, torch, oversized_prompt(args.config, args.steps, args.frames),
+        results.append(run_once(host, torch, oversized_prompt(args.config, args.steps, args.frames, args.attention),
                                 {**base, "run": "oom (1920x1088 native)"}, ballast_bytes))
         shutil.copy(CLIP, host.input_dir / "clip_c.mp4")
-        results.append(run_once(host, torch, prompt_for(args.config, "clip_c.mp4", args.steps, args.frames),
+        results.append(run_once(host, torch, prompt_for(args.config, "clip_c.mp4", args.steps, args.frames, args.attention),
                                 {**base, "run": "after oom"}, ballast_bytes))
     return results
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
-    head = (f"{'host':<8}{'config':<10}{'run':<24}{'ok':>4}{'wall s':>8}{'alloc':>7}{'reserv':>7}{'device':>7}"
+    head = (f"{'host':<8}{'config':<10}{'attn':<6}{'raster':<11}{'run':<24}{'ok':>4}{'wall s':>8}{'alloc':>7}{'reserv':>7}{'device':>7}"
             f"{'budget':>7}{'1st':>6}{'step':>6}  slowest nodes (s)")
     print(head)
     print("-" * (len(head) + 40))
@@ -225,11 +244,12 @@ def print_table(results: list[dict[str, Any]]) -> None:
         nodes = sorted(r["per_node_s"].items(), key=lambda kv: -kv[1])[:4]
         slow = ", ".join(f"{name.split(' ', 1)[1]} {s:.1f}" for name, s in nodes)
         budget = f"{r['budget_gib']:.0f}" if r.get("budget_gib") else "-"
-        print(f"{r['host']:<8}{r['config']:<10}{r['run']:<24}{'yes' if r['completed'] else 'NO':>4}{r['wall_s']:8.1f}"
+        print(f"{r['host']:<8}{r['config']:<10}{r.get('attention', 'host'):<6}{r.get('rasteriser', 'torch'):<11}"
+              f"{r['run']:<24}{'yes' if r['completed'] else 'NO':>4}{r['wall_s']:8.1f}"
               f"{r['peak_alloc_gib']:7.1f}{r['peak_reserved_gib']:7.1f}{r['peak_device_gib']:7.1f}{budget:>7}"
               f"{_seconds(r.get('sampler_first_step_s')):>6}{_seconds(r.get('sampler_step_median_s'), 2):>6}  {slow}")
         if r.get("error"):
-            print(f"{'':<42}error: {r['error']['exception_type']}: {r['error']['message'][:160]!r}")
+            print(f"{'':<59}error: {r['error']['exception_type']}: {r['error']['message'][:160]!r}")
     if results:
         print(f"device: {results[-1]['device']}; alloc / reserv = torch's allocator peaks, device = peak in use on the "
               "GPU (all allocators, polled every 20 ms); GiB. 1st = EX-4D Wan Sampler's start to its first step's end "

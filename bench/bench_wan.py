@@ -58,6 +58,7 @@ from full_weights import (  # noqa: E402  (the one writer of the random DiT file
 GiB = 1024**3
 
 CLIP_TOKENS, CLIP_DIM, RANK = 257, 1280, 16
+ATTENTION_BACKENDS = ("cudnn", "flash", "efficient", "math")  # ex4d.attention.BACKENDS (no torch import here)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class Result:
     load: str = "build"
     host: str = ""
     patcher: str = ""
+    attention: str = "host"
 
 
 def parse_args() -> argparse.Namespace:
@@ -109,6 +111,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--cfg", type=float, default=5.0, help="CFG scale (1.0 skips the unconditional pass)")
     p.add_argument("--text-tokens", type=int, default=512, help="umT5 context length (published: 512)")
     p.add_argument("--no-ex4d", action="store_true", help="the plain Wan DiT, for comparison")
+    p.add_argument("--attention", default="host", choices=("host", *ATTENTION_BACKENDS),
+                   help="host: the host's attention; else EX-4D Attention Backend's patch with that backend")
+    p.add_argument("--errors", type=int, metavar="STEPS", default=0,
+                   help="instead of timing: the relative error of each --error-backends setting against the "
+                        "host's attention, of one prediction and of a STEPS-step latent (same model, inputs, seed)")
+    p.add_argument("--error-backends", default="cudnn,efficient,flash",
+                   help="comma-separated backends for --errors (the first also gets the STEPS-step latent)")
     p.add_argument("--budget-gb", type=float, default=24.0, help="GPU memory budget of the lowmem configs")
     p.add_argument(
         "--headroom-gb",
@@ -126,9 +135,13 @@ def parse_args() -> argparse.Namespace:
                         "host's loader, as a user loads one (dynamic VRAM where the host has it)")
     p.add_argument("--weights-dir", default=str(REPO / ".bench-weights"),
                    help="--load file: folder of the random model files (written once, reused)")
+    p.add_argument("--profile", action="store_true",
+                   help="after the timed steps, one more CFG step under torch.profiler: its busiest kernels")
     p.add_argument("--out", help="append the result as one JSON line to this file")
     p.add_argument("--table", help="print the table of a results file and exit")
     args = p.parse_args()
+    if args.errors and args.errors < 2:
+        p.error("--errors needs at least 2 steps (the one-step prediction is measured as well)")
     if not args.table and not args.config:
         p.error("--config is required (or --table FILE)")
     if args.config and not args.comfyui:
@@ -313,6 +326,8 @@ def run(args: argparse.Namespace) -> Result:
         print(adapter.describe(), flush=True)
         camera_latents = torch.randn(1, 32, t_lat, h_lat, w_lat, generator=gen)
         model = pack.patch.with_camera(pack.patch.with_ex4d_lora(base, adapter), adapter, camera_latents)
+    if args.attention != "host":
+        model = pack.patch.with_attention(model, args.attention)
 
     clip = comfy.clip_vision.Output()
     clip["penultimate_hidden_states"] = torch.randn(1, CLIP_TOKENS, CLIP_DIM, generator=gen)
@@ -329,6 +344,8 @@ def run(args: argparse.Namespace) -> Result:
     noise = pack.sampling.noise_for_shape(0, shape)
     sigmas = pack.sampling.flow_match_sigmas(args.steps)
     sampler = comfy.samplers.sampler_object("euler")
+    if args.errors:
+        return attention_errors(args, pack, model, noise, positive, negative, latent, sampler, gpu)
 
     gpu.sync()
     gpu.reset_peak()
@@ -366,6 +383,8 @@ def run(args: argparse.Namespace) -> Result:
     gpu.sync()
     resident = max(resident, model.loaded_size() / GiB)
     peak_alloc, peak_reserved = gpu.peak()
+    if args.profile:
+        profile_step(model, noise, args.cfg, sampler, sigmas[-2:], positive, negative, latent)
     times = [b - a for a, b in zip([t1, *stamps[:-1]], stamps, strict=True)]
     return Result(
         config=args.config,
@@ -386,7 +405,52 @@ def run(args: argparse.Namespace) -> Result:
         load=args.load,
         host=host_version(host_root),
         patcher=type(base).__name__,
+        attention=args.attention,
     )
+
+
+def profile_step(model, noise, cfg, sampler, sigmas, positive, negative, latent) -> None:
+    """One CFG step under torch.profiler; prints the kernels that take the most GPU time."""
+    import comfy.sample
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        comfy.sample.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative, latent,
+                                   disable_pbar=True, seed=0)
+        torch.cuda.synchronize()
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=30, max_name_column_width=70), flush=True)
+
+
+def attention_errors(args, pack, model, noise, positive, negative, latent, sampler, gpu) -> dict:
+    """Relative error (Frobenius) of each backend's output against the host attention's, same model and
+    inputs: one prediction (one Euler step from sigma 1 to 0 gives the model's x0 estimate) and, for the
+    first backend, a whole ``args.errors``-step latent."""
+    import comfy.sample
+
+    def sample(m, steps: int):
+        out = comfy.sample.sample_custom(m, noise, args.cfg, sampler, pack.sampling.flow_match_sigmas(steps),
+                                         positive, negative, latent, disable_pbar=True, seed=0)
+        gpu.sync()
+        return out.float()
+
+    def rel(a, b) -> float:
+        return ((a - b).norm() / b.norm()).item()
+
+    backends = [b for b in args.error_backends.split(",") if b]
+    reference = sample(model, 1)
+    errors = {"host": host_version(Path(args.comfyui).resolve()), "attention": "host", "config": args.config, "device": gpu.name(), "frames": args.frames,
+              "size": f"{args.width}x{args.height}", "cfg": args.cfg, "steps": args.errors,
+              "bf16_eps": 2.0**-8, "prediction_rel_err": {}, "latent_rel_err": {}}
+    for backend in backends:
+        patched = pack.patch.with_attention(model, backend)
+        errors["prediction_rel_err"][backend] = rel(sample(patched, 1), reference)
+        print(f"  one prediction, {backend} vs host: {errors['prediction_rel_err'][backend]:.2e}", flush=True)
+    reference = sample(model, args.errors)
+    first = backends[0]
+    errors["latent_rel_err"][first] = rel(sample(pack.patch.with_attention(model, first), args.errors), reference)
+    print(f"  {args.errors}-step latent, {first} vs host: {errors['latent_rel_err'][first]:.2e}", flush=True)
+    return errors
 
 
 def host_version(root: Path) -> str:
@@ -397,7 +461,7 @@ def host_version(root: Path) -> str:
 
 def print_table(results: list[dict]) -> None:
     head = (
-        f"{'host':<8}{'load':<6}{'patcher':<9}{'config':<12}{'EX-4D':>6}{'size':>13}{'load s':>8}{'step 1 s':>9}{'s/step':>8}{'25 steps s':>11}"
+        f"{'host':<8}{'load':<6}{'patcher':<9}{'config':<12}{'attention':<10}{'EX-4D':>6}{'size':>13}{'load s':>8}{'step 1 s':>9}{'s/step':>8}{'25 steps s':>11}"
         f"{'peak GiB':>9}{'reserved':>9}{'resident':>9}{'budget':>8}"
     )
     print(head)
@@ -407,7 +471,8 @@ def print_table(results: list[dict]) -> None:
         size = f"{r['size']}x{r['frames']}"
         print(
             f"{r.get('host', '') or '?':<8}{r.get('load', 'build'):<6}"
-            f"{'dynamic' if 'Dynamic' in r.get('patcher', '') else 'classic':<9}{r['config']:<12}{'yes' if r['ex4d'] else 'no':>6}{size:>13}{r['load_s']:8.1f}"
+            f"{'dynamic' if 'Dynamic' in r.get('patcher', '') else 'classic':<9}{r['config']:<12}"
+            f"{r.get('attention', 'host'):<10}{'yes' if r['ex4d'] else 'no':>6}{size:>13}{r['load_s']:8.1f}"
             f"{r['first_step_s']:9.2f}{r['step_s']:8.2f}{25 * r['step_s']:11.1f}{r['peak_alloc_gib']:9.1f}"
             f"{r['peak_reserved_gib']:9.1f}{r['resident_weights_gib']:9.1f}{budget:>8}"
         )
@@ -418,20 +483,34 @@ def print_table(results: list[dict]) -> None:
         )
 
 
+def print_errors(results: list[dict]) -> None:
+    for r in results:
+        one = ", ".join(f"{b} {e:.1e}" for b, e in r["prediction_rel_err"].items())
+        many = ", ".join(f"{b} {e:.1e}" for b, e in r["latent_rel_err"].items())
+        print(f"attention vs the host's ({r['config']}, {r['size']}x{r['frames']}, CFG {r['cfg']:g}): relative error of "
+              f"one prediction: {one}; of a {r['steps']}-step latent: {many} (bf16 epsilon "
+              f"{r['bf16_eps']:.1e})")
+
+
 def main() -> None:
     args = parse_args()
     if args.table:
-        lines = Path(args.table).read_text().splitlines()
-        print_table([json.loads(line) for line in lines if line.strip()])
+        lines = [json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()]
+        print_table([r for r in lines if "prediction_rel_err" not in r])
+        print_errors([r for r in lines if "prediction_rel_err" in r])
         return
     import torch
 
     with torch.inference_mode():  # as the host's executor runs every node
         result = run(args)
+    line = result if isinstance(result, dict) else asdict(result)
     if args.out:
         with open(args.out, "a") as f:
-            f.write(json.dumps(asdict(result)) + "\n")
-    print_table([asdict(result)])
+            f.write(json.dumps(line) + "\n")
+    if isinstance(result, dict):
+        print(json.dumps(line))
+    else:
+        print_table([line])
 
 
 if __name__ == "__main__":

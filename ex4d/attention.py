@@ -17,11 +17,18 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 log = logging.getLogger(__name__)
 
-# name -> the PyTorch backend it pins. "cudnn": fastest exact backend on Hopper (needs CUDA and cuDNN 9);
-# "math": PyTorch's reference implementation, everywhere (slow; for checks).
+# name -> the PyTorch backend it pins. "cudnn": the fastest exact backend on Hopper (NVIDIA, cuDNN 9);
+# "flash" / "efficient": PyTorch's other fused CUDA kernels; "math": its reference implementation, everywhere.
 BACKENDS: dict[str, SDPBackend] = {
     "cudnn": SDPBackend.CUDNN_ATTENTION,
+    "flash": SDPBackend.FLASH_ATTENTION,
+    "efficient": SDPBackend.EFFICIENT_ATTENTION,
     "math": SDPBackend.MATH,
+}
+_HAS_KERNEL = {
+    "cudnn": torch.backends.cuda.can_use_cudnn_attention,
+    "flash": torch.backends.cuda.can_use_flash_attention,
+    "efficient": torch.backends.cuda.can_use_efficient_attention,
 }
 
 
@@ -42,7 +49,7 @@ def can_run(backend: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> 
     if backend == "math":
         return True
     params = torch.backends.cuda.SDPAParams(q, k, v, None, 0.0, False, False)
-    return q.is_cuda and torch.backends.cuda.can_use_cudnn_attention(params)
+    return q.is_cuda and _HAS_KERNEL[backend](params)
 
 
 class BackendAttention:

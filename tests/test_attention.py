@@ -52,8 +52,8 @@ def test_no_kernel_runs_the_fallback():
 
 
 def test_unknown_backend_is_refused():
-    with pytest.raises(ValueError, match="attention backend must be one of cudnn, math"):
-        BackendAttention("flash")
+    with pytest.raises(ValueError, match="attention backend must be one of cudnn, flash, efficient, math"):
+        BackendAttention("sage")
 
 
 def _patch_module(host):

@@ -147,6 +147,7 @@ PACK_NODES = {
     "EX4DAdapterLoader",
     "EX4DSaveAdapterSafetensors",
     "EX4DLoRA",
+    "EX4DAttention",
     "EX4DApply",
     "EX4DWanSampler",
     "EX4DSavePromptEmbeddings",
