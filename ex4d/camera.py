@@ -12,11 +12,14 @@ Everything is computed in float64 and stored as float32, like the published tool
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import numbers
 import re
 import zipfile
-from collections.abc import Sequence
+import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +34,14 @@ JSON_FORMAT = "ex4d-camera-path"
 _FLIP = np.diag([-1.0, -1.0, -1.0, 1.0])
 
 EASINGS = ("linear", "ease_in", "ease_out", "ease_in_out")
+# What numpy and zipfile raise for a file that is not a complete .npz of plain arrays: not a zip, truncated,
+# damaged compressed data, an unsupported compression method, pickled objects (never loaded).
+_UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError)
+
+
+class CameraFileError(ValueError):
+    """A camera file that cannot be used as a camera path: unreadable, not an EX-4D camera file, or holding a
+    camera the renderer cannot draw. The message names the file and says what is wrong with it."""
 
 
 @dataclass
@@ -97,32 +108,45 @@ class CameraPath:
     def from_ex4d_npz(
         cls, path: str | Path, width: int | None = None, height: int | None = None
     ) -> CameraPath:
-        """Read a published camera npz. Image size defaults to 2 * principal point (K = [[f,0,W/2],...])."""
-        unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile)  # not a zip, truncated, pickled objects
+        """Read a published camera npz. Image size defaults to 2 * principal point (K = [[f,0,W/2],...]).
+        Never unpickles; raises :class:`CameraFileError` for a file that is not a usable camera path."""
+        name = f"'{Path(path).name}'"
+        unreadable = (f"{name} is not a readable EX-4D camera file (damaged, or holding Python objects, which "
+                      "are never loaded)")
         try:
-            data = np.load(Path(path))
-        except unreadable as e:
-            raise ValueError(f"not a readable .npz file of numbers ({e})") from e
+            data = np.load(Path(path), allow_pickle=False)
+        except _UNREADABLE as e:
+            raise CameraFileError(unreadable) from e
         if not isinstance(data, np.lib.npyio.NpzFile):
-            raise ValueError("a single .npy array, not an EX-4D camera .npz (extrinsics + intrinsics)")
+            raise CameraFileError(f"{name} holds a single array, not an EX-4D camera file (arrays extrinsics and "
+                                  "intrinsics)")
         with data:
-            missing = {"extrinsics", "intrinsics"} - set(data.files)
+            missing = sorted({"extrinsics", "intrinsics"} - set(data.files))
             if missing:
-                raise ValueError(f"not an EX-4D camera file, missing {sorted(missing)}")
+                raise CameraFileError(f"{name} lacks the {' and '.join(missing)} of an EX-4D camera file")
             try:
                 ext = np.asarray(data["extrinsics"], dtype=np.float32)
                 k = np.asarray(data["intrinsics"], dtype=np.float32)
-            except unreadable as e:
-                raise ValueError(f"not a readable .npz file of numbers ({e})") from e
+            except _UNREADABLE as e:
+                raise CameraFileError(unreadable) from e
         if ext.ndim == 2:
             ext = ext[None]
         if k.ndim == 3 and len(k):  # tolerate per-frame intrinsics; they are all the same in the published files
             k = k[0]
-        if k.shape != (3, 3):
-            raise ValueError(f"intrinsics must be [3, 3], got {list(k.shape)}")
+        if k.shape != (3, 3) or not np.isfinite(k).all():
+            raise CameraFileError(f"{name} holds intrinsics that are not a 3 x 3 matrix of finite numbers")
         width = int(round(2 * float(k[0, 2]))) if width is None else width
         height = int(round(2 * float(k[1, 2]))) if height is None else height
-        return cls(ext, k, width, height)
+        return cls._from_file(name, ext, k, width, height)
+
+    @classmethod
+    def _from_file(cls, name: str, ext: np.ndarray, k: np.ndarray, width: int, height: int) -> CameraPath:
+        """The path a file holds, or a :class:`CameraFileError` naming the file (``name``) when the renderer
+        cannot draw it (:func:`check_camera`)."""
+        try:
+            return cls(ext, k, width, height)
+        except ValueError as e:
+            raise CameraFileError(f"{name} holds no usable camera path: {e}") from e
 
     # ----- JSON -----
     def to_json_dict(self) -> dict:
@@ -143,27 +167,40 @@ class CameraPath:
         return text
 
     @classmethod
-    def from_json_dict(cls, data: dict) -> CameraPath:
+    def from_json_dict(cls, data: dict, name: str = "the camera path JSON") -> CameraPath:
+        """The path of :meth:`to_json_dict`'s layout; :class:`CameraFileError` naming ``name`` otherwise."""
         if not isinstance(data, dict) or data.get("format") != JSON_FORMAT:
-            found = data.get("format") if isinstance(data, dict) else type(data).__name__
-            raise ValueError(f"not an EX-4D camera path JSON (format={found!r})")
+            found = f"format {data.get('format')!r}" if isinstance(data, dict) else f"a {type(data).__name__}"
+            raise CameraFileError(f"{name} is not an EX-4D camera path JSON ({found})")
         missing = [k for k in ("extrinsics", "intrinsics", "width", "height") if k not in data]
         if missing:
-            raise ValueError(f"the camera path JSON lacks {missing}")
-        try:
-            ext = np.array(data["extrinsics"], dtype=np.float32)
-            k = np.array(data["intrinsics"], dtype=np.float32)
-            width, height = int(data["width"]), int(data["height"])
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"the camera path JSON holds values that are not numbers ({e})") from e
-        return cls(ext, k, width, height)
+            raise CameraFileError(f"{name} lacks {', '.join(missing)}")
+        converters = {"extrinsics": lambda v: np.array(v, dtype=np.float32),
+                      "intrinsics": lambda v: np.array(v, dtype=np.float32), "width": int, "height": int}
+        values = {}
+        for key, convert in converters.items():
+            try:
+                values[key] = convert(data[key])
+            except (TypeError, ValueError, OverflowError) as e:
+                raise CameraFileError(f"{name}: its {key} holds values that are not numbers") from e
+        return cls._from_file(name, values["extrinsics"], values["intrinsics"], values["width"], values["height"])
 
     @classmethod
     def from_json(cls, text_or_path: str | Path) -> CameraPath:
-        text = str(text_or_path)
+        """The path of a JSON text or file (:meth:`from_json_dict`); :class:`CameraFileError` for one that is
+        not a usable camera path."""
+        text, name = str(text_or_path), "the camera path JSON"
         if not text.lstrip().startswith("{"):
-            text = Path(text_or_path).read_text()
-        return cls.from_json_dict(json.loads(text))
+            name = f"'{Path(text_or_path).name}'"
+            try:
+                text = Path(text_or_path).read_text()
+            except (OSError, UnicodeDecodeError) as e:
+                raise CameraFileError(f"{name} is not a readable text file") from e
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise CameraFileError(f"{name} is not valid JSON (line {e.lineno}, column {e.colno})") from e
+        return cls.from_json_dict(data, name)
 
 
 # ----------------------------------------------------------------------------- primitives
@@ -502,6 +539,45 @@ class Keyframe:
     target: tuple[float, float, float] | None = None
 
 
+KEYFRAME_KEYS = tuple(f.name for f in dataclasses.fields(Keyframe))
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _keyframe(i: int, key: object) -> Keyframe:
+    """Keyframe number ``i`` (from 1) of the list as a :class:`Keyframe` of finite numbers, or a ValueError
+    that says which key of it to fix."""
+    if isinstance(key, Keyframe):
+        key = dataclasses.asdict(key)
+    if not isinstance(key, Mapping):
+        raise ValueError(f'keyframe {i} is {key!r:.60}; give an object such as {{"frame": 0, "yaw": 30}}')
+    unknown = [name for name in key if name not in KEYFRAME_KEYS]
+    if unknown:
+        raise ValueError(f"keyframe {i} has an unknown key {unknown[0]!r}; use {', '.join(KEYFRAME_KEYS)}")
+    if "frame" not in key:
+        raise ValueError(f"keyframe {i} has no frame; give the frame number it is for")
+    values: dict = {}
+    for name, value in key.items():
+        optional = name in ("distance", "eye", "target")
+        if value is None and optional:
+            values[name] = None
+            continue
+        if name in ("eye", "target"):
+            if not (isinstance(value, list | tuple | np.ndarray) and len(value) == 3 and all(map(_is_number, value))):
+                raise ValueError(f"keyframe {i}: {name} must be [x, y, z] (3 numbers), got {value!r:.60}")
+            value = tuple(float(v) for v in value)
+        elif _is_number(value):
+            value = float(value)
+        else:
+            raise ValueError(f"keyframe {i}: {name} must be a number, got {value!r:.60}")
+        if not np.isfinite(value).all():
+            raise ValueError(f"keyframe {i}: {name} is NaN or infinite; give finite numbers")
+        values[name] = value
+    return Keyframe(**values)
+
+
 def keyframed(
     keyframes: Sequence[Keyframe | dict],
     num_frames: int,
@@ -518,21 +594,25 @@ def keyframed(
     """
     if not keyframes:
         raise ValueError("keyframed() needs at least one keyframe")
-    keys = sorted((k if isinstance(k, Keyframe) else Keyframe(**k) for k in keyframes), key=lambda k: k.frame)
+    numbered = sorted(((i, _keyframe(i, k)) for i, k in enumerate(keyframes, 1)), key=lambda ik: ik[1].frame)
+    keys = [k for _, k in numbered]
     r = float(radius)
     frames, params = [], []
-    for k in keys:
+    for number, k in numbered:
         target = np.array(k.target if k.target is not None else (0.0, 0.0, r), dtype=np.float64)
         if k.eye is not None:
             off = np.asarray(k.eye, dtype=np.float64) - target
             dist = float(np.linalg.norm(off))
             if dist == 0.0:
-                raise ValueError(f"keyframe at frame {k.frame}: eye equals target")
+                raise ValueError(f"keyframe {number}: eye equals target; move the eye or the target")
             pitch = math.degrees(math.asin(-off[1] / dist))
             yaw = math.degrees(math.atan2(off[0], -off[2]))
         else:
             yaw, pitch = k.yaw, k.pitch
             dist = r if k.distance is None else float(k.distance)
+            if dist == 0.0:
+                raise ValueError(f"keyframe {number}: distance 0 puts the eye on the target; give a distance other "
+                                 "than 0 (or none: the radius)")
         frames.append(float(k.frame))
         params.append([*target, yaw, pitch, dist, k.roll])
     frames_arr = np.array(frames)

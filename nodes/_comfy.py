@@ -162,6 +162,15 @@ def check_choice(value: str, options, input_name: str) -> str:
     return value
 
 
+def check_connected(value: object, kind: type | tuple[type, ...], input_name: str, connect: str,
+                    optional: bool = False) -> None:
+    """Refuse a value typed into the prompt where a link belongs (the host hands it on to the node unchecked),
+    or None for a required input, naming the input; ``connect`` says what to connect. An ``optional`` input
+    left unconnected (None) passes."""
+    if not isinstance(value, kind) and not (optional and value is None):
+        raise ValueError(f"{input_name}: got {value!r:.40}, not a link; connect {connect}")
+
+
 def check_numbers(node: type, **values: float) -> None:
     """Refuse number inputs that the host's own checks let through, naming the input: NaN (every comparison
     with it is false, so it passes any min and max) and values that arrive through a link (the host checks the

@@ -7,3 +7,9 @@ DWMesh = io.Custom("EX4D_DWMESH")  # ex4d.mesh.DWMeshSpec (or a built ex4d.mesh.
 Camera = io.Custom("EX4D_CAMERA")  # ex4d.camera.CameraPath
 DepthModel = io.Custom("EX4D_DEPTH_MODEL")  # nodes.depth.LoadedDepthModel
 Adapter = io.Custom("EX4D_ADAPTER")  # ex4d.adapter.EX4DAdapter
+
+# what to connect to an input that got a value where a link belongs (``_comfy.check_connected``)
+CONNECT_FRAMES = "video frames (an IMAGE batch, e.g. from EX-4D Load Video)"
+CONNECT_DEPTH = "a depth (EX-4D Estimate Depth, Load Depth or Depth From Image)"
+CONNECT_LATENT = "a LATENT (EX-4D Apply's latent output)"
+CONNECT_MODEL = "a MODEL (a Wan 2.1 I2V model from a loader, or EX-4D LoRA's output)"

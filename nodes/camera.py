@@ -18,21 +18,27 @@ from comfy_api.latest import io
 
 from ..ex4d import camera as ex4d_camera
 from ..ex4d import mesh as ex4d_mesh
+from ..ex4d.depth import DepthVideo
 from ._comfy import (
     CATEGORY,
     check_choice,
+    check_connected,
     check_input_file,
+    check_numbers,
+    check_output_prefix,
     input_file_fingerprint,
     input_files,
     output_path,
     resolve_input_file,
 )
-from ._types import Camera, Depth
+from ._types import CONNECT_DEPTH, CONNECT_FRAMES, Camera, Depth
 from .mesh import check_frames_and_depth
 
 CAMERA_CATEGORY = f"{CATEGORY}/camera"
 CAMERA_FORMATS = ("ex4d npz", "json")
 PATH_EXTENSIONS = (".npz", ".json")
+CONNECT_CAMERA = "a camera path (an EX-4D Camera Path node, or Load Camera Path)"
+CHOOSE_CAMERA_FILE = "choose an EX-4D camera .npz or .json (EX-4D Save Camera Path writes them)"
 PRESETS = ("angle", "180", "zoom_in", "zoom_out", *ex4d_camera.MOVES)
 
 
@@ -91,7 +97,10 @@ def scene_ui(clip: Clip, depth, frames: torch.Tensor | None, focal: float) -> di
     and the clip it belongs to."""
     values = depth.depth
     if frames is not None:
-        check_frames_and_depth(frames, values)
+        check_frames_and_depth(frames, values, fix="frames")  # the frames only colour the depth's scene
+    elif min(values.shape[1:]) < 2:
+        raise ValueError(f"depth: {clip.width}x{clip.height} pixels, but a DW-mesh needs at least 2 x 2; connect the "
+                         "depth of a larger video")
     asset = ex4d_mesh.scene_asset(None if frames is None else frames[0], values[0], focal=focal)
     return {"scene": SCENES.put(asset.to_bytes()), "frames": clip.frames, "width": clip.width,
             "height": clip.height, "radius": clip.auto_radius}
@@ -143,6 +152,11 @@ class CameraPathNode(io.ComfyNode):
 
     @classmethod
     def execute(cls, depth, frames=None, **widgets) -> io.NodeOutput:
+        check_connected(depth, DepthVideo, "depth", CONNECT_DEPTH)
+        check_connected(frames, torch.Tensor, "frames", CONNECT_FRAMES, optional=True)
+        number_types = (io.Float.io_type, io.Int.io_type)
+        numbers = {spec.id for spec in cls.define_schema().inputs if spec.io_type in number_types}
+        check_numbers(cls, **{name: value for name, value in widgets.items() if name in numbers})
         clip = Clip.of(depth)
         path = cls.path(clip, **widgets)
         ui = {"ex4d_scene": [scene_ui(clip, depth, frames, path.focal)], "ex4d_path": [path.to_json_dict()]}
@@ -284,16 +298,20 @@ class CameraKeyframes(CameraPathNode):
 
     @classmethod
     def path(cls, clip: Clip, radius, focal, keyframes, easing) -> ex4d_camera.CameraPath:
+        easing = check_choice(easing, ex4d_camera.EASINGS, "easing")
+        if not isinstance(keyframes, str):
+            raise ValueError(f"keyframes: got {type(keyframes).__name__}; give JSON text such as {KEYFRAMES_EXAMPLE}")
         try:
             keys = json.loads(keyframes)
-        except (TypeError, json.JSONDecodeError) as e:
-            raise ValueError(f"keyframes: not valid JSON ({e}); example: {KEYFRAMES_EXAMPLE}") from e
+        except json.JSONDecodeError as e:
+            raise ValueError(f"keyframes: not valid JSON (line {e.lineno}, column {e.colno}); give a list such as "
+                             f"{KEYFRAMES_EXAMPLE}") from e
         if not isinstance(keys, list) or not keys:
-            raise ValueError(f"keyframes: expected a non-empty JSON list; example: {KEYFRAMES_EXAMPLE}")
+            raise ValueError(f"keyframes: give a non-empty JSON list of keyframes, e.g. {KEYFRAMES_EXAMPLE}")
         try:
             return ex4d_camera.keyframed(keys, clip.frames, clip.radius(radius), clip.width, clip.height,
-                                         focal=focal, easing=check_choice(easing, ex4d_camera.EASINGS, "easing"))
-        except (TypeError, KeyError, ValueError) as e:
+                                         focal=focal, easing=easing)
+        except ValueError as e:
             raise ValueError(f"keyframes: {e}; example: {KEYFRAMES_EXAMPLE}") from e
 
 
@@ -319,10 +337,10 @@ class LoadCameraPath(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, path) -> bool | str:
+    def validate_inputs(cls, path=None) -> bool | str:  # None: linked, or missing (the host says so)
         ok = check_input_file(path, "path")
-        if ok is True and not path.lower().endswith(PATH_EXTENSIONS):
-            return f"path: '{path}' is neither an EX-4D .npz nor a camera .json"
+        if ok is True and path is not None and not path.lower().endswith(PATH_EXTENSIONS):
+            return f"path: '{path}' is neither an EX-4D .npz nor a camera .json; {CHOOSE_CAMERA_FILE}"
         return ok
 
     @classmethod
@@ -331,14 +349,15 @@ class LoadCameraPath(io.ComfyNode):
 
     @classmethod
     def execute(cls, path, width, height) -> io.NodeOutput:
+        check_numbers(cls, width=width, height=height)
         file = resolve_input_file(path, "path")
         try:
             if file.suffix.lower() == ".npz":
                 camera = ex4d_camera.CameraPath.from_ex4d_npz(file, width=width or None, height=height or None)
             else:
                 camera = ex4d_camera.CameraPath.from_json(file)
-        except (KeyError, ValueError, OSError) as e:
-            raise ValueError(f"path: '{path}' is not a readable camera path ({e})") from e
+        except ex4d_camera.CameraFileError as e:
+            raise ValueError(f"path: {e}; {CHOOSE_CAMERA_FILE}") from e
         return io.NodeOutput(camera)
 
 
@@ -365,7 +384,12 @@ class SaveCameraPath(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, filename_prefix=None) -> bool | str:  # None: linked, or missing
+        return check_output_prefix(filename_prefix)
+
+    @classmethod
     def execute(cls, camera, filename_prefix, format) -> io.NodeOutput:
+        check_connected(camera, ex4d_camera.CameraPath, "camera", CONNECT_CAMERA)
         ext = "npz" if check_choice(format, CAMERA_FORMATS, "format") == "ex4d npz" else "json"
         path, relative = output_path(filename_prefix, ext, camera.width, camera.height)
         if ext == "npz":
@@ -397,21 +421,22 @@ class CameraPreview(io.ComfyNode):
 
     @classmethod
     def execute(cls, camera, size, depth=None, frames=None) -> io.NodeOutput:
+        check_connected(camera, ex4d_camera.CameraPath, "camera", CONNECT_CAMERA)
+        check_connected(depth, DepthVideo, "depth", CONNECT_DEPTH, optional=True)
+        check_connected(frames, torch.Tensor, "frames", CONNECT_FRAMES, optional=True)
         points = colors = None
         ui = {"ex4d_path": [camera.to_json_dict()]}
         if depth is not None:
             d = depth.depth[:1].float().cpu()
             if (d.shape[2], d.shape[1]) != (camera.width, camera.height):
-                raise ValueError(f"depth is {d.shape[2]}x{d.shape[1]} but the camera is for "
-                                 f"{camera.width}x{camera.height} images: use the depth the path was made from")
+                raise ValueError(f"depth: {d.shape[2]}x{d.shape[1]}, but the camera is for {camera.width}x"
+                                 f"{camera.height} images; connect the depth the path was made from")
+            ui["ex4d_scene"] = [scene_ui(Clip.of(depth), depth, frames, camera.focal)]  # checks the frames too
             step = max(1, math.ceil(math.sqrt(d.shape[1] * d.shape[2] / 40000)))
             pts = ex4d_mesh.unproject(d, camera.focal, push_border=False)[0]
             points = pts[::step, ::step].reshape(-1, 3).numpy()
             if frames is not None:
-                if frames.shape[1:3] != d.shape[1:]:
-                    raise ValueError(f"frames {list(frames.shape[1:3])} and depth {list(d.shape[1:])} differ in size")
                 colors = frames[0, ::step, ::step, :3].reshape(-1, 3).float().cpu().numpy()
-            ui["ex4d_scene"] = [scene_ui(Clip.of(depth), depth, frames, camera.focal)]
         image = ex4d_camera.path_preview(camera, points, colors, size=size)
         return io.NodeOutput(torch.from_numpy(image)[None], ui=ui)
 

@@ -17,6 +17,7 @@ from ._comfy import (
     Progress,
     cancel_requested,
     check_choice,
+    check_connected,
     check_input_file,
     check_numbers,
     check_output_prefix,
@@ -27,7 +28,7 @@ from ._comfy import (
     output_path,
     resolve_input_file,
 )
-from ._types import Depth, DepthModel
+from ._types import CONNECT_DEPTH, Depth, DepthModel
 
 DEPTH_CATEGORY = f"{CATEGORY}/depth"
 NONE_INSTALLED = "(none installed: see the tooltip)"
@@ -338,6 +339,7 @@ class SaveDepth(io.ComfyNode):
 
     @classmethod
     def execute(cls, depth, filename_prefix) -> io.NodeOutput:
+        check_connected(depth, ex4d_depth.DepthVideo, "depth", CONNECT_DEPTH)
         path, relative = output_path(filename_prefix, "npz", depth.width, depth.height)
         ex4d_depth.write_depth_file(depth, path)
         return io.NodeOutput(relative, ui={"text": [relative]})
@@ -359,6 +361,7 @@ class DepthPreview(io.ComfyNode):
 
     @classmethod
     def execute(cls, depth, colormap) -> io.NodeOutput:
+        check_connected(depth, ex4d_depth.DepthVideo, "depth", CONNECT_DEPTH)
         return io.NodeOutput(ex4d_depth.depth_preview(depth, check_choice(colormap, COLORMAPS, "colormap")))
 
 

@@ -2,25 +2,46 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from comfy_api.latest import io
 
 from ..ex4d import mesh as ex4d_mesh
-from ._comfy import CATEGORY, check_choice, output_path
-from ._types import Depth, DWMesh
+from ..ex4d.depth import DepthVideo
+from ._comfy import CATEGORY, check_choice, check_connected, check_output_prefix, output_path
+from ._types import CONNECT_DEPTH, CONNECT_FRAMES, Depth, DWMesh
 
 MESH_CATEGORY = f"{CATEGORY}/geometry"
 MESH_FORMATS = ("glb", "ply")
 
 
-def check_frames_and_depth(frames: torch.Tensor, depth: torch.Tensor) -> None:
+def _clip_size(shape: torch.Size) -> str:
+    return f"{shape[0]} frames of {shape[2]}x{shape[1]}"
+
+
+def check_frames_and_depth(frames: torch.Tensor, depth: torch.Tensor,
+                           fix: Literal["depth", "frames"] = "depth") -> None:
+    """Refuse frames and depth a DW-mesh cannot be built from. A count or size mismatch names ``fix``, the input
+    to change: "depth" where the frames lead (Build DW-Mesh), "frames" where they only colour the depth's
+    scene (the camera nodes)."""
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
-        raise ValueError(f"frames: expected a non-empty [T, H, W, 3] IMAGE batch, got {list(frames.shape)}")
+        raise ValueError(f"frames: got an IMAGE batch of shape {list(frames.shape)}; connect video frames "
+                         "[T, H, W, 3], e.g. from EX-4D Load Video")
     if depth.shape != frames.shape[:3]:
+        if fix == "depth":
+            raise ValueError(
+                f"depth: {_clip_size(depth.shape)}, but the frames are {_clip_size(frames.shape)} (they differ in "
+                "frame count or size); estimate the depth from these very frames (same Load Video settings), or "
+                "resize one to the other"
+            )
         raise ValueError(
-            f"depth {list(depth.shape)} and frames {list(frames.shape[:3])} differ in frame count or size: "
-            "estimate the depth from these very frames (same Load Video settings), or resize one to the other"
+            f"frames: {_clip_size(frames.shape)}, but the depth is {_clip_size(depth.shape)} (they differ in "
+            "frame count or size); connect the frames the depth was estimated from, or none"
         )
+    if min(frames.shape[1:3]) < 2:
+        raise ValueError(f"frames: {frames.shape[2]}x{frames.shape[1]} pixels, but a DW-mesh needs at least 2 x 2; "
+                         "load a larger video")
     if not torch.isfinite(depth).all():
         raise ValueError("depth: contains NaN or infinite values; fix the depth source (or its conversion)")
     if (depth <= 0).any():
@@ -60,6 +81,8 @@ class BuildDWMesh(io.ComfyNode):
 
     @classmethod
     def execute(cls, frames, depth, filter, angle_threshold, boundary_ratio, watertight, focal) -> io.NodeOutput:
+        check_connected(frames, torch.Tensor, "frames", CONNECT_FRAMES)
+        check_connected(depth, DepthVideo, "depth", CONNECT_DEPTH)
         values = depth.depth
         check_choice(filter, ex4d_mesh.FILTERS, "filter")
         check_frames_and_depth(frames, values)
@@ -100,9 +123,14 @@ class SaveDWMesh(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, filename_prefix=None) -> bool | str:  # None: linked, or missing
+        return check_output_prefix(filename_prefix)
+
+    @classmethod
     def execute(cls, mesh, frame, format, filename_prefix, full_mesh=False) -> io.NodeOutput:
+        check_connected(mesh, (ex4d_mesh.DWMeshSpec, ex4d_mesh.DWMesh), "mesh", "a DW-mesh (EX-4D Build DW-Mesh)")
         if not 0 <= frame < mesh.num_frames:
-            raise ValueError(f"frame: {frame} is out of range; the mesh has {mesh.num_frames} frames")
+            raise ValueError(f"frame: {frame} is out of range; choose a frame from 0 to {mesh.num_frames - 1}")
         check_choice(format, MESH_FORMATS, "format")
         path, relative = output_path(filename_prefix, format, mesh.width, mesh.height)
         (ex4d_mesh.save_glb if format == "glb" else ex4d_mesh.save_ply)(mesh, frame, path, preview=not full_mesh)

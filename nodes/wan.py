@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import comfy.model_patcher
 import comfy.samplers
 import folder_paths
 import torch
@@ -18,13 +19,14 @@ from . import _wan_patch
 from ._comfy import (
     CATEGORY,
     check_choice,
+    check_connected,
     check_output_prefix,
     file_fingerprint,
     input_files,
     output_path,
     resolve_input_file,
 )
-from ._types import Adapter
+from ._types import CONNECT_LATENT, CONNECT_MODEL, Adapter
 
 LORAS_PREFIX = "loras/"
 MODELS_EX4D_PREFIX = "models/ex4d/"
@@ -215,6 +217,7 @@ class Attention(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, backend: str) -> io.NodeOutput:
+        check_connected(model, comfy.model_patcher.ModelPatcher, "model", CONNECT_MODEL)
         if check_choice(backend, ATTENTION_BACKENDS, "backend") == "host":
             return io.NodeOutput(model)
         return io.NodeOutput(_wan_patch.with_attention(model, backend))
@@ -457,6 +460,7 @@ class WanSampler(io.ComfyNode):
     def execute(
         cls, model, positive, negative, latent: dict, seed: int, steps: int, cfg: float, shift: float
     ) -> io.NodeOutput:
+        check_connected(latent, dict, "latent", CONNECT_LATENT)
         # the host's SamplerCustom with the published sigmas and Euler: its noise (float32, CPU generator
         # seeded with the seed) is the published noise; previews, progress and memory management come along
         from comfy_extras.nodes_custom_sampler import SamplerCustom

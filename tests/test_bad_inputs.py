@@ -69,30 +69,12 @@ def cases(node: str, *rows: tuple) -> list[Case]:
 
 # Tables: one row per line reads better than one value per line.
 # fmt: off
-FILENAME_PREFIX_VALIDATOR = (
-    "add validate_inputs(cls, filename_prefix) returning "
-    "_comfy.check_output_prefix(filename_prefix): the prefix alone decides"
-)
-NUMBERS_CHECK = "call _comfy.check_numbers(cls, <its FLOAT / INT inputs>) first in execute"
-CAMERA_FILE_MESSAGE = (
-    "owner: nodes/camera.py + ex4d/camera.py — LoadCameraPath.execute and CameraPath.from_ex4d_npz / "
-    "from_json: no exception text in the message ('({e})': numpy's, zipfile's, json's), and say "
-    "what to do: 'path: 'x.npz' is not a readable EX-4D camera file (damaged, or holding Python "
-    "objects, which are never loaded); choose a camera .npz or .json (EX-4D Save Camera Path "
-    "writes them)'"
-)
 BAD_PREFIXES = (
     ("prefix leaves the output folder", {"filename_prefix": "../escape"}, "filename_prefix", QUEUE, "output folder"),
     ("prefix absolute", {"filename_prefix": "/ex4d_bad_inputs/abs"}, "filename_prefix", QUEUE, "output folder"),
     ("prefix null byte", {"filename_prefix": "ex4d/a\x00b"}, "filename_prefix", QUEUE, "null"),
     ("prefix too long", {"filename_prefix": "x" * 300}, "filename_prefix", QUEUE, "shorten"),
 )
-
-
-def known_prefixes(owner: str) -> list[tuple]:
-    """The prefix row for a save node whose owner has still to add the queue-time check (it refuses the prefix
-    when it runs)."""
-    return [(*BAD_PREFIXES[0], f"owner: {owner} — {FILENAME_PREFIX_VALIDATOR}")]
 
 
 CASES: list[Case] = [
@@ -284,37 +266,15 @@ CASES: list[Case] = [
         ("focal 0", {"focal": 0.0}, "focal", QUEUE),
         ("frames linked to a MASK", {"frames": ["mask", 0]}, "frames", QUEUE),
         ("depth linked to an IMAGE", {"depth": ["video", 0]}, "depth", QUEUE),
-        (
-            "depth of other frames",
-            {"frames": ["short_video", 0]},
-            "depth",
-            RUN,
-            "frames",
-            "owner: nodes/mesh.py — check_frames_and_depth: start the size / count message with 'depth: '",
-        ),
-        (
-            "a 1x1 clip",
-            {"frames": ["dot", 0], "depth": ["dot_depth", 0]},
-            "frames",
-            RUN,
-            "2 x 2",
-            "owner: nodes/mesh.py — refuse frames under 2 x 2 pixels in check_frames_and_depth as 'frames: ...; "
-            "load a larger video' (ex4d.mesh.DWMeshSpec's message names no input)",
-        ),
+        ("depth of other frames", {"frames": ["short_video", 0]}, "depth", RUN, "frames"),
+        ("a 1x1 clip", {"frames": ["dot", 0], "depth": ["dot_depth", 0]}, "frames", RUN, "2 x 2"),
     ),
     *cases(
         "EX4DSaveDWMesh",
-        (
-            "frame past the end",
-            {"frame": 5},
-            "frame",
-            RUN,
-            "5",
-            "owner: nodes/mesh.py — say what to do: 'frame: 5 is out of range; choose a frame from 0 to 4'",
-        ),
+        ("frame past the end", {"frame": 5}, "frame", RUN, "choose a frame from 0 to 4"),
         ("frame below 0", {"frame": -1}, "frame", QUEUE),
         ("unknown format", {"format": "obj"}, "format", CHOICE),
-        *known_prefixes("nodes/mesh.py"),
+        *BAD_PREFIXES,
         ("mesh linked to a camera", {"mesh": ["camera", 0]}, "mesh", QUEUE),
     ),
     *cases(
@@ -325,14 +285,13 @@ CASES: list[Case] = [
         ("zoom_fraction 1", {"zoom_fraction": 1.0}, "zoom_fraction", QUEUE),
         ("radius below 0", {"radius": -1.0}, "radius", QUEUE),
         ("focal 0", {"focal": 0.0}, "focal", QUEUE),
-        ("focal NaN", {"focal": NAN}, "focal", RUN, "", f"owner: nodes/camera.py — {NUMBERS_CHECK}"),
+        ("focal NaN", {"focal": NAN}, "focal", RUN, "finite"),
         (
             "zoom_fraction NaN through a link",
             {"preset": "zoom_in", "zoom_fraction": ["float_nan", 0]},
             "zoom_fraction",
             RUN,
-            "",
-            f"owner: nodes/camera.py — {NUMBERS_CHECK}",
+            "finite",
         ),
         ("depth linked to an IMAGE", {"depth": ["video", 0]}, "depth", QUEUE),
         ("depth left out", {"depth": DROP}, "depth", QUEUE),
@@ -347,16 +306,8 @@ CASES: list[Case] = [
         ("unknown easing", {"easing": "bounce"}, "easing", CHOICE),
         ("hold_start below 0", {"hold_start": -1}, "hold_start", QUEUE),
         ("hold_end above max", {"hold_end": 10001}, "hold_end", QUEUE),
-        ("yaw_end NaN", {"yaw_end": NAN}, "yaw_end", RUN, "", f"owner: nodes/camera.py — {NUMBERS_CHECK}"),
-        (
-            "frames of another size",
-            {"frames": ["dot", 0]},
-            "frames",
-            RUN,
-            "",
-            "owner: nodes/mesh.py — check_frames_and_depth (which the camera path nodes call too): start the size / "
-            "count message with the input it names ('frames: ...') and say which to change",
-        ),
+        ("yaw_end NaN", {"yaw_end": NAN}, "yaw_end", RUN, "finite"),
+        ("frames of another size", {"frames": ["dot", 0]}, "frames", RUN, "connect the frames"),
     ),
     *cases(
         "EX4DCameraDolly",
@@ -366,80 +317,22 @@ CASES: list[Case] = [
     ),
     *cases(
         "EX4DCameraKeyframes",
-        (
-            "malformed JSON",
-            {"keyframes": '[{"frame": 0, "yaw": 10'},
-            "keyframes",
-            RUN,
-            "JSON",
-            "owner: nodes/camera.py — CameraKeyframes.path: say where the JSON breaks without the decoder's text "
-            "('(char 23)'): f'keyframes: not valid JSON (line {e.lineno}, column {e.colno}); give a list such as ...'",
-        ),
-        (
-            "empty list",
-            {"keyframes": "[]"},
-            "keyframes",
-            RUN,
-            "non-empty",
-            "owner: nodes/camera.py — say what to do: 'keyframes: give a non-empty JSON list of keyframes, e.g. ...'",
-        ),
-        (
-            "numbers",
-            {"keyframes": "[1, 2]"},
-            "keyframes",
-            RUN,
-            "",
-            "owner: ex4d/camera.py — keyframed: refuse a keyframe that is not a JSON object ('keyframe 1 is 1; give "
-            'an object such as {"frame": 0, "yaw": 30}\') instead of Python\'s \'argument after ** must be a '
-            "mapping' with the module's path",
-        ),
-        (
-            "frame a word",
-            {"keyframes": '[{"frame": "first", "yaw": 10}]'},
-            "keyframes",
-            RUN,
-            "first",
-            "owner: ex4d/camera.py — keyframed: convert each value with a message naming it ('keyframe 1: frame "
-            "must be a number, got 'first'') instead of numpy's 'could not convert string to float'",
-        ),
-        (
-            "unknown key",
-            {"keyframes": '[{"frame": 0, "zoom": 2}]'},
-            "keyframes",
-            RUN,
-            "zoom",
-            "owner: ex4d/camera.py — keyframed: check the keys of each keyframe ('keyframe 1 has an unknown key "
-            "'zoom'; use frame, yaw, pitch, distance, roll, eye, target') instead of Keyframe.__init__()'s TypeError",
-        ),
+        ("malformed JSON", {"keyframes": '[{"frame": 0, "yaw": 10'}, "keyframes", RUN, "not valid JSON (line 1"),
+        ("empty list", {"keyframes": "[]"}, "keyframes", RUN, "non-empty"),
+        ("numbers", {"keyframes": "[1, 2]"}, "keyframes", RUN, "keyframe 1 is 1"),
+        ("frame a word", {"keyframes": '[{"frame": "first", "yaw": 10}]'}, "keyframes", RUN, "'first'"),
+        ("unknown key", {"keyframes": '[{"frame": 0, "zoom": 2}]'}, "keyframes", RUN, "'zoom'"),
         (
             "eye on the target",
             {"keyframes": '[{"frame": 0, "eye": [0, 0, 1], "target": [0, 0, 1]}]'},
             "keyframes",
             RUN,
-            "eye",
-            "owner: ex4d/camera.py — keyframed: say what to do ('eye equals target; move the eye or the target')",
+            "eye equals target",
         ),
-        ("zero distance", {"keyframes": '[{"frame": 0, "yaw": 30, "distance": 0}]'}, "keyframes", RUN),
-        ("yaw NaN", {"keyframes": '[{"frame": 0, "yaw": NaN}]'}, "keyframes", RUN),
-        (
-            "eye of two numbers",
-            {"keyframes": '[{"frame": 0, "eye": [1, 2]}]'},
-            "keyframes",
-            RUN,
-            "eye",
-            "owner: ex4d/camera.py — keyframed: check that eye and target are 3 numbers ('keyframe 1: eye must be "
-            "[x, y, z]') instead of numpy's broadcast error",
-        ),
-        (
-            "unknown easing",
-            {"easing": "bounce"},
-            "easing",
-            CHOICE,
-            "",
-            "owner: nodes/camera.py — CameraKeyframes.path: check easing (check_choice) before the try that prefixes "
-            "'keyframes: '",
-            CHOICE,
-        ),
+        ("zero distance", {"keyframes": '[{"frame": 0, "yaw": 30, "distance": 0}]'}, "keyframes", RUN, "distance"),
+        ("yaw NaN", {"keyframes": '[{"frame": 0, "yaw": NaN}]'}, "keyframes", RUN, "NaN"),
+        ("eye of two numbers", {"keyframes": '[{"frame": 0, "eye": [1, 2]}]'}, "keyframes", RUN, "[x, y, z]"),
+        ("unknown easing", {"easing": "bounce"}, "easing", CHOICE),
         ("keyframes linked to an INT", {"keyframes": ["int_0", 0]}, "keyframes", QUEUE),
     ),
     *cases(
@@ -449,49 +342,26 @@ CASES: list[Case] = [
         ("absolute path outside", {"path": "/etc/passwd"}, "path", QUEUE, "outside"),
         ("no file chosen", {"path": ""}, "path", QUEUE),
         ("null byte", {"path": "camera.json\x00"}, "path", QUEUE),
-        (
-            "a text file",
-            {"path": "notes.txt"},
-            "path",
-            QUEUE,
-            "notes.txt",
-            "owner: nodes/camera.py — LoadCameraPath.validate_inputs: say what to do ('...; choose an EX-4D camera "
-            ".npz or .json')",
-        ),
-        (
-            "left out",
-            {"path": DROP},
-            "path",
-            QUEUE,
-            "",
-            "owner: nodes/camera.py — validate_inputs(cls, path=None), passing None (a link, or a missing input the "
-            "host reports itself): it raises TypeError now",
-        ),
-        ("pickled objects", {"path": "camera_pickled.npz"}, "path", RUN, "", CAMERA_FILE_MESSAGE),
-        ("a pickle named .npz", {"path": "raw_pickle.npz"}, "path", RUN, "", CAMERA_FILE_MESSAGE),
-        ("not a zip", {"path": "not_zip.npz"}, "path", RUN, "", CAMERA_FILE_MESSAGE),
-        ("malformed JSON", {"path": "camera_malformed.json"}, "path", RUN, "", CAMERA_FILE_MESSAGE),
-        ("width a word", {"path": "camera_strings.json"}, "path", RUN, "", CAMERA_FILE_MESSAGE),
-        ("no intrinsics", {"path": "camera_no_intrinsics.npz"}, "path", RUN, "intrinsics", CAMERA_FILE_MESSAGE),
-        ("another JSON format", {"path": "camera_other.json"}, "path", RUN, "", CAMERA_FILE_MESSAGE),
-        ("all-zero extrinsics", {"path": "camera_zero.npz"}, "path", RUN, "", CAMERA_FILE_MESSAGE),
+        ("a text file", {"path": "notes.txt"}, "path", QUEUE, "notes.txt"),
+        ("left out", {"path": DROP}, "path", QUEUE),
+        ("pickled objects", {"path": "camera_pickled.npz"}, "path", RUN, "never loaded"),
+        ("a pickle named .npz", {"path": "raw_pickle.npz"}, "path", RUN, "never loaded"),
+        ("not a zip", {"path": "not_zip.npz"}, "path", RUN, "not a readable"),
+        ("malformed JSON", {"path": "camera_malformed.json"}, "path", RUN, "not valid JSON"),
+        ("width a word", {"path": "camera_strings.json"}, "path", RUN, "width"),
+        ("no intrinsics", {"path": "camera_no_intrinsics.npz"}, "path", RUN, "intrinsics"),
+        ("another JSON format", {"path": "camera_other.json"}, "path", RUN, "something else"),
+        ("all-zero extrinsics", {"path": "camera_zero.npz"}, "path", RUN, "frame 0"),
         ("NaN extrinsics", {"path": "camera_nan.npz"}, "path", RUN, "NaN"),
         ("NaN intrinsics", {"path": "camera_nan.json"}, "path", RUN, "NaN"),
         ("no frames", {"path": "camera_no_frames.json"}, "path", RUN),
         ("width below 0", {"width": -1}, "width", QUEUE),
         ("height above max", {"height": 16385}, "height", QUEUE),
-        (
-            "width negative through a link",
-            {"path": "camera.npz", "width": ["int_negative", 0]},
-            "width",
-            RUN,
-            "",
-            f"owner: nodes/camera.py — {NUMBERS_CHECK}",
-        ),
+        ("width negative through a link", {"path": "camera.npz", "width": ["int_negative", 0]}, "width", RUN),
     ),
     *cases(
         "EX4DSaveCameraPath",
-        *known_prefixes("nodes/camera.py"),
+        *BAD_PREFIXES,
         ("unknown format", {"format": "csv"}, "format", CHOICE),
         ("camera linked to depth", {"camera": ["depth", 0]}, "camera", QUEUE),
     ),
@@ -499,23 +369,8 @@ CASES: list[Case] = [
         "EX4DCameraPreview",
         ("size below min", {"size": 63}, "size", QUEUE),
         ("size above max", {"size": 2049}, "size", QUEUE),
-        (
-            "depth of another size",
-            {"depth": ["dot_depth", 0]},
-            "depth",
-            RUN,
-            "",
-            "owner: nodes/camera.py — start the size message with 'depth: ' ('depth: is 1x1 but the camera is for "
-            "32x32 images; connect the depth the path was made from')",
-        ),
-        (
-            "frames of another size",
-            {"depth": ["depth", 0], "frames": ["big_video", 0]},
-            "frames",
-            RUN,
-            "",
-            "owner: nodes/camera.py — start the size message with 'frames: ' and say what to connect",
-        ),
+        ("depth of another size", {"depth": ["dot_depth", 0]}, "depth", RUN, "32x32"),
+        ("frames of another size", {"depth": ["depth", 0], "frames": ["big_video", 0]}, "frames", RUN, "connect"),
         ("camera left out", {"camera": DROP}, "camera", QUEUE),
     ),
     *cases(
@@ -547,6 +402,12 @@ CASES: list[Case] = [
         ("strength above max", {"strength": 11.0}, "strength", QUEUE),
         ("a T2V model", {"model": ["t2v", 0]}, "model", RUN),
         ("model linked to a VAE", {"model": ["vae", 0]}, "model", QUEUE),
+    ),
+    *cases(
+        "EX4DAttention",
+        ("unknown backend", {"backend": "flash"}, "backend", CHOICE),
+        ("model linked to a VAE", {"model": ["vae", 0]}, "model", QUEUE),
+        ("model left out", {"model": DROP}, "model", QUEUE),
     ),
     *cases(
         "EX4DApply",

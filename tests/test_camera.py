@@ -239,28 +239,79 @@ def test_camera_refuses_what_the_renderer_cannot_draw(change, error):
 
 
 def test_zero_distance_keyframe_is_refused():
-    with pytest.raises(ValueError, match="eye equals target"):
+    with pytest.raises(ValueError, match="keyframe 1: eye equals target; move the eye or the target"):
         cam.keyframed([{"frame": 0, "eye": [0, 0, 1], "target": [0, 0, 1]}], 5, 2.0, 64, 64)
+    with pytest.raises(ValueError, match="keyframe 2: distance 0 puts the eye on the target"):
+        cam.keyframed([{"frame": 0}, {"frame": 4, "distance": 0}], 5, 2.0, 64, 64)
     nan = {"frame": 0, "yaw": float("nan"), "pitch": 0, "distance": 1}
     with pytest.raises(ValueError, match="NaN"):
         cam.keyframed([nan], 5, 2.0, 64, 64)
 
 
+@pytest.mark.parametrize(("keys", "error"), [
+    ([1, 2], "keyframe 1 is 1; give an object such as"),
+    ([{"frame": 0}, {"frame": "first"}], "keyframe 2: frame must be a number, got 'first'"),
+    ([{"frame": 0, "yaw": True}], "keyframe 1: yaw must be a number, got True"),
+    ([{"frame": 0, "zoom": 2}], "keyframe 1 has an unknown key 'zoom'; use frame, yaw, pitch, distance, roll, eye"),
+    ([{"yaw": 30}], "keyframe 1 has no frame"),
+    ([{"frame": 0, "eye": [1, 2]}], "keyframe 1: eye must be \\[x, y, z\\] \\(3 numbers\\)"),
+    ([{"frame": 0, "target": "abc"}], "keyframe 1: target must be \\[x, y, z\\]"),
+    ([{"frame": 0, "eye": [1, 2, float("inf")]}], "keyframe 1: eye is NaN or infinite"),
+])
+def test_bad_keyframes_name_the_keyframe_and_key(keys, error):
+    with pytest.raises(ValueError, match=error):
+        cam.keyframed(keys, 5, 2.0, 64, 64)
+
+
+def test_keyframes_take_numpy_numbers_and_none_for_defaults():
+    keys = [{"frame": np.int64(0), "yaw": np.float32(10.0), "distance": None, "eye": None},
+            cam.Keyframe(frame=4, yaw=20.0, eye=None)]
+    expected = cam.keyframed([{"frame": 0, "yaw": 10.0}, {"frame": 4, "yaw": 20.0}], 5, 2.0, 64, 64)
+    np.testing.assert_array_equal(cam.keyframed(keys, 5, 2.0, 64, 64).extrinsics, expected.extrinsics)
+
+
 @pytest.mark.parametrize("content", [b"not a zip", b"PK\x03\x04broken"])
 def test_unreadable_npz_is_a_clear_error(tmp_path, content):
     (tmp_path / "c.npz").write_bytes(content)
-    with pytest.raises(ValueError, match="not a readable .npz file"):
+    with pytest.raises(cam.CameraFileError, match="'c.npz' is not a readable EX-4D camera file"):
         cam.CameraPath.from_ex4d_npz(tmp_path / "c.npz")
 
 
+def test_npz_of_another_kind_is_a_clear_error(tmp_path):
+    k = cam.intrinsics_matrix(64, 64)
+    np.savez(tmp_path / "missing.npz", extrinsics=np.eye(4, dtype=np.float32)[None])
+    np.savez(tmp_path / "zero.npz", extrinsics=np.zeros((2, 4, 4), np.float32), intrinsics=k)
+    np.savez(tmp_path / "nan_k.npz", extrinsics=np.eye(4, dtype=np.float32)[None], intrinsics=k * np.nan)
+    np.save(tmp_path / "single.npy", k)
+    (tmp_path / "single.npz").write_bytes((tmp_path / "single.npy").read_bytes())
+    for name, error in [("missing.npz", "'missing.npz' lacks the intrinsics of an EX-4D camera file"),
+                        ("zero.npz", "'zero.npz' holds no usable camera path: the extrinsics of frame 0"),
+                        ("nan_k.npz", "'nan_k.npz' holds intrinsics that are not a 3 x 3 matrix of finite"),
+                        ("single.npz", "'single.npz' holds a single array")]:
+        with pytest.raises(cam.CameraFileError, match=error):
+            cam.CameraPath.from_ex4d_npz(tmp_path / name)
+
+
 @pytest.mark.parametrize(("data", "error"), [
-    ([1, 2], "not an EX-4D camera path JSON"),
-    ({"format": cam.JSON_FORMAT}, "lacks"),
+    ([1, 2], "not an EX-4D camera path JSON \\(a list\\)"),
+    ({"format": "other"}, "not an EX-4D camera path JSON \\(format 'other'\\)"),
+    ({"format": cam.JSON_FORMAT}, "lacks extrinsics, intrinsics, width, height"),
     ({"format": cam.JSON_FORMAT, "extrinsics": "x", "intrinsics": [], "width": "a", "height": 1}, "not numbers"),
+    ({"format": cam.JSON_FORMAT, "extrinsics": [], "intrinsics": [], "width": 1, "height": float("inf")},
+     "its height holds values that are not numbers"),
 ])
 def test_bad_json_is_a_clear_error(data, error):
-    with pytest.raises(ValueError, match=error):
+    with pytest.raises(cam.CameraFileError, match=error):
         cam.CameraPath.from_json_dict(data)
+
+
+def test_bad_json_file_names_the_file(tmp_path):
+    (tmp_path / "cut.json").write_text(cam.orbit(3, 2.0, 64, 64).to_json()[:-20])
+    with pytest.raises(cam.CameraFileError, match="'cut.json' is not valid JSON \\(line 1, column"):
+        cam.CameraPath.from_json(tmp_path / "cut.json")
+    (tmp_path / "bytes.json").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(cam.CameraFileError, match="'bytes.json' is not a readable text file"):
+        cam.CameraPath.from_json(tmp_path / "bytes.json")
 
 
 def test_preset_speed_curves_keep_the_published_curve():

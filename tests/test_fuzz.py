@@ -42,23 +42,7 @@ PRIMITIVES = {"INT": ["int_0", "int_negative"], "FLOAT": ["float_nan"], "STRING"
 
 # Messages of nodes other engineers own that tests/test_bad_inputs.py lists as xfail cases for them: a graph
 # that meets one counts as known, not unclear. Drop an entry with its xfail once the owner has fixed it.
-KNOWN_MESSAGES = (
-    (
-        "EX4DCameraKeyframes",
-        r"^keyframes: (not valid JSON \(|expected a non-empty JSON list|could not convert|"
-        r"Keyframe\.__init__|.*argument after \*\*|keyframe at frame \d+: eye equals target|operands could not|"
-        r"easing: )",
-    ),
-    (
-        "EX4DCamera(Preset|Orbit|Dolly|Keyframes)",
-        r"^(the camera holds NaN|zoom_fraction must be in|depth \[.*\] "
-        r"and frames \[.*\] differ)",
-    ),
-    ("EX4DLoadCameraPath", r"^path: '.*' is (not a readable camera path \(|neither an EX-4D)"),
-    ("EX4DCameraPreview", r"^(depth is \d+x\d+ but|frames \[)"),
-    ("EX4DBuildDWMesh", r"^(depth \[.*\] and frames \[.*\] differ|a DW-mesh needs at least 2 x 2)"),
-    ("EX4DSaveDWMesh", r"^frame: \d+ is out of range; the mesh has"),
-)
+KNOWN_MESSAGES: tuple[tuple[str, str], ...] = ()
 
 
 @pytest.fixture(scope="module")

@@ -172,7 +172,8 @@ def test_depth_and_frames_of_different_length_is_a_clear_error(example_inputs):
     host = example_inputs
     prompt = reconstruction_prompt()
     prompt["2"]["inputs"]["frame_load_cap"] = FRAMES - 1
-    with pytest.raises(NodeExecutionError, match="differ in frame count or size"):
+    with pytest.raises(NodeExecutionError, match=f"depth: {FRAMES - 1} frames of 512x320, but the frames are "
+                       f"{FRAMES} frames of 512x320 \\(they differ in frame count or size\\); estimate the depth"):
         host.run(prompt)
 
 

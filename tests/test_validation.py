@@ -148,9 +148,20 @@ def test_unknown_save_format_writes_nothing(host, clip):
     assert set(host.output_dir.rglob("*")) == before
 
 
-def test_null_byte_in_a_save_prefix_names_the_input(host, clip):
-    with pytest.raises(NodeExecutionError, match="filename_prefix: contains a null character"):
-        host.run(save_mesh(filename_prefix="ex4d/a\x00b"))
+def save_camera(**overrides) -> dict:
+    prompt = load_camera()
+    prompt["8"]["inputs"].update(overrides)
+    return prompt
+
+
+@pytest.mark.parametrize("prompt", [save_mesh(filename_prefix="ex4d/a\x00b"), save_camera(filename_prefix="ex4d/a\x00b")],
+                         ids=["mesh", "camera"])
+def test_null_byte_in_a_save_prefix_is_refused_at_queue_time(host, clip, prompt):
+    with pytest.raises(PromptValidationError) as failed:
+        host.validate(prompt)
+    save = next(v for v in failed.value.node_errors.values() if v["class_type"].startswith("EX4DSave"))
+    assert [e["extra_info"]["input_name"] for e in save["errors"]] == ["filename_prefix"]
+    assert "filename_prefix: contains a null character" in save["errors"][0]["details"]
 
 
 def test_complex_depth_file_is_refused(host, clip):
