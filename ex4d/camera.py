@@ -46,12 +46,18 @@ class CameraFileError(ValueError):
 
 @dataclass
 class CameraPath:
-    """Per-frame cameras: ``extrinsics`` [N, 4, 4] float32 (E, world-to-camera), ``intrinsics`` [3, 3]."""
+    """Per-frame cameras: ``extrinsics`` [N, 4, 4] float32 (E, world-to-camera), ``intrinsics`` [3, 3].
+
+    ``intrinsics`` holds the source camera's focal length (the one the DW-mesh is unprojected with). ``focals``
+    [N] float32, when given, is each frame's own focal length (a zoom, e.g. a dolly-zoom); None (the default,
+    and what a path whose every frame has the source focal is normalised to) renders every frame with the
+    focal of ``intrinsics``, as published."""
 
     extrinsics: np.ndarray
     intrinsics: np.ndarray
     width: int
     height: int
+    focals: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.extrinsics = np.ascontiguousarray(np.asarray(self.extrinsics, dtype=np.float32))
@@ -62,8 +68,15 @@ class CameraPath:
             raise ValueError(f"intrinsics must be [3, 3], got {list(self.intrinsics.shape)}")
         if len(self.extrinsics) == 0:
             raise ValueError("a camera path needs at least one frame")
+        if self.focals is not None:
+            self.focals = np.ascontiguousarray(np.asarray(self.focals, dtype=np.float32))
+            if self.focals.shape != (len(self.extrinsics),):
+                raise ValueError(f"focals must hold one focal length per frame ({len(self.extrinsics)}), got "
+                                 f"{list(self.focals.shape)}")
         self.width, self.height = int(self.width), int(self.height)
-        check_camera(self.extrinsics, self.intrinsics, self.width, self.height)
+        check_camera(self.extrinsics, self.intrinsics, self.width, self.height, self.focals)
+        if self.focals is not None and np.all(self.focals == self.intrinsics[0, 0]):
+            self.focals = None  # no zoom: the published single-intrinsics path, bit for bit
 
     @property
     def num_frames(self) -> int:
@@ -71,7 +84,26 @@ class CameraPath:
 
     @property
     def focal(self) -> float:
+        """The source camera's focal length (the DW-mesh's); :meth:`frame_focals` gives each frame's."""
         return float(self.intrinsics[0, 0])
+
+    @property
+    def zooms(self) -> bool:
+        """Whether the focal length changes along the path (``focals`` is set)."""
+        return self.focals is not None
+
+    def frame_focals(self) -> np.ndarray:
+        """Each frame's focal length, [N] float64."""
+        if self.focals is None:
+            return np.full(self.num_frames, self.focal)
+        return self.focals.astype(np.float64)
+
+    def frame_intrinsics(self) -> np.ndarray:
+        """Each frame's K, [N, 3, 3] float32."""
+        k = np.repeat(self.intrinsics[None], self.num_frames, axis=0)
+        if self.focals is not None:
+            k[:, 0, 0] = k[:, 1, 1] = self.focals
+        return k
 
     def __len__(self) -> int:
         return self.num_frames
@@ -89,19 +121,25 @@ class CameraPath:
         return projection_matrix(self.width, self.height, self.focal, near, far)
 
     def clip_matrices(self, near: float = 1e-3, far: float = 1e3) -> np.ndarray:
-        """``P @ E`` per frame, [N, 4, 4] float64: world point -> clip position."""
-        return self.projection(near, far) @ self.extrinsics.astype(np.float64)
+        """``P @ E`` per frame, [N, 4, 4] float64: world point -> clip position (``P`` of each frame's focal)."""
+        if self.focals is None:
+            return self.projection(near, far) @ self.extrinsics.astype(np.float64)
+        projections = np.stack([projection_matrix(self.width, self.height, float(f), near, far) for f in self.focals])
+        return projections @ self.extrinsics.astype(np.float64)
 
     # ----- EX-4D npz -----
     def to_ex4d_npz(self, path: str | Path) -> Path:
-        """Write the published ``camera_<preset>.npz`` layout: "extrinsics" [N,4,4], "intrinsics" [3,3]."""
+        """Write the published ``camera_<preset>.npz`` layout: "extrinsics" [N,4,4], "intrinsics" [3,3].
+
+        A zooming path (per-frame focal) writes "intrinsics" per frame, [N,3,3], and the source camera's focal
+        length as "source_focal" (a scalar): :meth:`from_ex4d_npz` reads both back."""
         path = Path(path)
+        arrays = {"extrinsics": self.extrinsics.astype(np.float32), "intrinsics": self.intrinsics.astype(np.float32)}
+        if self.focals is not None:
+            arrays["intrinsics"] = self.frame_intrinsics()
+            arrays["source_focal"] = np.float32(self.focal)
         with open(path, "wb") as f:
-            np.savez(
-                f,
-                extrinsics=self.extrinsics.astype(np.float32),
-                intrinsics=self.intrinsics.astype(np.float32),
-            )
+            np.savez(f, **arrays)
         return path
 
     @classmethod
@@ -127,31 +165,51 @@ class CameraPath:
             try:
                 ext = np.asarray(data["extrinsics"], dtype=np.float32)
                 k = np.asarray(data["intrinsics"], dtype=np.float32)
+                source = np.asarray(data["source_focal"], dtype=np.float32) if "source_focal" in data.files else None
             except _UNREADABLE as e:
                 raise CameraFileError(unreadable) from e
         if ext.ndim == 2:
             ext = ext[None]
-        if k.ndim == 3 and len(k):  # tolerate per-frame intrinsics; they are all the same in the published files
+        focals = None
+        if k.ndim == 3 and len(k):  # per-frame intrinsics: all the same in the published files, or a zoom
+            if k.shape[1:] == (3, 3) and len(k) > 1 and np.isfinite(k).all() and np.any(k[:, 0, 0] != k[0, 0, 0]):
+                if len(k) != len(ext):
+                    raise CameraFileError(f"{name} holds {len(k)} intrinsics for {len(ext)} cameras; give one per "
+                                          "camera, or a single 3 x 3 matrix")
+                focals = k[:, 0, 0].copy()
+                zoomed = np.repeat(k[:1], len(k), axis=0)
+                zoomed[:, 0, 0] = zoomed[:, 1, 1] = focals
+                if np.abs(k - zoomed).max() > 1e-3 * float(np.abs(focals).max()):
+                    raise CameraFileError(f"{name} holds per-frame intrinsics that differ in more than the focal "
+                                          "length; the renderer needs one principal point and square pixels")
             k = k[0]
         if k.shape != (3, 3) or not np.isfinite(k).all():
             raise CameraFileError(f"{name} holds intrinsics that are not a 3 x 3 matrix of finite numbers")
+        if focals is not None and source is not None:
+            if source.shape != () or not np.isfinite(source) or source <= 0:
+                raise CameraFileError(f"{name} holds a source_focal that is not one positive number")
+            k = k.copy()
+            k[0, 0] = k[1, 1] = source
         width = int(round(2 * float(k[0, 2]))) if width is None else width
         height = int(round(2 * float(k[1, 2]))) if height is None else height
-        return cls._from_file(name, ext, k, width, height)
+        return cls._from_file(name, ext, k, width, height, focals)
 
     @classmethod
-    def _from_file(cls, name: str, ext: np.ndarray, k: np.ndarray, width: int, height: int) -> CameraPath:
+    def _from_file(cls, name: str, ext: np.ndarray, k: np.ndarray, width: int, height: int,
+                   focals: np.ndarray | None = None) -> CameraPath:
         """The path a file holds, or a :class:`CameraFileError` naming the file (``name``) when the renderer
         cannot draw it (:func:`check_camera`)."""
         try:
-            return cls(ext, k, width, height)
+            return cls(ext, k, width, height, focals)
         except ValueError as e:
             raise CameraFileError(f"{name} holds no usable camera path: {e}") from e
 
     # ----- JSON -----
     def to_json_dict(self) -> dict:
+        """The JSON layout; a zooming path adds "focals" (each frame's focal length; "intrinsics" keeps the
+        source camera's)."""
         # float32 -> Python float is exact, and JSON's shortest repr of that double parses back to it.
-        return {
+        data = {
             "format": JSON_FORMAT,
             "version": 1,
             "width": self.width,
@@ -159,6 +217,9 @@ class CameraPath:
             "intrinsics": self.intrinsics.astype(np.float64).tolist(),
             "extrinsics": self.extrinsics.astype(np.float64).tolist(),
         }
+        if self.focals is not None:
+            data["focals"] = self.focals.astype(np.float64).tolist()
+        return data
 
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.to_json_dict())
@@ -177,13 +238,16 @@ class CameraPath:
             raise CameraFileError(f"{name} lacks {', '.join(missing)}")
         converters = {"extrinsics": lambda v: np.array(v, dtype=np.float32),
                       "intrinsics": lambda v: np.array(v, dtype=np.float32), "width": int, "height": int}
-        values = {}
+        if data.get("focals") is not None:
+            converters["focals"] = lambda v: np.array(v, dtype=np.float32)
+        values = {"focals": None}
         for key, convert in converters.items():
             try:
                 values[key] = convert(data[key])
             except (TypeError, ValueError, OverflowError) as e:
                 raise CameraFileError(f"{name}: its {key} holds values that are not numbers") from e
-        return cls._from_file(name, values["extrinsics"], values["intrinsics"], values["width"], values["height"])
+        return cls._from_file(name, values["extrinsics"], values["intrinsics"], values["width"], values["height"],
+                              values["focals"])
 
     @classmethod
     def from_json(cls, text_or_path: str | Path) -> CameraPath:
@@ -206,13 +270,20 @@ class CameraPath:
 # ----------------------------------------------------------------------------- primitives
 
 
-def check_camera(extrinsics: np.ndarray, intrinsics: np.ndarray, width: int, height: int) -> None:
+def check_camera(extrinsics: np.ndarray, intrinsics: np.ndarray, width: int, height: int,
+                 focals: np.ndarray | None = None) -> None:
     """Refuse what the renderer cannot draw as given, instead of rendering black or wrong frames: values that
     are not finite, a world-to-camera matrix that is not a rotation plus translation (an all-zero file, a
-    camera whose eye equals its target), and intrinsics other than K = [[f, 0, W/2], [0, f, H/2], [0, 0, 1]]
-    (the projection uses one focal length and the image centre)."""
+    camera whose eye equals its target), intrinsics other than K = [[f, 0, W/2], [0, f, H/2], [0, 0, 1]]
+    (the projection uses one focal length and the image centre) and per-frame focal lengths (``focals``)
+    that are not positive finite numbers."""
     if width <= 0 or height <= 0:
         raise ValueError(f"width and height must be positive, got {width}x{height}")
+    if focals is not None:
+        bad = np.flatnonzero(~np.isfinite(focals) | (focals <= 0))
+        if len(bad):
+            raise ValueError(f"focals: the focal length of frame {int(bad[0])} is {float(focals[bad[0]]):g}; each "
+                             "frame needs a positive finite focal length")
     if not (np.isfinite(extrinsics).all() and np.isfinite(intrinsics).all()):
         bad = int((~np.isfinite(extrinsics)).any(axis=(1, 2)).argmax())
         raise ValueError(f"the camera holds NaN or infinite values (first at frame {bad}); rebuild the path "
@@ -479,16 +550,24 @@ def dolly(
     easing: str = "linear",
     hold_start: int = 0,
     hold_end: int = 0,
+    keep_subject_size: bool = False,
 ) -> CameraPath:
     """Dolly along the source view axis: eye = (0, 0, s r) with s from ``start`` to ``end`` (fractions of r,
-    must stay below 1), always looking at (0, 0, r). Positive moves toward the scene."""
+    must stay below 1), always looking at (0, 0, r). Positive moves toward the scene.
+
+    ``keep_subject_size``: a dolly-zoom ("vertigo"): each frame's focal length is ``focal (r - z) / r``, so
+    everything at the target's distance (the plane z = r) keeps the size it has in the source frame while
+    the background recedes (dolly in, zooming out to a wider view) or looms (dolly out, zooming in)."""
     if max(start, end) >= 1.0:
         raise ValueError("dolly fractions must stay below 1 (the eye would reach the target)")
     s = progress(num_frames, easing, hold_start, hold_end)
     r = float(radius)
     z = r * (start + (end - start) * s)
     eyes = np.stack([np.zeros_like(z), np.zeros_like(z), z], -1)
-    return _path(eyes, np.broadcast_to(np.array([0.0, 0.0, r]), eyes.shape), width, height, focal)
+    path = _path(eyes, np.broadcast_to(np.array([0.0, 0.0, r]), eyes.shape), width, height, focal)
+    if keep_subject_size:
+        path = CameraPath(path.extrinsics, path.intrinsics, width, height, focals=float(focal) * (r - z) / r)
+    return path
 
 
 MOVES = ("truck", "pedestal", "crane")
@@ -705,6 +784,19 @@ def path_preview(
     frac = np.linspace(0.0, 1.0, len(eyes))
     steps = np.linspace(0.0, 0.08 * span, 10)[:, None, None]
     draw((eyes[None] + steps * fwd[None]).reshape(-1, 3), np.tile(_frame_ramp(frac) * 0.7, (len(steps), 1)))
+    if camera.zooms:  # each frame's field of view: the four frustum edges (wide = short focal length)
+        every = max(1, round(len(eyes) / 8))
+        frames = np.unique(np.r_[np.arange(0, len(eyes), every), len(eyes) - 1])
+        view = camera.view_matrices()[frames]
+        right, up, ahead = view[:, 0, :3], view[:, 1, :3], view[:, 2, :3]
+        f = camera.frame_focals()[frames][:, None]
+        edges = [ahead * f + sx * right * camera.width / 2 + sy * up * camera.height / 2
+                 for sx in (-1, 1) for sy in (-1, 1)]
+        steps = np.linspace(0.0, 0.12 * span, 12)[:, None, None]
+        for edge in edges:
+            edge = edge / np.linalg.norm(edge, axis=1, keepdims=True)
+            draw((eyes[frames][None] + steps * edge[None]).reshape(-1, 3),
+                 np.tile(_frame_ramp(frac[frames]) * 0.5, (len(steps), 1)))
     if centre is not None:
         arm = np.linspace(-0.03, 0.03, 9) * span
         zeros = np.zeros_like(arm)

@@ -49,7 +49,8 @@ class RenderResult:
 
 
 def clip_positions(vertices: torch.Tensor, camera: CameraPath, frames: slice | None = None) -> torch.Tensor:
-    """[T, V, 3] world points -> [T, V, 4] clip positions ``P E [p, 1]`` (matrix built in float64)."""
+    """[T, V, 3] world points -> [T, V, 4] clip positions ``P E [p, 1]`` (matrix built in float64; ``P`` of each
+    frame's own focal length when the path zooms)."""
     mats = camera.clip_matrices()
     if frames is not None:
         mats = mats[frames]

@@ -7,16 +7,21 @@ output names the key; :class:`~.camera.SceneCache`), as ``application/octet-stre
 value}}`` answers the path as :meth:`~ex4d.camera.CameraPath.to_json_dict` gives it, computed by the node's own
 ``path`` classmethod (the one its ``execute`` calls), or ``400 {"error": ...}`` with the node's own message.
 The clip is what the node reported when it last ran (its ``ex4d_scene`` UI output).
+
+``POST /ex4d/camera/scene`` with ``{"node": <node id>, "prompt": <API prompt of the page's graph>}`` answers the
+``ex4d_scene`` entry (scene key and clip) of a camera node that ran earlier on the same depth and frames as
+that node (:func:`~.camera.source_key`), for the editor's "load scene" action, or ``404 {"error": ...}``.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from .camera import PATH_NODES, SCENES, Clip
+from .camera import PATH_NODES, SCENES, Clip, source_key
 
 PATH_ROUTE = "/ex4d/camera/path"
 SCENE_ROUTE = "/ex4d/camera/scene/{key}"
+SCENE_LOAD_ROUTE = "/ex4d/camera/scene"
 
 
 def path_response(body: object) -> tuple[int, dict]:
@@ -45,12 +50,38 @@ def path_response(body: object) -> tuple[int, dict]:
     return 200, path.to_json_dict()
 
 
+def scene_response(body: object) -> tuple[int, dict]:
+    """(HTTP status, JSON body) for a "load scene" request; no I/O, so tests call it directly."""
+    if not isinstance(body, dict) or not isinstance(body.get("prompt"), dict):
+        return 400, {"error": "body: expected a JSON object {node, prompt}"}
+    node = body["prompt"].get(str(body.get("node")))
+    if not isinstance(node, dict):
+        return 400, {"error": f"node: {body.get('node')!r} is not in the prompt"}
+    key = source_key(body["prompt"], body.get("node"))
+    if key is None:
+        return 404, {"error": "depth: not connected; connect the clip's depth, then load the scene"}
+    entry = SCENES.of_source(key)
+    if entry is None:
+        return 404, {"error": "scene: no camera node has run on this depth yet (or the server restarted, or the "
+                     "depth's inputs changed); queue the graph once"}
+    return 200, entry
+
+
 async def camera_path(request: web.Request) -> web.Response:
     try:
         body = await request.json()
     except ValueError:
         return web.json_response({"error": "body: not JSON"}, status=400)
     status, answer = path_response(body)
+    return web.json_response(answer, status=status)
+
+
+async def camera_scene_load(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+    except ValueError:
+        return web.json_response({"error": "body: not JSON"}, status=400)
+    status, answer = scene_response(body)
     return web.json_response(answer, status=status)
 
 
@@ -78,4 +109,5 @@ def register() -> None:
         return
     routes.post(PATH_ROUTE)(camera_path)
     routes.get(SCENE_ROUTE)(camera_scene)
+    routes.post(SCENE_LOAD_ROUTE)(camera_scene_load)
     _registered.append(instance)

@@ -10,6 +10,7 @@ import hashlib
 import inspect
 import json
 import math
+import numbers
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ PATH_EXTENSIONS = (".npz", ".json")
 CONNECT_CAMERA = "a camera path (an EX-4D Camera Path node, or Load Camera Path)"
 CHOOSE_CAMERA_FILE = "choose an EX-4D camera .npz or .json (EX-4D Save Camera Path writes them)"
 PRESETS = ("angle", "180", "zoom_in", "zoom_out", *ex4d_camera.MOVES)
+DOLLY_ZOOMS = ("none", "dolly-zoom (keep subject size)")
 
 
 @dataclass(frozen=True)
@@ -71,11 +73,16 @@ class Clip:
 class SceneCache:
     """The editor's scenes, kept in memory and served by the pack's route (``GET /ex4d/camera/scene/<key>``):
     nothing is written to disk, so a prompt that fails later leaves no file behind. Keyed by content; the
-    ``capacity`` newest are kept (about 0.7 MB each)."""
+    ``capacity`` newest are kept (about 0.7 MB each).
+
+    Each scene is also remembered under the *source* it was made from (:func:`source_key`: the nodes that feed
+    the camera node's depth and frames, as queued), so the editor's "load scene" action finds it for any camera
+    node on the same depth later (``POST /ex4d/camera/scene``), e.g. after the page was reloaded."""
 
     def __init__(self, capacity: int = 16):
         self.capacity = capacity
         self.scenes: OrderedDict[str, bytes] = OrderedDict()
+        self.sources: OrderedDict[str, dict] = OrderedDict()
 
     def put(self, data: bytes) -> str:
         key = hashlib.sha1(data).hexdigest()[:20]
@@ -88,13 +95,65 @@ class SceneCache:
     def get(self, key: str) -> bytes | None:
         return self.scenes.get(key)
 
+    def remember(self, source: str, entry: dict) -> None:
+        self.sources[source] = entry
+        self.sources.move_to_end(source)
+        while len(self.sources) > self.capacity:
+            self.sources.popitem(last=False)
+
+    def of_source(self, source: str) -> dict | None:
+        entry = self.sources.get(source)
+        return entry if entry is not None and entry["scene"] in self.scenes else None
+
 
 SCENES = SceneCache()
 
 
-def scene_ui(clip: Clip, depth, frames: torch.Tensor | None, focal: float) -> dict:
+def source_key(prompt: object, node_id: object) -> str | None:
+    """What a camera node's scene is made from, as a key: the nodes upstream of its ``depth`` and ``frames``
+    inputs in an API prompt (class types and widget values; node ids left out, so the same graph queued again,
+    or sent by the editor from the page, gives the same key). None when the node or its depth link is missing."""
+    if not isinstance(prompt, dict) or not isinstance(prompt.get(str(node_id)), dict):
+        return None
+    memo: dict[str, object] = {}
+
+    def declared(class_type: object) -> set[str] | None:
+        """The inputs a node class declares: a page's prompt also holds the values of its display widgets
+        (e.g. a video preview's), which the queued prompt may lack."""
+        try:
+            import nodes as host_nodes
+
+            spec = host_nodes.NODE_CLASS_MAPPINGS[class_type].INPUT_TYPES()
+            return {name for group in ("required", "optional") for name in spec.get(group, {})}
+        except Exception:  # no host, an unknown class: keep every input
+            return None
+
+    def signature(link: object, seen: frozenset) -> object:
+        if not (isinstance(link, list) and len(link) == 2 and str(link[0]) in prompt):
+            if isinstance(link, numbers.Real) and not isinstance(link, bool):
+                return float(link)  # the page writes 0 where the queued prompt had 0.0
+            return link  # a widget value
+        upstream = str(link[0])
+        if upstream in seen:
+            return None
+        if upstream not in memo:
+            node = prompt[upstream] if isinstance(prompt[upstream], dict) else {}
+            inputs = node.get("inputs") if isinstance(node.get("inputs"), dict) else {}
+            names = declared(node.get("class_type"))
+            memo[upstream] = [node.get("class_type"), sorted((k, signature(v, seen | {upstream}))
+                                                             for k, v in inputs.items() if names is None or k in names)]
+        return [memo[upstream], link[1]]
+
+    inputs = prompt[str(node_id)].get("inputs")
+    if not isinstance(inputs, dict) or not isinstance(inputs.get("depth"), list):
+        return None
+    parts = [signature(inputs.get(name), frozenset({str(node_id)})) for name in ("depth", "frames")]
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=repr).encode()).hexdigest()[:20]
+
+
+def scene_ui(clip: Clip, depth, frames: torch.Tensor | None, focal: float, source: str | None = None) -> dict:
     """The node's UI output for the camera editor: the key of frame 0's downsampled DW-mesh in :data:`SCENES`
-    and the clip it belongs to."""
+    and the clip it belongs to; remembered under ``source`` (:func:`source_key`) when given."""
     values = depth.depth
     if frames is not None:
         check_frames_and_depth(frames, values, fix="frames")  # the frames only colour the depth's scene
@@ -102,8 +161,11 @@ def scene_ui(clip: Clip, depth, frames: torch.Tensor | None, focal: float) -> di
         raise ValueError(f"depth: {clip.width}x{clip.height} pixels, but a DW-mesh needs at least 2 x 2; connect the "
                          "depth of a larger video")
     asset = ex4d_mesh.scene_asset(None if frames is None else frames[0], values[0], focal=focal)
-    return {"scene": SCENES.put(asset.to_bytes()), "frames": clip.frames, "width": clip.width,
-            "height": clip.height, "radius": clip.auto_radius}
+    entry = {"scene": SCENES.put(asset.to_bytes()), "frames": clip.frames, "width": clip.width,
+             "height": clip.height, "radius": clip.auto_radius}
+    if source is not None:
+        SCENES.remember(source, entry)
+    return entry
 
 
 def _common_inputs() -> list:
@@ -159,7 +221,8 @@ class CameraPathNode(io.ComfyNode):
         check_numbers(cls, **{name: value for name, value in widgets.items() if name in numbers})
         clip = Clip.of(depth)
         path = cls.path(clip, **widgets)
-        ui = {"ex4d_scene": [scene_ui(clip, depth, frames, path.focal)], "ex4d_path": [path.to_json_dict()]}
+        source = source_key(cls.hidden.prompt, cls.hidden.unique_id) if cls.hidden is not None else None
+        ui = {"ex4d_scene": [scene_ui(clip, depth, frames, path.focal, source)], "ex4d_path": [path.to_json_dict()]}
         return io.NodeOutput(path, ui=ui)
 
 
@@ -189,6 +252,7 @@ class CameraPreset(CameraPathNode):
                     "(positive: right for truck, up for pedestal and crane; negative: the other way)."),
             ],
             outputs=[Camera.Output(display_name="camera")],
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],  # the editor's scene source (source_key)
         )
 
     @classmethod
@@ -230,6 +294,7 @@ class CameraOrbit(CameraPathNode):
                 *_hold_inputs(),
             ],
             outputs=[Camera.Output(display_name="camera")],
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],  # the editor's scene source (source_key)
         )
 
     @classmethod
@@ -249,7 +314,8 @@ class CameraDolly(CameraPathNode):
             display_name="EX-4D Camera Path (Dolly)",
             category=CAMERA_CATEGORY,
             description="Move the eye along the source view axis, from start to end (fractions of the radius; "
-            "positive = toward the subject), looking at (0, 0, radius).",
+            "positive = toward the subject), looking at (0, 0, radius). zoom 'dolly-zoom' changes the focal "
+            "length with the move so the subject keeps its size while the background stretches (vertigo).",
             inputs=[
                 *_common_inputs(),
                 io.Float.Input("start", default=0.0, min=-10.0, max=0.99, step=0.01,
@@ -258,15 +324,23 @@ class CameraDolly(CameraPathNode):
                 io.Float.Input("end", default=0.5, min=-10.0, max=0.99, step=0.01,
                     tooltip="Dolly position at the last frame, same units as start."),
                 *_hold_inputs(),
+                io.Combo.Input("zoom", options=list(DOLLY_ZOOMS), default="none", optional=True,
+                    tooltip="none: the focal length stays 'focal'. dolly-zoom: each frame's focal length "
+                    "follows the distance to the look-at point (focal x distance / radius), so the subject at "
+                    "that distance keeps its size in the source frame while the background recedes (moving in, "
+                    "wider view) or looms (moving out, narrower view)."),
             ],
             outputs=[Camera.Output(display_name="camera")],
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],  # the editor's scene source (source_key)
         )
 
     @classmethod
-    def path(cls, clip: Clip, radius, focal, start, end, easing, hold_start, hold_end) -> ex4d_camera.CameraPath:
+    def path(cls, clip: Clip, radius, focal, start, end, easing, hold_start, hold_end,
+             zoom="none") -> ex4d_camera.CameraPath:
+        keep_size = check_choice(zoom, DOLLY_ZOOMS, "zoom") != "none"
         return ex4d_camera.dolly(clip.frames, clip.radius(radius), clip.width, clip.height, focal=focal, start=start,
                                  end=end, easing=check_choice(easing, ex4d_camera.EASINGS, "easing"),
-                                 hold_start=hold_start, hold_end=hold_end)
+                                 hold_start=hold_start, hold_end=hold_end, keep_subject_size=keep_size)
 
 
 KEYFRAMES_EXAMPLE = json.dumps([{"frame": 0, "yaw": 0}, {"frame": 24, "yaw": 45, "pitch": 10},
@@ -294,6 +368,7 @@ class CameraKeyframes(CameraPathNode):
                     " at each keyframe)."),
             ],
             outputs=[Camera.Output(display_name="camera")],
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],  # the editor's scene source (source_key)
         )
 
     @classmethod
@@ -407,7 +482,8 @@ class CameraPreview(io.ComfyNode):
             display_name="EX-4D Camera Path Preview",
             category=CAMERA_CATEGORY,
             description="Top and side views of a camera path (blue = first frame, red = last, ticks = viewing "
-            "direction, cross = orbit centre) over the frame-0 scene, to check a path before rendering; the "
+            "direction, cross = orbit centre; a zooming path also shows each frame's field of view) over the "
+            "frame-0 scene, to check a path before rendering; the "
             "camera editor on the node shows the path in 3D over the scene once the node has run.",
             inputs=[
                 Camera.Input("camera",
@@ -417,6 +493,7 @@ class CameraPreview(io.ComfyNode):
                 io.Int.Input("size", default=384, min=64, max=2048, step=32, tooltip="Height of each view."),
             ],
             outputs=[io.Image.Output(display_name="image")],
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],  # the editor's scene source (source_key)
         )
 
     @classmethod
@@ -431,7 +508,8 @@ class CameraPreview(io.ComfyNode):
             if (d.shape[2], d.shape[1]) != (camera.width, camera.height):
                 raise ValueError(f"depth: {d.shape[2]}x{d.shape[1]}, but the camera is for {camera.width}x"
                                  f"{camera.height} images; connect the depth the path was made from")
-            ui["ex4d_scene"] = [scene_ui(Clip.of(depth), depth, frames, camera.focal)]  # checks the frames too
+            source = source_key(cls.hidden.prompt, cls.hidden.unique_id) if cls.hidden is not None else None
+            ui["ex4d_scene"] = [scene_ui(Clip.of(depth), depth, frames, camera.focal, source)]  # checks the frames
             step = max(1, math.ceil(math.sqrt(d.shape[1] * d.shape[2] / 40000)))
             pts = ex4d_mesh.unproject(d, camera.focal, push_border=False)[0]
             points = pts[::step, ::step].reshape(-1, 3).numpy()

@@ -314,6 +314,7 @@ CASES: list[Case] = [
         ("start 1", {"start": 1.0}, "start", QUEUE),
         ("end below min", {"end": -11.0}, "end", QUEUE),
         ("unknown easing", {"easing": ""}, "easing", CHOICE),
+        ("unknown zoom", {"zoom": "vertigo"}, "zoom", CHOICE),
     ),
     *cases(
         "EX4DCameraKeyframes",

@@ -353,3 +353,120 @@ def test_moves(kind):
         np.testing.assert_allclose(rotations, np.broadcast_to(rotations[0], rotations.shape), atol=1e-6)
     with pytest.raises(ValueError, match="unknown camera move"):
         cam.move("zoom", n, r, 64, 48)
+
+
+# ----------------------------------------------------------------------------- per-frame focal (dolly-zoom)
+
+
+def _ndc(path: cam.CameraPath, points: np.ndarray) -> np.ndarray:
+    """[N, M, 2] normalised device coordinates of world points [M, 3] in every frame."""
+    clip = np.einsum("nij,mj->nmi", path.clip_matrices(), np.c_[points, np.ones(len(points))])
+    return clip[..., :2] / clip[..., 3:]
+
+
+def test_dolly_zoom_keeps_the_subject_size():
+    r, f = 3.0, 500.0
+    plain = cam.dolly(49, r, 512, 320, f, start=0.0, end=0.6, easing="ease_in_out")
+    zoom = cam.dolly(49, r, 512, 320, f, start=0.0, end=0.6, easing="ease_in_out", keep_subject_size=True)
+    # the same eyes; each frame's focal length follows the eye's distance to the target
+    assert zoom.zooms and not plain.zooms and plain.focals is None
+    assert zoom.extrinsics.tobytes() == plain.extrinsics.tobytes() and zoom.focal == f
+    distance = r - plain.eyes()[:, 2]
+    np.testing.assert_allclose(zoom.frame_focals(), f * distance / r, rtol=1e-6)
+    assert zoom.frame_focals()[0] == f and zoom.frame_focals()[-1] == pytest.approx(0.4 * f, rel=1e-6)
+    # the subject: points of the target's plane (z = r) project to the same place in every frame
+    gx, gy = np.meshgrid(np.linspace(-1.0, 1.0, 5), np.linspace(-0.6, 0.6, 4))
+    subject = np.c_[gx.ravel(), gy.ravel(), np.full(gx.size, r)]
+    shown = _ndc(zoom, subject)
+    np.testing.assert_allclose(shown, np.broadcast_to(shown[:1], shown.shape), atol=1e-5)
+    size = np.ptp(_ndc(plain, subject)[..., 0], axis=1)
+    assert size[-1] > 2.4 * size[0]  # a plain dolly makes it grow (2.5 times at 0.6 r)
+    # the background recedes: a point twice as far moves toward the centre
+    background = _ndc(zoom, np.array([[1.0, 0.5, 2 * r]]))[:, 0]
+    assert abs(background[-1, 0]) < 0.7 * abs(background[0, 0])
+    # moving out zooms in
+    out = cam.dolly(9, r, 512, 320, f, start=0.0, end=-1.0, keep_subject_size=True)
+    np.testing.assert_allclose(out.frame_focals()[-1], 2 * f, rtol=1e-6)
+    shown = _ndc(out, subject)
+    np.testing.assert_allclose(shown, np.broadcast_to(shown[:1], shown.shape), atol=1e-5)
+
+
+def test_a_path_without_zoom_stays_the_published_path():
+    plain = cam.dolly(49, 3.0, 512, 320, start=0.0, end=0.5)
+    held = cam.dolly(49, 3.0, 512, 320, start=0.0, end=0.0, keep_subject_size=True)  # no move: no zoom
+    assert held.focals is None
+    same = cam.CameraPath(plain.extrinsics, plain.intrinsics, 512, 320, focals=np.full(49, 500.0))
+    assert same.focals is None and same.to_json_dict() == plain.to_json_dict()
+    assert same.clip_matrices().tobytes() == plain.clip_matrices().tobytes()
+    np.testing.assert_array_equal(plain.frame_intrinsics(), np.broadcast_to(plain.intrinsics, (49, 3, 3)))
+
+
+def test_per_frame_focal_in_the_clip_matrices():
+    path = cam.dolly(5, 2.0, 64, 48, 100.0, start=0.0, end=0.5, keep_subject_size=True)
+    m = path.clip_matrices()
+    for i, f in enumerate(path.frame_focals()):
+        np.testing.assert_allclose(m[i], cam.projection_matrix(64, 48, f) @ path.extrinsics[i].astype(np.float64))
+
+
+def test_per_frame_focal_round_trips_through_npz(tmp_path):
+    path = cam.dolly(49, 3.0, 512, 320, 500.0, start=-0.5, end=0.5, keep_subject_size=True)
+    assert path.frame_focals()[0] == pytest.approx(750.0)  # the subject keeps its size in the source frame
+    f = path.to_ex4d_npz(tmp_path / "camera_vertigo.npz")
+    with np.load(f) as data:
+        assert set(data.files) == {"extrinsics", "intrinsics", "source_focal"}
+        assert data["intrinsics"].shape == (49, 3, 3) and data["intrinsics"].dtype == np.float32
+        np.testing.assert_array_equal(data["intrinsics"][:, 0, 0], path.focals)
+        np.testing.assert_array_equal(data["intrinsics"][:, 1, 1], path.focals)
+        assert float(data["source_focal"]) == 500.0
+    back = cam.CameraPath.from_ex4d_npz(f)
+    assert (back.width, back.height, back.focal) == (512, 320, 500.0)
+    assert back.focals.tobytes() == path.focals.tobytes()
+    assert back.extrinsics.tobytes() == path.extrinsics.tobytes()
+    assert back.clip_matrices().tobytes() == path.clip_matrices().tobytes()
+    # per-frame intrinsics written by another tool (no source_focal): the source focal is frame 0's
+    np.savez(tmp_path / "other.npz", extrinsics=path.extrinsics, intrinsics=path.frame_intrinsics())
+    other = cam.CameraPath.from_ex4d_npz(tmp_path / "other.npz")
+    assert other.focal == pytest.approx(750.0) and np.array_equal(other.frame_focals(), path.frame_focals())
+
+
+def test_per_frame_intrinsics_the_renderer_cannot_draw_are_refused(tmp_path):
+    path = cam.dolly(4, 3.0, 64, 48, 100.0, start=0.0, end=0.5, keep_subject_size=True)
+    k = path.frame_intrinsics()
+    moved = k.copy()
+    moved[2, 0, 2] += 5.0
+    np.savez(tmp_path / "moved.npz", extrinsics=path.extrinsics, intrinsics=moved)
+    with pytest.raises(cam.CameraFileError, match="'moved.npz' holds per-frame intrinsics that differ in more"):
+        cam.CameraPath.from_ex4d_npz(tmp_path / "moved.npz")
+    np.savez(tmp_path / "short.npz", extrinsics=path.extrinsics, intrinsics=k[:3])
+    with pytest.raises(cam.CameraFileError, match="'short.npz' holds 3 intrinsics for 4 cameras"):
+        cam.CameraPath.from_ex4d_npz(tmp_path / "short.npz")
+    with pytest.raises(ValueError, match="focals: the focal length of frame 1 is -3"):
+        cam.CameraPath(path.extrinsics, path.intrinsics, 64, 48, focals=[100.0, -3.0, 50.0, 50.0])
+    with pytest.raises(ValueError, match="one focal length per frame"):
+        cam.CameraPath(path.extrinsics, path.intrinsics, 64, 48, focals=[100.0])
+
+
+def test_per_frame_focal_round_trips_through_json(tmp_path):
+    path = cam.dolly(13, 2.5, 512, 320, 512.3, start=0.2, end=-0.7, easing="ease_out", keep_subject_size=True)
+    text = path.to_json(tmp_path / "p.json")
+    assert len(json.loads(text)["focals"]) == 13
+    for back in (cam.CameraPath.from_json(text), cam.CameraPath.from_json(tmp_path / "p.json")):
+        assert back.focals.tobytes() == path.focals.tobytes()
+        assert back.intrinsics.tobytes() == path.intrinsics.tobytes()
+        assert back.extrinsics.tobytes() == path.extrinsics.tobytes()
+    bad = {**json.loads(text), "focals": [1.0] * 12 + ["x"]}
+    with pytest.raises(cam.CameraFileError, match="its focals holds values that are not numbers"):
+        cam.CameraPath.from_json_dict(bad)
+    bad = {**json.loads(text), "focals": [0.0] * 13}
+    with pytest.raises(cam.CameraFileError, match="focal length of frame 0 is 0"):
+        cam.CameraPath.from_json_dict(bad)
+
+
+def test_preview_shows_each_frames_field_of_view():
+    plain = cam.dolly(49, 3.0, 512, 320, start=0.0, end=0.6)
+    zoom = cam.dolly(49, 3.0, 512, 320, start=0.0, end=0.6, keep_subject_size=True)
+    a, b = cam.path_preview(plain, size=128), cam.path_preview(zoom, size=128)
+    changed = np.abs(a - b).max(axis=-1) > 0
+    assert changed.sum() > 50  # the frustum edges of the zooming path
+    # wider at the end (short focal) than at the start: the edges of the last frame spread further in the top view
+    assert changed[:, :128].any() and changed[:, 128:].any()

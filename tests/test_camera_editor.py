@@ -170,3 +170,68 @@ def test_redraw_is_interactive(ui):
     print(f"\ncamera editor redraw: median {timing['median']:.1f} ms, max {timing['max']:.1f} ms "
           f"({timing['width']}x{timing['height']} canvas, {timing['faces']:.0f} faces)")
     assert timing["faces"] > 10_000 and timing["median"] < REDRAW_LIMIT_MS, timing
+
+
+def handles_prompt() -> dict:
+    """An Orbit that runs (its path is saved) and a dolly-zoom Dolly that never runs (nothing uses it)."""
+    prompt = editor_prompt()
+    common = {"depth": ["2", 0], "frames": ["1", 0], "radius": 0.0, "focal": 500.0, "easing": "linear",
+              "hold_start": 0, "hold_end": 0}
+    prompt["3"] = {"class_type": "EX4DCameraOrbit",
+                   "inputs": {**common, "yaw_start": 0.0, "yaw_end": 40.0, "pitch_start": 0.0, "pitch_end": 0.0,
+                              "distance": 0.0}}
+    prompt["7"] = {"class_type": "EX4DCameraDolly",
+                   "inputs": {**common, "start": 0.0, "end": 0.5, "zoom": "dolly-zoom (keep subject size)"}}
+    del prompt["5"], prompt["6"]
+    return prompt
+
+
+def drag(ui, handle: dict, dx: float, dy: float) -> None:
+    ui.page.mouse.move(handle["x"], handle["y"])
+    ui.page.mouse.down()
+    ui.page.mouse.move(handle["x"] + dx, handle["y"] + dy, steps=6)
+    ui.page.mouse.up()
+
+
+def test_orbit_and_dolly_handles_load_scene_and_dolly_zoom(ui):
+    ui.load_api(handles_prompt())
+    ui.show_node(3, scale=0.8)
+    before = written(ui)
+    ui.queue()
+    orbit = ui.wait_for_camera_editor(3)
+    np.testing.assert_array_equal(np.array(orbit["extrinsics"], np.float32),
+                                  np.load(saved_camera(ui, before))["extrinsics"])
+
+    # dragging the Orbit's last eye sideways rewrites yaw_end (the eye stays on the orbit, under the mouse)
+    zoom_out = "(id) => { const e = app.graph.getNodeById(id).ex4dEditor; e.view.distance *= 1.8; e.draw(); }"
+    ui.evaluate(zoom_out, 3)  # every handle inside the canvas
+    handles = ui.camera_editor(3)["handles"]
+    assert sorted(h["kind"] for h in handles) == ["end", "start", "target"]
+    end = next(h for h in handles if h["kind"] == "end")
+    drag(ui, end, -30, 0)
+    dragged = ui.wait_for_camera_editor(3)
+    assert abs(ui.widget_value(3, "yaw_end") - 40.0) > 2 and ui.widget_value(3, "yaw_start") == 0.0
+    assert dragged["extrinsics"] != orbit["extrinsics"]
+    moved = next(h for h in dragged["handles"] if h["kind"] == "end")
+    assert abs(moved["x"] - end["x"] + 30) < 6, (moved, end)
+
+    # the Dolly never ran: no scene until "load scene" finds the one its depth and frames gave the Orbit
+    ui.show_node(7, scale=0.8)
+    assert not ui.camera_editor(7)["hasScene"]
+    ui.evaluate("() => app.graph.getNodeById(7).ex4dEditor.loadButton.click()")
+    ui.wait_for_camera_editor(7)
+    ui.evaluate(zoom_out, 7)
+    dolly = ui.camera_editor(7)
+    assert dolly["status"] == "" and dolly["frames"] == FRAMES
+    # the dolly-zoom: each frame's focal follows the eye's distance to the target (the route sends them)
+    focals = np.array(dolly["focals"])
+    assert focals[0] == 500.0 and focals[-1] == pytest.approx(250.0, rel=1e-5) and np.all(np.diff(focals) < 0)
+
+    # dragging the Dolly's last eye (along the view axis) rewrites end
+    end = next(h for h in dolly["handles"] if h["kind"] == "end")
+    start = next(h for h in dolly["handles"] if h["kind"] == "start")
+    drag(ui, end, (start["x"] - end["x"]) * 0.5, (start["y"] - end["y"]) * 0.5)  # half way back to the start
+    ui.wait_for_camera_editor(7)
+    assert 0.1 < ui.widget_value(7, "end") < 0.4, ui.widget_value(7, "end")
+    assert ui.widget_value(7, "start") == 0.0
+    assert not pack_errors(ui), pack_errors(ui)

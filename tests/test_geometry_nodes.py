@@ -335,7 +335,9 @@ def _scene_bytes(host, entry: dict) -> bytes:
     {"class_type": "EX4DCameraKeyframes",
      "inputs": {"keyframes": json.dumps([{"frame": 0, "yaw": 0}, {"frame": 4, "eye": [0.5, -0.2, 0.3],
                                                                   "target": [0, 0, 2]}]), "easing": "linear"}},
-], ids=["preset eased", "crane", "keyframes"])
+    {"class_type": "EX4DCameraDolly", "inputs": {"start": 0.0, "end": 0.6, "easing": "ease_in_out", "hold_start": 0,
+                                                  "hold_end": 0, "zoom": "dolly-zoom (keep subject size)"}},
+], ids=["preset eased", "crane", "keyframes", "dolly-zoom"])
 def test_path_nodes_show_their_scene_and_the_route_gives_the_path_that_ran(example_inputs, node):
     host = example_inputs
     camera = {"class_type": node["class_type"],
@@ -355,8 +357,73 @@ def test_path_nodes_show_their_scene_and_the_route_gives_the_path_that_ran(examp
     widgets = {k: v for k, v in camera["inputs"].items() if not isinstance(v, list)}
     status, answer = _path_response(host, {"node": node["class_type"], "clip": scene, "inputs": widgets})
     assert status == 200 and answer == shown
+    assert ("focals" in answer) == cam.zooms  # a dolly-zoom's per-frame focal reaches the editor
+    if cam.zooms:
+        np.testing.assert_array_equal(np.array(answer["focals"], np.float32), cam.focals)
     status, answer = _path_response(host, {"node": node["class_type"], "clip": scene, "inputs": {**widgets, "focal": -1}})
     assert status == 400 and "focal" in answer["error"]
+
+
+def test_dolly_zoom_node_renders_saves_and_loads(example_inputs):
+    """The Dolly node's dolly-zoom: each frame's focal follows the distance to the target; Render Views renders
+    it (the mesh keeps the source focal), Save / Load Camera Path carry the focal lengths in both formats."""
+    host = example_inputs
+    camera = {"class_type": "EX4DCameraDolly",
+              "inputs": {"depth": ["2", 0], "radius": 0.0, "focal": 500.0, "start": 0.0, "end": 0.5, "easing": "linear",
+                         "hold_start": 0, "hold_end": 0, "zoom": "dolly-zoom (keep subject size)"}}
+    prompt = reconstruction_prompt(camera=camera)
+    for key, format in (("8", "ex4d npz"), ("9", "json")):
+        prompt[key] = {"class_type": "EX4DSaveCameraPath",
+                       "inputs": {"camera": ["4", 0], "filename_prefix": "ex4d/vertigo", "format": format}}
+    host.run(prompt)
+    depth = host.node_output("2")[0][0].depth
+    cam = host.node_output("4")[0][0]
+    r = ex4d_camera.radius_from_depth(depth[0])
+    expected = ex4d_camera.dolly(FRAMES, r, 512, 320, 500.0, start=0.0, end=0.5, keep_subject_size=True)
+    assert cam.focal == 500.0 and cam.focals.tobytes() == expected.focals.tobytes()
+    np.testing.assert_allclose(cam.frame_focals(), 500.0 * (1 - 0.5 * np.linspace(0, 1, FRAMES)), rtol=1e-6)
+    colour = host.node_output("5")[0][0]
+    saved = [host.output_dir / host.node_output(key)[0][0] for key in ("8", "9")]
+    plain = {**camera, "inputs": {**camera["inputs"], "zoom": "none"}}
+    host.run(reconstruction_prompt(camera=plain))
+    plain_colour = host.node_output("5")[0][0]
+    assert torch.equal(colour[0], plain_colour[0]) and not torch.equal(colour[-1], plain_colour[-1])
+    for file in saved:
+        shutil.copy(file, host.input_dir / f"vertigo{file.suffix}")
+        host.run(reconstruction_prompt(camera={"class_type": "EX4DLoadCameraPath",
+                                               "inputs": {"path": f"vertigo{file.suffix}", "width": 0, "height": 0}}))
+        loaded = host.node_output("4")[0][0]
+        assert loaded.focals.tobytes() == cam.focals.tobytes() and loaded.focal == 500.0
+        assert torch.equal(host.node_output("5")[0][0], colour)
+
+
+def test_load_scene_route_finds_the_scene_of_the_same_depth(example_inputs):
+    """The editor's "load scene" action: a camera node that has not run gets the scene another camera node made
+    on the same depth and frames (keyed by the nodes upstream, not their ids)."""
+    import importlib
+
+    host = example_inputs
+    camera = {"class_type": "EX4DCameraPreset",
+              "inputs": {"depth": ["2", 0], "frames": ["1", 0], "radius": 0.0, "focal": 500.0, "preset": "angle",
+                         "angle": 30.0, "zoom_fraction": 0.5}}
+    prompt = reconstruction_prompt(camera=camera)
+    entry = host.run(prompt)["4"]["ex4d_scene"][0]
+    package = host.node_classes["EX4DCameraPreset"].__module__.rsplit(".", 1)[0]
+    scene_response = importlib.import_module(f"{package}._routes").scene_response
+    # the page's graph: other ids, another (never run) camera node on the same depth and frames
+    page = {str(int(k) + 10): {**v, "inputs": {n: [str(int(x[0]) + 10), x[1]] if isinstance(x, list) else x
+                                               for n, x in v["inputs"].items()}} for k, v in prompt.items()}
+    page["20"] = {"class_type": "EX4DCameraDolly", "inputs": {"depth": ["12", 0], "frames": ["11", 0], "start": 0.0}}
+    assert scene_response({"node": "20", "prompt": page}) == (200, entry)
+    assert scene_response({"node": 14, "prompt": page}) == (200, entry)
+    other = {**page, "12": {**page["12"], "inputs": {**page["12"]["inputs"], "frame_load_cap": FRAMES + 1}}}
+    status, answer = scene_response({"node": "20", "prompt": other})
+    assert status == 404 and answer["error"].startswith("scene: no camera node has run on this depth")
+    status, answer = scene_response({"node": "20", "prompt": {**page, "20": {"class_type": "EX4DCameraDolly",
+                                                                             "inputs": {}}}})
+    assert status == 404 and answer["error"].startswith("depth: not connected")
+    assert scene_response({"node": "99", "prompt": page})[0] == 400
+    assert scene_response([1])[0] == 400
 
 
 def test_path_route_refuses_what_it_cannot_evaluate(host):

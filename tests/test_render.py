@@ -368,3 +368,35 @@ def test_render_memory_covers_the_measured_peak(backend, chunk):
     estimate = render.render_memory(t, h, w, chunk, backend)
     assert peak <= estimate, (peak, estimate)
     assert estimate < 2 * peak + (256 << 20), (peak, estimate)  # an estimate, not a blanket reservation
+
+
+def test_each_frame_is_rendered_with_its_own_focal_length():
+    """A zooming path (per-frame focal): clip positions scale with each frame's focal, and the torch backend
+    renders the zoomed frame magnified about the image centre."""
+    h, w = 40, 56
+    rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
+                                indexing="ij")
+    ramp = torch.stack([cols / w, rows / h, torch.full_like(rows, 0.5)], -1)  # colour linear in the pixel
+    frames = ramp[None].repeat(3, 1, 1, 1)
+    mesh = build_dw_mesh(frames, torch.full((3, h, w), 3.0))
+    plain = _identity_path(3, w, h)
+    zoom = CameraPath(plain.extrinsics, plain.intrinsics, w, h, focals=[F, 2 * F, F])
+    a, b = render.clip_positions(mesh.vertices, plain), render.clip_positions(mesh.vertices, zoom)
+    torch.testing.assert_close(b[1, :, :2], 2 * a[1, :, :2])
+    torch.testing.assert_close(b[1, :, 2:], a[1, :, 2:])
+    torch.testing.assert_close(b[[0, 2]], a[[0, 2]])
+    flat = render.render_views(mesh, plain, backend="torch", antialias_edges=False)
+    zoomed = render.render_views(mesh, zoom, backend="torch", antialias_edges=False)
+    torch.testing.assert_close(zoomed.color[2], flat.color[2])  # frames of the source focal are unchanged
+    assert bool((zoomed.mask[1] == 1).all())  # twice the focal: the inner half of the frame, all visible
+    # the colour ramp is stretched to twice its width and height about the centre: half the slope per pixel
+    inner = zoomed.color[1][4:-4, 4:-4]
+    slope_x = (inner[:, -1, 0] - inner[:, 0, 0]).mean() / (inner.shape[1] - 1)
+    slope_y = (inner[-1, :, 1] - inner[0, :, 1]).mean() / (inner.shape[0] - 1)
+    assert float(slope_x) == pytest.approx(0.5 / w, rel=0.02) and float(slope_y) == pytest.approx(0.5 / h, rel=0.02)
+    centre = zoomed.color[1][h // 2 - 1 : h // 2 + 1, w // 2 - 1 : w // 2 + 1, :2].mean((0, 1))
+    torch.testing.assert_close(centre, flat.color[1][h // 2 - 1 : h // 2 + 1, w // 2 - 1 : w // 2 + 1, :2].mean((0, 1)),
+                               atol=2e-3, rtol=0)
+    with pytest.raises(ValueError, match="focal 250"):  # the mesh's focal is the source camera's, not a frame's
+        render.render_views(mesh, CameraPath(plain.extrinsics, intrinsics_matrix(w, h, F / 2), w, h,
+                                             focals=[F, F, F]), backend="torch")

@@ -13,8 +13,11 @@ const PATH_NODES = new Set([
 ]);
 const PREVIEW_NODE = "EX4DCameraPreview";
 const KEYFRAMES_NODE = "EX4DCameraKeyframes";
+const ORBIT_NODE = "EX4DCameraOrbit";
+const DOLLY_NODE = "EX4DCameraDolly";
+const EDITABLE_NODES = new Set([KEYFRAMES_NODE, ORBIT_NODE, DOLLY_NODE]);
 const PATH_ROUTE = "/ex4d/camera/path";
-const SCENE_ROUTE = "/ex4d/camera/scene";
+const SCENE_ROUTE = "/ex4d/camera/scene"; // GET <key>: a scene; POST {node, prompt}: the scene of that depth
 const WIDGET_NAME = "ex4d_camera_editor";
 const ALPHA_THRESHOLD = 125 / 255; // the renderer's mask: alpha > 125
 const VISIBILITY_WIDTH = 96; // pixels across of the per-frame visibility renders
@@ -93,16 +96,17 @@ function parseScene(buffer) {
   return { ...header, positions, colors, faces };
 }
 
-// Per-frame cameras from the route's (or the node's) path: extrinsics E (world -> OpenGL-style camera).
+// Per-frame cameras from the route's (or the node's) path: extrinsics E (world -> OpenGL-style camera) and the
+// frame's focal length ("focals" when the path zooms, e.g. a dolly-zoom; else the one of "intrinsics").
 function parsePath(json) {
   const k = json.intrinsics;
-  const cameras = json.extrinsics.map((rows) => {
+  const cameras = json.extrinsics.map((rows, i) => {
     const e = fromRows(rows);
     const r = (i, j) => rows[i][j];
     const t = [rows[0][3], rows[1][3], rows[2][3]];
     const eye = [0, 1, 2].map((j) => -(r(0, j) * t[0] + r(1, j) * t[1] + r(2, j) * t[2]));
     return {
-      extrinsics: e, eye,
+      extrinsics: e, eye, focal: json.focals?.[i] ?? k[0][0],
       right: [r(0, 0), r(0, 1), r(0, 2)], // image x in world
       down: [-r(1, 0), -r(1, 1), -r(1, 2)], // image y (rows) in world
       forward: [-r(2, 0), -r(2, 1), -r(2, 2)],
@@ -285,7 +289,7 @@ class Renderer {
 class CameraEditor {
   constructor(node) {
     this.node = node;
-    this.editable = node.comfyClass === KEYFRAMES_NODE;
+    this.editable = EDITABLE_NODES.has(node.comfyClass);
     this.isPathNode = PATH_NODES.has(node.comfyClass);
     this.scene = null; // parsed scene
     this.clip = null; // {frames, width, height, radius} the node reported
@@ -314,18 +318,23 @@ class CameraEditor {
     slider.style.flex = "1 1 auto";
     const label = document.createElement("span");
     label.style.minWidth = "150px";
-    row.append(slider, label);
+    const load = document.createElement("button");
+    Object.assign(load, { type: "button", textContent: "load scene",
+      title: "Show the clip's scene without queueing: the scene a camera node made on the same depth earlier" });
+    Object.assign(load.style, { fontSize: "11px", padding: "1px 6px", cursor: "pointer" });
+    load.addEventListener("click", () => this.loadSceneFromServer());
+    row.append(slider, label, load);
     const strip = document.createElement("canvas");
     strip.title = "Visible fraction per frame: the darker and redder, the more the model must invent";
     Object.assign(strip.style, { width: "100%", height: "22px", flex: "0 0 22px", borderRadius: "3px" });
     const status = document.createElement("div");
     Object.assign(status.style, { minHeight: "14px", whiteSpace: "nowrap", overflow: "hidden", textOverflow: "ellipsis" });
     root.append(canvas, row, strip, status);
-    for (const el of [root, canvas, strip, slider]) {
+    for (const el of [root, canvas, strip, slider, load]) {
       el.addEventListener("pointerdown", (e) => e.stopPropagation());
       el.addEventListener("wheel", (e) => e.stopPropagation(), { passive: true });
     }
-    Object.assign(this, { root, canvas, slider, label, strip, statusLine: status });
+    Object.assign(this, { root, canvas, slider, label, strip, loadButton: load, statusLine: status });
     try {
       this.renderer = new Renderer(canvas);
     } catch (e) {
@@ -381,6 +390,20 @@ class CameraEditor {
     this.renderer?.setScene(scene);
     this.frameOverview();
     this.setStatus("");
+  }
+
+  // the "load scene" action: the scene of this node's depth and frames, from a camera node that ran on them
+  // earlier (the server remembers it by the nodes upstream), without queueing
+  async loadSceneFromServer() {
+    try {
+      const { output } = await app.graphToPrompt();
+      const body = JSON.stringify({ node: String(this.node.id), prompt: output });
+      const response = await api.fetchApi(SCENE_ROUTE, { method: "POST", headers: { "Content-Type": "application/json" }, body });
+      const answer = await response.json().catch(() => ({}));
+      if (!response.ok) { this.setStatus(answer.error ?? `scene: ${response.status} ${response.statusText}`); return; }
+      await this.loadScene(answer);
+      if (this.isPathNode) { this.request.signature = null; this.requestPath(); } else this.draw();
+    } catch (e) { this.setStatus(`scene: ${e.message}`); }
   }
 
   frameOverview() { // orbit around the middle of the scene (the far wall left out)
@@ -465,7 +488,7 @@ class CameraEditor {
   newViewClip(camera) {
     const p = this.path;
     const flip = fromRows([[1, 0, 0, 0], [0, -1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]);
-    return multiply(flip, multiply(publishedProjection(p.width, p.height, p.focal), camera.extrinsics));
+    return multiply(flip, multiply(publishedProjection(p.width, p.height, camera.focal), camera.extrinsics));
   }
 
   // ----- overview camera
@@ -495,9 +518,14 @@ class CameraEditor {
     return normalize(add(camera.forward, add(scale(camera.right, nx * t * camera.aspect), scale(camera.up, ny * t))));
   }
 
-  // ----- handles (the Keyframes node): each key's eye, and the target
+  // ----- handles: each key's eye and the target (Keyframes); the first and last eye and the target (Orbit, Dolly)
   handles() {
     if (!this.editable || !this.path) return [];
+    if (this.node.comfyClass !== KEYFRAMES_NODE) {
+      const cameras = this.path.cameras;
+      return [{ kind: "start", index: 0, at: cameras[0].eye }, { kind: "end", index: cameras.length - 1,
+        at: cameras[cameras.length - 1].eye }, { kind: "target", index: -1, at: [0, 0, this.radius()] }];
+    }
     const keys = this.keyframes();
     const n = this.path.cameras.length, r = this.radius();
     const out = keys.map((k, i) => ({ kind: "eye", index: i,
@@ -512,11 +540,64 @@ class CameraEditor {
     const box = this.canvas.getBoundingClientRect();
     return this.handles().map((h) => {
       const s = this.toScreen(camera, h.at);
-      return s && { kind: h.kind, index: h.index, x: box.left + s[0], y: box.top + s[1] };
+      const inside = s && s[0] >= 0 && s[1] >= 0 && s[0] <= box.width && s[1] <= box.height;
+      return inside && { kind: h.kind, index: h.index, x: box.left + s[0], y: box.top + s[1] };
     }).filter(Boolean);
   }
 
+  setWidget(name, value, digits) { // clamped to the widget's range, as the host's number widget would
+    const widget = this.widget(name);
+    if (!widget || !Number.isFinite(value)) return;
+    const o = widget.options ?? {};
+    const v = Math.min(o.max ?? Infinity, Math.max(o.min ?? -Infinity, value));
+    widget.value = Number(v.toFixed(digits));
+    widget.callback?.(widget.value);
+  }
+
+  // where a dragged handle goes: on the orbit sphere (Orbit's eyes), on the view axis (Dolly's eyes and any
+  // target), else in the plane through the handle facing the overview camera
+  dragPoint(drag, dir) {
+    const c = drag.camera, kind = drag.handle.kind, cls = this.node.comfyClass;
+    if (cls !== KEYFRAMES_NODE && (kind === "target" || cls === DOLLY_NODE)) { // nearest point of the z axis
+      const w0 = c.eye, b = dir[2], d = dot(dir, w0), e = w0[2];
+      const denom = 1 - b * b;
+      if (denom < 1e-9) return null;
+      return [0, 0, (e - b * d) / denom];
+    }
+    if (cls === ORBIT_NODE) { // the ray's hit on the sphere of the eye's distance, the one nearer the handle
+      const target = [0, 0, this.radius()];
+      const radius = Math.hypot(...sub(drag.handle.at, target));
+      const m = sub(c.eye, target), b = dot(m, dir), q = dot(m, m) - radius * radius, disc = b * b - q;
+      if (disc >= 0) {
+        const hits = [-b - Math.sqrt(disc), -b + Math.sqrt(disc)].filter((t) => t > 0).map((t) => add(c.eye, scale(dir, t)));
+        if (hits.length) {
+          const last = drag.last ?? drag.handle.at;
+          return hits.reduce((a, h) => (Math.hypot(...sub(h, last)) < Math.hypot(...sub(a, last)) ? h : a));
+        }
+      }
+    }
+    const denom = dot(dir, c.forward);
+    if (Math.abs(denom) < 1e-6) return null;
+    return add(c.eye, scale(dir, dot(sub(drag.start, c.eye), c.forward) / denom));
+  }
+
   moveHandle(handle, point) {
+    const cls = this.node.comfyClass;
+    if (cls !== KEYFRAMES_NODE) { // rewrite the node's own widgets
+      const r = this.radius();
+      if (handle.kind === "target") this.setWidget("radius", Math.max(0.01, point[2]), 4);
+      else if (cls === DOLLY_NODE) this.setWidget(handle.kind, point[2] / r, 3);
+      else {
+        const offset = sub(point, [0, 0, r]);
+        const distance = Math.hypot(...offset);
+        if (distance < 1e-6) return;
+        this.setWidget(`yaw_${handle.kind}`, Math.atan2(offset[0], -offset[2]) * 180 / Math.PI, 2);
+        this.setWidget(`pitch_${handle.kind}`, Math.asin(-offset[1] / distance) * 180 / Math.PI, 2);
+      }
+      this.node.setDirtyCanvas?.(true, true);
+      this.requestPath();
+      return;
+    }
     const keys = this.keyframes();
     const round = (v, d) => Number(v.toFixed(d));
     if (handle.kind === "target") {
@@ -562,13 +643,9 @@ class CameraEditor {
     });
     canvas.addEventListener("pointermove", (e) => {
       if (!drag) return;
-      if (drag.mode === "handle") { // in the plane through the handle, facing the overview camera
-        const c = drag.camera;
-        const dir = this.ray(c, e.clientX - drag.box.left, e.clientY - drag.box.top);
-        const denom = dot(dir, c.forward);
-        if (Math.abs(denom) < 1e-6) return;
-        const t = dot(sub(drag.start, c.eye), c.forward) / denom;
-        this.moveHandle(drag.handle, add(c.eye, scale(dir, t)));
+      if (drag.mode === "handle") {
+        const point = this.dragPoint(drag, this.ray(drag.camera, e.clientX - drag.box.left, e.clientY - drag.box.top));
+        if (point) { drag.last = point; this.moveHandle(drag.handle, point); }
         return;
       }
       const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
@@ -602,7 +679,7 @@ class CameraEditor {
     const n = path.cameras.length;
     const size = 0.2 * this.radius();
     const frustum = (camera, colour) => {
-      const hw = path.width / 2 / path.focal * size, hh = path.height / 2 / path.focal * size;
+      const hw = path.width / 2 / camera.focal * size, hh = path.height / 2 / camera.focal * size;
       const centre = add(camera.eye, scale(camera.forward, size));
       const corners = [[-1, -1], [1, -1], [1, 1], [-1, 1]].map(([a, b]) =>
         add(centre, add(scale(camera.right, a * hw), scale(camera.down, b * hh))));
@@ -725,6 +802,7 @@ class CameraEditor {
       settled: !this.isPathNode || (!this.request.inFlight && JSON.stringify(this.widgetValues()) === this.request.signature),
       visibilityDone: !!this.path && this.visibilityDone === this.path, fractions: this.fractions,
       extrinsics: this.path?.json.extrinsics ?? null, handles: this.screenHandles(),
+      focals: this.path?.cameras.map((c) => c.focal) ?? null,
       canvas: r ? stats(0, 0, w, h) : null,
       inset: r && inset ? stats(inset.x + 2, inset.y + 2, inset.w - 4, inset.h - 4) : null,
       overview: r ? stats(0, Math.round(h * 0.5), Math.round(w * 0.5), Math.round(h * 0.5) - 1) : null,
