@@ -127,16 +127,21 @@ def resolve_input_file(name: str, input_name: str) -> Path:
     return path
 
 
-def check_input_file(name: str | None, input_name: str) -> bool | str:
-    """``validate_inputs`` form of :func:`resolve_input_file`: True, or the error text. None (a link, or no
-    value: the host reports that itself) passes; :func:`resolve_input_file` checks it when the node runs."""
+def check_file(resolve: Callable[[str], Path | str], name: str | None) -> bool | str:
+    """``validate_inputs`` form of a file resolver (it raises ValueError naming its input): True, or the error
+    text. None (a link, or no value: the host reports that itself) passes; the node resolves it when it runs."""
     if name is None:
         return True
     try:
-        resolve_input_file(name, input_name)
+        resolve(name)
     except ValueError as e:
         return str(e)
     return True
+
+
+def check_input_file(name: str | None, input_name: str) -> bool | str:
+    """:func:`check_file` of a file in the input folder (:func:`resolve_input_file`)."""
+    return check_file(lambda n: resolve_input_file(n, input_name), name)
 
 
 def file_fingerprint(resolve: Callable[[str], Path | str], name: str) -> str:

@@ -20,6 +20,7 @@ from ._comfy import (
     CATEGORY,
     check_choice,
     check_connected,
+    check_file,
     check_output_prefix,
     file_fingerprint,
     input_files,
@@ -104,13 +105,7 @@ class AdapterLoader(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, adapter_name=None) -> bool | str:
-        if adapter_name is None:  # a link, or left out: the host reports that itself
-            return True
-        try:
-            resolve_adapter_file(adapter_name)
-        except ValueError as e:
-            return str(e)
-        return True
+        return check_file(resolve_adapter_file, adapter_name)
 
     @classmethod
     def fingerprint_inputs(cls, adapter_name) -> str:
@@ -551,13 +546,7 @@ class LoadPromptEmbeddings(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, embeddings=None) -> bool | str:
-        if embeddings is None:  # a link, or left out: the host reports that itself
-            return True
-        try:
-            resolve_prompt_file(embeddings)
-        except ValueError as e:
-            return str(e)
-        return True
+        return check_file(resolve_prompt_file, embeddings)
 
     @classmethod
     def fingerprint_inputs(cls, embeddings) -> str:
