@@ -12,6 +12,8 @@ memory settings at import); the host is the one the harness selects (``COMFYUI_P
     python bench/full_weights.py ... --wan fp8   (after removing the bf16 DiT file if the disk is small)
     python bench/bench_full_graph.py --models /data/models --config fp8      --out ...
     python bench/bench_full_graph.py --table bench/results/full_graph_h100.jsonl
+    python bench/bench_full_graph.py --models /data/models --config budget24 --workflow long \
+        --out bench/results/long_video_h100.jsonl   (121 frames in 49-frame context windows; ComfyUI 0.33)
 
 Configurations:
   normal    the bf16 DiT file, the host's normal memory management (dynamic VRAM where the host has it)
@@ -45,8 +47,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 GiB = 1024**3
-WORKFLOW = REPO / "workflows" / "api" / "ex4d_full_api.json"
-CLIP = REPO / "assets" / "example" / "clip.mp4"
+WORKFLOWS = {"full": REPO / "workflows" / "api" / "ex4d_full_api.json",  # 49 frames, DepthCrafter depth
+             "long": REPO / "workflows" / "api" / "ex4d_long_api.json"}  # 121 frames, true depth, context windows
+CLIPS = {"full": (REPO / "assets" / "example" / "clip.mp4", None),
+         "long": (REPO / "assets" / "example" / "clip_121.mp4", REPO / "assets" / "example" / "depth_121.npz")}
 BUDGET_GIB = 24.0
 WAN_FILES = {"bf16": "wan2.1_i2v_480p_14B_bf16.safetensors", "fp8": "wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors"}
 CONFIGS = ("normal", "budget24", "fp8")
@@ -56,8 +60,10 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", choices=CONFIGS)
     p.add_argument("--models", help="models folder written by bench/full_weights.py")
+    p.add_argument("--workflow", choices=sorted(WORKFLOWS), default="full",
+                   help="full: the shipped full workflow; long: the 121-frame one in the host's context windows")
     p.add_argument("--steps", type=int, default=25)
-    p.add_argument("--frames", type=int, default=49)
+    p.add_argument("--frames", type=int, help="frames to generate (default: the workflow's, 49 or 121)")
     p.add_argument("--attention", choices=("workflow", "host", "cudnn"), default="workflow",
                    help="EX-4D Attention Backend's backend: as the workflow ships it (cudnn), or another")
     p.add_argument("--oom-check", action="store_true", help="after the runs, a graph that cannot fit, then one that can")
@@ -66,6 +72,10 @@ def parse_args() -> argparse.Namespace:
     args = p.parse_args()
     if not args.table and not (args.config and args.models):
         p.error("--config and --models are required (or --table FILE)")
+    if args.frames is None:
+        args.frames = 121 if args.workflow == "long" else 49
+    if args.oom_check and args.workflow != "full":
+        p.error("--oom-check runs with the full workflow")
     return args
 
 
@@ -92,13 +102,16 @@ class DevicePeak:
         self._thread.join()
 
 
-def prompt_for(config: str, video: str, steps: int, frames: int, attention: str = "workflow") -> dict[str, Any]:
-    prompt = json.loads(WORKFLOW.read_text())
+def prompt_for(config: str, video: str, steps: int, frames: int, attention: str = "workflow",
+               workflow: str = "full") -> dict[str, Any]:
+    prompt = json.loads(WORKFLOWS[workflow].read_text())
     for node in prompt.values():
         inputs = node["inputs"]
         match node["class_type"]:
             case "EX4DLoadVideo":
                 inputs.update(video=video, frame_load_cap=frames)
+            case "EX4DLoadDepth":
+                inputs.update(frame_load_cap=frames)
             case "UNETLoader":
                 inputs.update(unet_name=WAN_FILES["fp8" if config == "fp8" else "bf16"], weight_dtype="default")
             case "EX4DApply":  # the published settings: the 512x320 render stretched to 512x512
@@ -111,17 +124,17 @@ def prompt_for(config: str, video: str, steps: int, frames: int, attention: str 
 
 
 def oversized_prompt(config: str, steps: int, frames: int, attention: str) -> dict[str, Any]:
-    prompt = prompt_for(config, "oversized.mp4", steps, frames, attention)
+    prompt = prompt_for(config, "oversized.mp4", steps, frames, attention)  # the full workflow (estimated depth)
     for node in prompt.values():
         if node["class_type"] == "EX4DLoadVideo":
             node["inputs"].update(resize="native")
     return prompt
 
 
-def attention_backend(choice: str) -> str:
+def attention_backend(choice: str, workflow: str) -> str:
     if choice != "workflow":
         return choice
-    nodes = json.loads(WORKFLOW.read_text()).values()
+    nodes = json.loads(WORKFLOWS[workflow].read_text()).values()
     return next((n["inputs"]["backend"] for n in nodes if n["class_type"] == "EX4DAttention"), "host")
 
 
@@ -208,18 +221,23 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     t_start = time.perf_counter()
     host = InProcessHost(work, cpu=False, host_args=host_args).start()
     start_s = time.perf_counter() - t_start
-    for name in ("clip.mp4", "clip_b.mp4"):
-        shutil.copy(CLIP, host.input_dir / name)
+    clip, depth = CLIPS[args.workflow]
+    first, second = clip.name, f"{clip.stem}_b{clip.suffix}"
+    for name in (first, second):
+        shutil.copy(clip, host.input_dir / name)
+    if depth is not None:
+        shutil.copy(depth, host.input_dir / depth.name)
     base = {
         "host": host_version(), "config": args.config, "frames": args.frames, "width": 512, "height": 512,
         "steps": args.steps, "cfg": 5.0, "budget_gib": BUDGET_GIB if args.config == "budget24" else None,
         "device": torch.cuda.get_device_name(), "dynamic_vram": host.dynamic_vram, "host_args": list(host_args),
-        "host_start_s": round(start_s, 2), "attention": attention_backend(args.attention),
+        "host_start_s": round(start_s, 2), "attention": attention_backend(args.attention, args.workflow),
+        "workflow": args.workflow,
         "rasteriser": rasteriser(),
     }
-    results = [run_once(host, torch, prompt_for(args.config, "clip.mp4", args.steps, args.frames, args.attention),
+    results = [run_once(host, torch, prompt_for(args.config, first, args.steps, args.frames, args.attention, args.workflow),
                         {**base, "run": "first"}, ballast_bytes)]
-    results.append(run_once(host, torch, prompt_for(args.config, "clip_b.mp4", args.steps, args.frames, args.attention),
+    results.append(run_once(host, torch, prompt_for(args.config, second, args.steps, args.frames, args.attention, args.workflow),
                             {**base, "run": "cached"}, ballast_bytes))
     if args.oom_check:
         from ex4d import video
@@ -229,7 +247,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                          fps=15)
         results.append(run_once(host, torch, oversized_prompt(args.config, args.steps, args.frames, args.attention),
                                 {**base, "run": "oom (1920x1088 native)"}, ballast_bytes))
-        shutil.copy(CLIP, host.input_dir / "clip_c.mp4")
+        shutil.copy(CLIPS["full"][0], host.input_dir / "clip_c.mp4")
         results.append(run_once(host, torch, prompt_for(args.config, "clip_c.mp4", args.steps, args.frames, args.attention),
                                 {**base, "run": "after oom"}, ballast_bytes))
     return results
@@ -244,7 +262,8 @@ def print_table(results: list[dict[str, Any]]) -> None:
         nodes = sorted(r["per_node_s"].items(), key=lambda kv: -kv[1])[:4]
         slow = ", ".join(f"{name.split(' ', 1)[1]} {s:.1f}" for name, s in nodes)
         budget = f"{r['budget_gib']:.0f}" if r.get("budget_gib") else "-"
-        print(f"{r['host']:<8}{r['config']:<10}{r.get('attention', 'host'):<6}{r.get('rasteriser', 'torch'):<11}"
+        config = r["config"] if r.get("workflow", "full") == "full" else f"{r['config']}/{r['frames']}f"
+        print(f"{r['host']:<8}{config:<10}{r.get('attention', 'host'):<6}{r.get('rasteriser', 'torch'):<11}"
               f"{r['run']:<24}{'yes' if r['completed'] else 'NO':>4}{r['wall_s']:8.1f}"
               f"{r['peak_alloc_gib']:7.1f}{r['peak_reserved_gib']:7.1f}{r['peak_device_gib']:7.1f}{budget:>7}"
               f"{_seconds(r.get('sampler_first_step_s')):>6}{_seconds(r.get('sampler_step_median_s'), 2):>6}  {slow}")

@@ -9,6 +9,8 @@ clone and restores the original when it loads another, so the input MODEL stays 
 
 from __future__ import annotations
 
+import threading
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import comfy.lora
@@ -27,6 +29,9 @@ CALLBACK_KEY = "ex4d_camera"
 LORA_MARK = "ex4d_lora_strength"
 ATTENTION_OVERRIDE = "optimized_attention_override"  # the host's hook for a model's attention function
 WAN_I2V_IN_DIM = 36
+# The host's context window (comfy.context_windows.IndexListContextWindow) of the DiT forward pass running in
+# this thread, or None when the whole latent is sampled at once. Set by track_context_window around the pass.
+CONTEXT_WINDOW: ContextVar = ContextVar("ex4d_context_window", default=None)
 
 
 @dataclass(frozen=True)
@@ -108,13 +113,22 @@ class CameraEmbedding:
 
     The encoder runs in float32 on the device of the patch embedding at the first forward pass (it is
     small: 23 M parameters); the result is kept until the host cleans the model up after sampling.
+
+    One entry per (device, dtype): under the host's MultiGPU CFG Split every device's clone carries this same
+    object (object patches are copied by reference), and the host runs each device's forward pass in a thread
+    of its own. A lock per key makes a second caller of the same key wait for the first one's result instead
+    of computing it again; callers of different keys (devices) compute at the same time. The lock that guards
+    the dictionaries is never held while the encoder runs.
     """
 
     def __init__(self, adapter: EX4DAdapter, latents: torch.Tensor, strength: float = 1.0):
         self.adapter = adapter
         self.latents = latents.detach().to("cpu", torch.float32)
         self.strength = float(strength)
-        self._cache: tuple[tuple[torch.device, torch.dtype], torch.Tensor] | None = None
+        # None until the first entry and again after clear() (what the host's cleanup leaves)
+        self._cache: dict[tuple[torch.device, torch.dtype], torch.Tensor] | None = None
+        self._key_locks: dict[tuple[torch.device, torch.dtype], threading.Lock] = {}
+        self._lock = threading.Lock()
 
     def compute(self, device: torch.device | str = "cpu") -> torch.Tensor:
         encoder = self.adapter.camera_encoder(device=device, dtype=torch.float32)
@@ -124,13 +138,47 @@ class CameraEmbedding:
 
     def get(self, like: torch.Tensor) -> torch.Tensor:
         key = (like.device, like.dtype)
-        if self._cache is None or self._cache[0] != key:
-            self._cache = None
-            self._cache = (key, self.compute(like.device).to(like.dtype))
-        return self._cache[1]
+        cache = self._cache  # one read of the attribute, and a dict read is atomic: the common path takes no lock
+        out = cache.get(key) if cache is not None else None
+        if out is not None:
+            return out
+        with self._lock:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            cache = self._cache
+            out = cache.get(key) if cache is not None else None
+            if out is None:  # the first caller of this key; later ones found it above or wait here
+                out = self.compute(like.device).to(like.dtype)
+                with self._lock:
+                    self._cache = {**(self._cache or {}), key: out}  # a new dict: readers never see it change
+        return out
+
+    def cached_keys(self) -> list[tuple[torch.device, torch.dtype]]:
+        with self._lock:
+            return list(self._cache or {})
 
     def clear(self, *args) -> None:
-        self._cache = None
+        with self._lock:
+            self._cache = None
+            self._key_locks.clear()
+
+
+def track_context_window(executor, x, t, c_concat=None, *args, **kwargs):
+    """The host's APPLY_MODEL wrapper: makes the forward pass's context window (when the host samples in
+    windows) known to the camera patch, which has only ``x`` to go by."""
+    options = args[2] if len(args) > 2 else kwargs.get("transformer_options") or {}
+    window = options.get("context_window")
+    if window is not None and c_concat is not None and c_concat.shape[2:3] != x.shape[2:3]:
+        raise ValueError(
+            "model: this ComfyUI's context windows do not cut the Wan I2V image conditioning to each window "
+            f"({c_concat.shape[2]} latent frames for a window of {x.shape[2]}); update ComfyUI (0.33 does), "
+            "or remove the context-windows node and sample the clip whole"
+        )
+    token = CONTEXT_WINDOW.set(window)
+    try:
+        return executor(x, t, c_concat, *args, **kwargs)
+    finally:
+        CONTEXT_WINDOW.reset(token)
 
 
 class PatchEmbeddingWithCamera:
@@ -144,6 +192,11 @@ class PatchEmbeddingWithCamera:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         out = self.previous(x) if self.previous is not None else type(self.module).forward(self.module, x)
         emb = self.camera.get(out)
+        window = CONTEXT_WINDOW.get()
+        if window is not None:
+            # the host samples in context windows: the frames of this forward pass are the window's latent
+            # frames, picked by the host's own window object as it picks the latent's
+            emb = window.get_tensor(emb, device=emb.device, dim=window.dim)
         if emb.shape[2:] != out.shape[2:] or emb.shape[1] != out.shape[1]:
             raise ValueError(
                 f"EX-4D: the camera embedding has grid {list(emb.shape[2:])} but the latent being sampled gives "
@@ -151,6 +204,20 @@ class PatchEmbeddingWithCamera:
                 "length match the camera latents)"
             )
         return out + emb
+
+    def on(self, module: torch.nn.Module) -> PatchEmbeddingWithCamera:
+        """The same patch (same camera embedding and its per-device cache) bound to another model's module."""
+        previous = self.previous.on(module) if isinstance(self.previous, PatchEmbeddingWithCamera) else self.previous
+        return PatchEmbeddingWithCamera(module, self.camera, previous)
+
+
+def rebind_on_device_clone(primary, clone) -> None:
+    """The host's ON_DEEPCLONE_MULTIGPU and ON_MATCH_MULTIGPU_CLONES callback (MultiGPU CFG Split): a device's
+    clone gets the object patches by reference, so the camera patch would run the first device's patch
+    embedding; bind it to the clone's own module (the camera embedding, and its per-device cache, stay shared)."""
+    patch = clone.object_patches.get(PATCH_EMBED_FORWARD)
+    if isinstance(patch, PatchEmbeddingWithCamera):
+        clone.add_object_patch(PATCH_EMBED_FORWARD, patch.on(clone.get_model_object("diffusion_model.patch_embedding")))
 
 
 def with_ex4d_lora(model, adapter: EX4DAdapter, strength: float = 1.0):
@@ -189,6 +256,13 @@ def with_camera(model, adapter: EX4DAdapter, camera_latents: torch.Tensor, stren
         patched.add_callback_with_key(
             comfy.patcher_extension.CallbacksMP.ON_CLEANUP, CALLBACK_KEY, camera.clear
         )
+        patched.add_wrapper_with_key(
+            comfy.patcher_extension.WrappersMP.APPLY_MODEL, CALLBACK_KEY, track_context_window
+        )
+        for name in ("ON_DEEPCLONE_MULTIGPU", "ON_MATCH_MULTIGPU_CLONES"):  # hosts with multi-GPU sampling (0.33)
+            on_device_clone = getattr(comfy.patcher_extension.CallbacksMP, name, None)
+            if on_device_clone is not None:
+                patched.add_callback_with_key(on_device_clone, CALLBACK_KEY, rebind_on_device_clone)
     return patched
 
 

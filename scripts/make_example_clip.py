@@ -4,7 +4,9 @@ A textured floor and back wall with three coloured spheres that drift slightly, 
 pinhole convention (f = 500 px, principal point (W // 2, H // 2), ray of pixel (u, v) = ((u - cx) / f,
 (v - cy) / f, 1), x right, y down, z forward), so the stored z-depth is exactly what the DW-mesh expects.
 49 frames of 512 x 320 at 30 fps, H.264 yuv420p; depth is float16 [T, H, W] under the key "depth".
-Deterministic: ``python scripts/make_example_clip.py [--out assets/example]``.
+Deterministic: ``python scripts/make_example_clip.py [--out assets/example]``. ``--frames 121`` extends the
+same scene (the spheres keep moving at the same speed; its first 49 frames are the bundled clip's) into
+``clip_121.mp4`` / ``depth_121.npz``, the long clip of ``workflows/ex4d_long.json``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-W, H, T, FPS, FOCAL = 512, 320, 49, 30, 500.0
+W, H, T, FPS, FOCAL = 512, 320, 49, 30, 500.0  # T: the bundled clip's frames
 FLOOR_Y = 0.9  # floor plane y = const (y points down)
 WALL_Z = 7.0
 LIGHT = np.array([-0.4, -0.8, -0.45]) / np.linalg.norm([-0.4, -0.8, -0.45])  # towards the light
@@ -73,13 +75,16 @@ def render_frame(t: int) -> tuple[np.ndarray, np.ndarray]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "assets" / "example"))
+    ap.add_argument("--frames", type=int, default=T, help=f"frames to render ({T}: the bundled clip)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     import av
 
-    frames, depths = zip(*(render_frame(t) for t in range(T)), strict=True)
-    with av.open(str(out / "clip.mp4"), "w") as container:
+    suffix = "" if args.frames == T else f"_{args.frames}"
+    clip, depth_file = out / f"clip{suffix}.mp4", out / f"depth{suffix}.npz"
+    frames, depths = zip(*(render_frame(t) for t in range(args.frames)), strict=True)
+    with av.open(str(clip), "w") as container:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
         stream.options = {"crf": "20", "preset": "medium", "threads": "1"}
@@ -88,10 +93,8 @@ def main() -> None:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    np.savez_compressed(out / "depth.npz", depth=np.stack(depths).astype(np.float16))
-    print(
-        f"wrote {out / 'clip.mp4'} ({(out / 'clip.mp4').stat().st_size / 1e6:.2f} MB) and {out / 'depth.npz'}"
-    )
+    np.savez_compressed(depth_file, depth=np.stack(depths).astype(np.float16))
+    print(f"wrote {clip} ({clip.stat().st_size / 1e6:.2f} MB) and {depth_file}")
 
 
 if __name__ == "__main__":

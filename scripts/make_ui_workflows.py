@@ -33,6 +33,8 @@ def main() -> None:
             ui.load_api(json.loads(api_path.read_text()))
             ui.arrange()
             workflow = ui.serialize()
+            if len(workflow["nodes"]) != len(json.loads(api_path.read_text())):  # the page was not ready
+                raise SystemExit(f"{api_path.name}: the frontend loaded {len(workflow['nodes'])} nodes; run again")
             ui_name(api_path).write_text(json.dumps(workflow, indent=2) + "\n")
             print(f"wrote {ui_name(api_path).relative_to(REPO)} ({len(workflow['nodes'])} nodes)")
 
