@@ -442,6 +442,12 @@ def published_rounds(num_frames: int) -> float:
     return num_frames / 49 if num_frames >= 49 else 49 / num_frames
 
 
+# How far an angle preset turns: "whole clip" turns its angle over the clip whatever its length; "published
+# rounds" multiplies it by :func:`published_rounds`, as the original tool does (a 90 degree preset over 121
+# frames turns 222 degrees, over 25 frames 176). They agree at 49 frames, the length EX-4D was trained on.
+SWEEPS = ("whole clip", "published rounds")
+
+
 def preset(
     name: str,
     num_frames: int,
@@ -453,8 +459,12 @@ def preset(
     easing: str = "linear",
     hold_start: int = 0,
     hold_end: int = 0,
+    sweep: str = "whole clip",
 ) -> CameraPath:
     """A published camera preset, target (0, 0, r).
+
+    rounds = 1 with ``sweep`` "whole clip" (the default: the angle is the angle over the whole clip), or the
+    published rule :func:`published_rounds` with "published rounds" (see :data:`SWEEPS`; the same at 49 frames).
 
     - "180": theta = linspace(0, 2 pi rounds, N); eye = (r sin t, 0.2 r (cos t - 1), 0).
     - "<A>" (digits, degrees; 30/60/90 published): theta = linspace(0, A pi/180 rounds, N);
@@ -468,8 +478,10 @@ def preset(
     """
     if num_frames < 1:
         raise ValueError("num_frames must be >= 1")
+    if sweep not in SWEEPS:
+        raise ValueError(f"unknown sweep {sweep!r}; expected one of {', '.join(SWEEPS)}")
     r = float(radius)
-    rounds = published_rounds(num_frames)
+    rounds = published_rounds(num_frames) if sweep == "published rounds" else 1.0
     target = np.array([0.0, 0.0, r])
     name = str(name).strip().lower()
     published_speed = easing == "linear" and hold_start == 0 and hold_end == 0

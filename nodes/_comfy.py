@@ -102,10 +102,15 @@ def output_path(filename_prefix: str, extension: str, width: int = 0, height: in
     return Path(folder) / filename, relative
 
 
-def resolve_input_file(name: str, input_name: str) -> Path:
-    """The path of an input-folder file chosen in a widget; refuses anything outside that folder."""
+def check_file_name(name: object, input_name: str) -> None:
+    """Refuse a value that is not a file name (a number typed into the prompt), naming the input."""
     if not isinstance(name, str):
         raise ValueError(f"{input_name}: expected a file name, got {name!r}; choose a file from the list")
+
+
+def resolve_input_file(name: str, input_name: str) -> Path:
+    """The path of an input-folder file chosen in a widget; refuses anything outside that folder."""
+    check_file_name(name, input_name)
     if not name:
         raise ValueError(f"{input_name}: no file chosen; upload one or put it in ComfyUI's input folder")
     if "\x00" in name:

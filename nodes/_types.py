@@ -12,4 +12,6 @@ Adapter = io.Custom("EX4D_ADAPTER")  # ex4d.adapter.EX4DAdapter
 CONNECT_FRAMES = "video frames (an IMAGE batch, e.g. from EX-4D Load Video)"
 CONNECT_DEPTH = "a depth (EX-4D Estimate Depth, Load Depth or Depth From Image)"
 CONNECT_LATENT = "a LATENT (EX-4D Apply's latent output)"
+CONNECT_CAMERA = "a camera path (an EX-4D Camera Path node, or Load Camera Path)"
+CONNECT_MESH = "a DW-mesh (EX-4D Build DW-Mesh)"
 CONNECT_MODEL = "a MODEL (a Wan 2.1 I2V model from a loader, or EX-4D LoRA's output)"

@@ -32,13 +32,12 @@ from ._comfy import (
     output_path,
     resolve_input_file,
 )
-from ._types import CONNECT_DEPTH, CONNECT_FRAMES, Camera, Depth
+from ._types import CONNECT_CAMERA, CONNECT_DEPTH, CONNECT_FRAMES, Camera, Depth
 from .mesh import check_frames_and_depth
 
 CAMERA_CATEGORY = f"{CATEGORY}/camera"
 CAMERA_FORMATS = ("ex4d npz", "json")
 PATH_EXTENSIONS = (".npz", ".json")
-CONNECT_CAMERA = "a camera path (an EX-4D Camera Path node, or Load Camera Path)"
 CHOOSE_CAMERA_FILE = "choose an EX-4D camera .npz or .json (EX-4D Save Camera Path writes them)"
 PRESETS = ("angle", "180", "zoom_in", "zoom_out", *ex4d_camera.MOVES)
 DOLLY_ZOOMS = ("none", "dolly-zoom (keep subject size)")
@@ -234,7 +233,7 @@ class CameraPreset(CameraPathNode):
             display_name="EX-4D Camera Path (Preset)",
             category=CAMERA_CATEGORY,
             description="The published EX-4D camera paths: '180' (full swing), an angle around the subject "
-            "(30/60/90 published, any other allowed), or zoom in / out (a dolly along the view axis); beside "
+            "(30/60/90 published, any other allowed; over the whole clip, or scaled by the published rounds), or zoom in / out (a dolly along the view axis); beside "
             "them straight moves: truck (slide sideways), pedestal (rise, the view keeps its direction), crane "
             "(rise while looking at the subject). Easing and holds shape the speed along any of them.",
             inputs=[
@@ -250,6 +249,10 @@ class CameraPreset(CameraPathNode):
                 io.Float.Input("amount", default=0.3, min=-2.0, max=2.0, step=0.01, optional=True,
                     tooltip="truck / pedestal / crane: how far the eye moves, as a fraction of the radius "
                     "(positive: right for truck, up for pedestal and crane; negative: the other way)."),
+                io.Combo.Input("sweep", options=list(ex4d_camera.SWEEPS), default="whole clip", optional=True,
+                    tooltip="angle and 180: whole clip turns 'angle' degrees over the clip, whatever its length. "
+                    "published rounds turns it N/49 times as far on N >= 49 frames and 49/N times below, as the "
+                    "original tool does (90 degrees over 121 frames: 222). Both are the same at 49 frames."),
             ],
             outputs=[Camera.Output(display_name="camera")],
             hidden=[io.Hidden.prompt, io.Hidden.unique_id],  # the editor's scene source (source_key)
@@ -257,7 +260,7 @@ class CameraPreset(CameraPathNode):
 
     @classmethod
     def path(cls, clip: Clip, radius, focal, preset, angle, zoom_fraction, easing="linear", hold_start=0,
-             hold_end=0, amount=0.3) -> ex4d_camera.CameraPath:
+             hold_end=0, amount=0.3, sweep="whole clip") -> ex4d_camera.CameraPath:
         name = f"{angle:g}" if check_choice(preset, PRESETS, "preset") == "angle" else preset
         if name in ex4d_camera.MOVES:
             return ex4d_camera.move(name, clip.frames, clip.radius(radius), clip.width, clip.height, focal=focal,
@@ -265,7 +268,8 @@ class CameraPreset(CameraPathNode):
                                     hold_start=hold_start, hold_end=hold_end)
         return ex4d_camera.preset(name, clip.frames, clip.radius(radius), clip.width, clip.height, focal=focal,
                                   zoom_fraction=zoom_fraction, easing=check_choice(easing, ex4d_camera.EASINGS, "easing"),
-                                  hold_start=hold_start, hold_end=hold_end)
+                                  hold_start=hold_start, hold_end=hold_end,
+                                  sweep=check_choice(sweep, ex4d_camera.SWEEPS, "sweep"))
 
 
 class CameraOrbit(CameraPathNode):

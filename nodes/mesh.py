@@ -10,7 +10,7 @@ from comfy_api.latest import io
 from ..ex4d import mesh as ex4d_mesh
 from ..ex4d.depth import DepthVideo
 from ._comfy import CATEGORY, check_choice, check_connected, check_output_prefix, output_path
-from ._types import CONNECT_DEPTH, CONNECT_FRAMES, Depth, DWMesh
+from ._types import CONNECT_DEPTH, CONNECT_FRAMES, CONNECT_MESH, Depth, DWMesh
 
 MESH_CATEGORY = f"{CATEGORY}/geometry"
 MESH_FORMATS = ("glb", "ply")
@@ -128,7 +128,7 @@ class SaveDWMesh(io.ComfyNode):
 
     @classmethod
     def execute(cls, mesh, frame, format, filename_prefix, full_mesh=False) -> io.NodeOutput:
-        check_connected(mesh, (ex4d_mesh.DWMeshSpec, ex4d_mesh.DWMesh), "mesh", "a DW-mesh (EX-4D Build DW-Mesh)")
+        check_connected(mesh, (ex4d_mesh.DWMeshSpec, ex4d_mesh.DWMesh), "mesh", CONNECT_MESH)
         if not 0 <= frame < mesh.num_frames:
             raise ValueError(f"frame: {frame} is out of range; choose a frame from 0 to {mesh.num_frames - 1}")
         check_choice(format, MESH_FORMATS, "format")

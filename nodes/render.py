@@ -5,9 +5,19 @@ from __future__ import annotations
 import comfy.model_management
 from comfy_api.latest import io
 
+from ..ex4d import camera as ex4d_camera
+from ..ex4d import mesh as ex4d_mesh
 from ..ex4d import render as ex4d_render
-from ._comfy import CATEGORY, Progress, cancel_requested, check_choice, check_numbers, run_making_room
-from ._types import Camera, DWMesh
+from ._comfy import (
+    CATEGORY,
+    Progress,
+    cancel_requested,
+    check_choice,
+    check_connected,
+    check_numbers,
+    run_making_room,
+)
+from ._types import CONNECT_CAMERA, CONNECT_MESH, Camera, DWMesh
 
 
 class RenderViews(io.ComfyNode):
@@ -37,6 +47,8 @@ class RenderViews(io.ComfyNode):
 
     @classmethod
     def execute(cls, mesh, camera, backend, chunk, antialias) -> io.NodeOutput:
+        check_connected(mesh, (ex4d_mesh.DWMeshSpec, ex4d_mesh.DWMesh), "mesh", CONNECT_MESH)
+        check_connected(camera, ex4d_camera.CameraPath, "camera", CONNECT_CAMERA)
         check_numbers(cls, chunk=chunk)
         ex4d_render.check_inputs(mesh, camera, check_choice(backend, ex4d_render.BACKENDS, "backend"))
         progress = Progress(mesh.num_frames)

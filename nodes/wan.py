@@ -21,6 +21,7 @@ from ._comfy import (
     check_choice,
     check_connected,
     check_file,
+    check_file_name,
     check_output_prefix,
     file_fingerprint,
     input_files,
@@ -54,6 +55,7 @@ def adapter_files() -> list[str]:
 
 
 def resolve_adapter_file(name: str) -> Path:
+    check_file_name(name, "adapter_name")
     path = folder_paths.get_full_path("ex4d", name) if "ex4d" in folder_paths.folder_names_and_paths else None
     if path is None and name.startswith(LORAS_PREFIX):
         path = folder_paths.get_full_path("loras", name[len(LORAS_PREFIX) :])
@@ -72,6 +74,7 @@ def prompt_files() -> list[str]:
 
 
 def resolve_prompt_file(name: str) -> Path:
+    check_file_name(name, "embeddings")
     if name.startswith(MODELS_EX4D_PREFIX):
         path = folder_paths.get_full_path("ex4d", name[len(MODELS_EX4D_PREFIX) :])
         if path is None:

@@ -280,6 +280,7 @@ CASES: list[Case] = [
     *cases(
         "EX4DCameraPreset",
         ("unknown preset", {"preset": "360"}, "preset", CHOICE),
+        ("unknown sweep", {"sweep": "rounds"}, "sweep", CHOICE),
         ("angle above 360", {"angle": 361.0}, "angle", QUEUE),
         ("angle below 0", {"angle": -1.0}, "angle", QUEUE),
         ("zoom_fraction 1", {"zoom_fraction": 1.0}, "zoom_fraction", QUEUE),
@@ -387,11 +388,14 @@ CASES: list[Case] = [
         ("mesh linked to a camera", {"mesh": ["camera", 0]}, "mesh", QUEUE),
         ("camera linked to a mesh", {"camera": ["mesh", 0]}, "camera", QUEUE),
         ("mesh left out", {"mesh": DROP}, "mesh", QUEUE),
+        ("mesh null", {"mesh": None}, "mesh", RUN),
+        ("camera null", {"camera": None}, "camera", RUN),
     ),
     *cases(
         "EX4DAdapterLoader",
         ("missing file", {"adapter_name": "nope.ckpt"}, "adapter_name", QUEUE, "nope.ckpt"),
         ("pickled code", {"adapter_name": "pickled.ckpt"}, "adapter_name", RUN, "weights-only"),
+        ("a number", {"adapter_name": 5}, "adapter_name", QUEUE, "file name"),
     ),
     *cases(
         "EX4DSaveAdapterSafetensors",
@@ -445,6 +449,7 @@ CASES: list[Case] = [
         ("parent folder", {"embeddings": "../prompt.safetensors"}, "embeddings", QUEUE, "outside"),
         ("no file chosen", {"embeddings": ""}, "embeddings", QUEUE),
         ("left out", {"embeddings": DROP}, "embeddings", QUEUE),
+        ("a number", {"embeddings": 5}, "embeddings", QUEUE, "file name"),
         ("pickled code", {"embeddings": "prompt_pickled.safetensors"}, "embeddings", RUN, "Save Prompt Embeddings"),
         ("another file", {"embeddings": "prompt_other.safetensors"}, "embeddings", RUN, "Save Prompt Embeddings"),
     ),

@@ -44,7 +44,7 @@ def _ref_eyes(name, n, r):
 @pytest.mark.parametrize("name,n", [("180", 49), ("30", 49), ("60", 49), ("90", 49), ("45", 25), ("90", 98)])
 def test_presets_match_published_formulas(name, n):
     r = 2.71
-    path = cam.preset(name, n, r, 512, 320)
+    path = cam.preset(name, n, r, 512, 320, sweep="published rounds")
     assert path.extrinsics.shape == (n, 4, 4) and path.extrinsics.dtype == np.float32
     eyes = _ref_eyes(name, n, r)
     ref = np.stack([_ref_look_at(e, (0, 0, r)) for e in eyes]).astype(np.float32)
@@ -470,3 +470,15 @@ def test_preview_shows_each_frames_field_of_view():
     assert changed.sum() > 50  # the frustum edges of the zooming path
     # wider at the end (short focal) than at the start: the edges of the last frame spread further in the top view
     assert changed[:, :128].any() and changed[:, 128:].any()
+
+
+@pytest.mark.parametrize("n", [25, 49, 121])
+def test_angle_preset_turns_its_angle_over_the_whole_clip(n):
+    """The default sweep turns 90 degrees over any length; the published rounds only agree at 49 frames."""
+    r = 2.0
+    whole = cam.preset("90", n, r, 512, 320)
+    np.testing.assert_allclose(whole.eyes()[-1], [r, 0.2 * r * (0 - 1), r], atol=1e-5)  # theta = 90 degrees
+    published = cam.preset("90", n, r, 512, 320, sweep="published rounds")
+    assert np.array_equal(whole.extrinsics, published.extrinsics) == (n == 49)
+    with pytest.raises(ValueError, match="unknown sweep 'rounds'"):
+        cam.preset("90", n, r, 512, 320, sweep="rounds")
