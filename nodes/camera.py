@@ -505,6 +505,7 @@ class CameraPreview(io.ComfyNode):
         check_connected(camera, ex4d_camera.CameraPath, "camera", CONNECT_CAMERA)
         check_connected(depth, DepthVideo, "depth", CONNECT_DEPTH, optional=True)
         check_connected(frames, torch.Tensor, "frames", CONNECT_FRAMES, optional=True)
+        check_numbers(cls, size=size)
         points = colors = None
         ui = {"ex4d_path": [camera.to_json_dict()]}
         if depth is not None:

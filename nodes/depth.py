@@ -28,7 +28,15 @@ from ._comfy import (
     output_path,
     resolve_input_file,
 )
-from ._types import CONNECT_DEPTH, Depth, DepthModel
+from ._types import (
+    CONNECT_DEPTH,
+    CONNECT_DEPTH_MODEL,
+    CONNECT_FRAMES,
+    CONNECT_IMAGE,
+    CONNECT_MASK,
+    Depth,
+    DepthModel,
+)
 
 DEPTH_CATEGORY = f"{CATEGORY}/depth"
 NONE_INSTALLED = "(none installed: see the tooltip)"
@@ -171,6 +179,8 @@ class EstimateDepth(io.ComfyNode):
     @classmethod
     def execute(cls, depth_model, frames, steps, guidance, window, overlap, seed, batch_size,
                 smoothing) -> io.NodeOutput:
+        check_connected(depth_model, LoadedDepthModel, "depth_model", CONNECT_DEPTH_MODEL)
+        check_connected(frames, torch.Tensor, "frames", CONNECT_FRAMES)
         check_numbers(cls, steps=steps, guidance=guidance, window=window, overlap=overlap, seed=seed,
                       batch_size=batch_size, smoothing=smoothing)
         if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] < 3:
@@ -236,6 +246,8 @@ class DepthFromImage(io.ComfyNode):
 
     @classmethod
     def execute(cls, map, range, near, far, image=None, mask=None) -> io.NodeOutput:
+        check_connected(image, torch.Tensor, "image", CONNECT_IMAGE, optional=True)
+        check_connected(mask, torch.Tensor, "mask", CONNECT_MASK, optional=True)
         check_numbers(cls, near=near, far=far)
         # two inputs decide this, so it is checked here rather than at queue time (a validator taking near,
         # far and range would attach its message to all three and switch off the host's checks of them)

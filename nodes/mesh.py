@@ -9,7 +9,7 @@ from comfy_api.latest import io
 
 from ..ex4d import mesh as ex4d_mesh
 from ..ex4d.depth import DepthVideo
-from ._comfy import CATEGORY, check_choice, check_connected, check_output_prefix, output_path
+from ._comfy import CATEGORY, check_choice, check_connected, check_numbers, check_output_prefix, output_path
 from ._types import CONNECT_DEPTH, CONNECT_FRAMES, CONNECT_MESH, Depth, DWMesh
 
 MESH_CATEGORY = f"{CATEGORY}/geometry"
@@ -83,6 +83,7 @@ class BuildDWMesh(io.ComfyNode):
     def execute(cls, frames, depth, filter, angle_threshold, boundary_ratio, watertight, focal) -> io.NodeOutput:
         check_connected(frames, torch.Tensor, "frames", CONNECT_FRAMES)
         check_connected(depth, DepthVideo, "depth", CONNECT_DEPTH)
+        check_numbers(cls, angle_threshold=angle_threshold, boundary_ratio=boundary_ratio, focal=focal)
         values = depth.depth
         check_choice(filter, ex4d_mesh.FILTERS, "filter")
         check_frames_and_depth(frames, values)
@@ -129,6 +130,7 @@ class SaveDWMesh(io.ComfyNode):
     @classmethod
     def execute(cls, mesh, frame, format, filename_prefix, full_mesh=False) -> io.NodeOutput:
         check_connected(mesh, (ex4d_mesh.DWMeshSpec, ex4d_mesh.DWMesh), "mesh", CONNECT_MESH)
+        check_numbers(cls, frame=frame)
         if not 0 <= frame < mesh.num_frames:
             raise ValueError(f"frame: {frame} is out of range; choose a frame from 0 to {mesh.num_frames - 1}")
         check_choice(format, MESH_FORMATS, "format")

@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import comfy.clip_vision
 import comfy.model_patcher
 import comfy.samplers
+import comfy.sd
 import folder_paths
 import torch
 from comfy_api.latest import io
@@ -22,13 +24,24 @@ from ._comfy import (
     check_connected,
     check_file,
     check_file_name,
+    check_numbers,
     check_output_prefix,
     file_fingerprint,
     input_files,
     output_path,
     resolve_input_file,
 )
-from ._types import CONNECT_LATENT, CONNECT_MODEL, Adapter
+from ._types import (
+    CONNECT_ADAPTER,
+    CONNECT_CLIP_VISION,
+    CONNECT_CONDITIONING,
+    CONNECT_IMAGE,
+    CONNECT_LATENT,
+    CONNECT_MASK,
+    CONNECT_MODEL,
+    CONNECT_VAE,
+    Adapter,
+)
 
 LORAS_PREFIX = "loras/"
 MODELS_EX4D_PREFIX = "models/ex4d/"
@@ -151,6 +164,7 @@ class SaveAdapterSafetensors(io.ComfyNode):
 
     @classmethod
     def execute(cls, adapter, filename_prefix) -> io.NodeOutput:
+        check_connected(adapter, ex4d_adapter.EX4DAdapter, "adapter", CONNECT_ADAPTER)
         path = ex4d_adapter.save_safetensors(adapter, output_path(filename_prefix, "safetensors")[0])
         return io.NodeOutput(str(path))
 
@@ -186,6 +200,9 @@ class LoRA(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, adapter, strength: float) -> io.NodeOutput:
+        check_connected(model, comfy.model_patcher.ModelPatcher, "model", CONNECT_MODEL)
+        check_connected(adapter, ex4d_adapter.EX4DAdapter, "adapter", CONNECT_ADAPTER)
+        check_numbers(cls, strength=strength)
         return io.NodeOutput(_wan_patch.with_ex4d_lora(model, adapter, strength))
 
 
@@ -337,6 +354,17 @@ class Apply(io.ComfyNode):
         adapter_strength: float,
         clip_vision_output=None,
     ) -> io.NodeOutput:
+        check_connected(model, comfy.model_patcher.ModelPatcher, "model", CONNECT_MODEL)
+        check_connected(adapter, ex4d_adapter.EX4DAdapter, "adapter", CONNECT_ADAPTER)
+        check_connected(vae, comfy.sd.VAE, "vae", CONNECT_VAE)
+        check_connected(positive, list, "positive", CONNECT_CONDITIONING)
+        check_connected(negative, list, "negative", CONNECT_CONDITIONING)
+        check_connected(colour, torch.Tensor, "colour", CONNECT_IMAGE)
+        check_connected(mask, torch.Tensor, "mask", CONNECT_MASK)
+        check_connected(clip_vision_output, comfy.clip_vision.Output, "clip_vision_output", CONNECT_CLIP_VISION,
+                        optional=True)
+        check_numbers(cls, width=width, height=height, length=length, mask_erosion=mask_erosion,
+                      erosion_seed=erosion_seed, adapter_strength=adapter_strength)
         info = _wan_patch.check_wan_i2v(model)
         _wan_patch.check_adapter_fits(model, info, adapter)
         if _wan_patch.ex4d_lora_strength(model) is None:
@@ -458,7 +486,11 @@ class WanSampler(io.ComfyNode):
     def execute(
         cls, model, positive, negative, latent: dict, seed: int, steps: int, cfg: float, shift: float
     ) -> io.NodeOutput:
+        check_connected(model, comfy.model_patcher.ModelPatcher, "model", CONNECT_MODEL)
+        check_connected(positive, list, "positive", CONNECT_CONDITIONING)
+        check_connected(negative, list, "negative", CONNECT_CONDITIONING)
         check_connected(latent, dict, "latent", CONNECT_LATENT)
+        check_numbers(cls, seed=seed, steps=steps, cfg=cfg, shift=shift)
         # the host's SamplerCustom with the published sigmas and Euler: its noise (float32, CPU generator
         # seeded with the seed) is the published noise; previews, progress and memory management come along
         from comfy_extras.nodes_custom_sampler import SamplerCustom
@@ -518,6 +550,7 @@ class SavePromptEmbeddings(io.ComfyNode):
 
     @classmethod
     def execute(cls, conditioning, filename_prefix, prompt) -> io.NodeOutput:
+        check_connected(conditioning, list, "conditioning", CONNECT_CONDITIONING)
         entries = [(c[0], c[1]) for c in conditioning]
         path = ex4d_prompt.save_prompt_embeddings(
             entries, output_path(filename_prefix, "safetensors")[0], prompt
