@@ -15,6 +15,8 @@ that node (:func:`~.camera.source_key`), for the editor's "load scene" action, o
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
 from .camera import PATH_NODES, SCENES, Clip, source_key
@@ -67,22 +69,18 @@ def scene_response(body: object) -> tuple[int, dict]:
     return 200, entry
 
 
-async def camera_path(request: web.Request) -> web.Response:
-    try:
-        body = await request.json()
-    except ValueError:
-        return web.json_response({"error": "body: not JSON"}, status=400)
-    status, answer = path_response(body)
-    return web.json_response(answer, status=status)
+def json_route(respond: Callable[[object], tuple[int, dict]]):
+    """An aiohttp handler answering a JSON body with ``respond(body)``: (HTTP status, JSON answer)."""
 
+    async def handler(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "body: not JSON"}, status=400)
+        status, answer = respond(body)
+        return web.json_response(answer, status=status)
 
-async def camera_scene_load(request: web.Request) -> web.Response:
-    try:
-        body = await request.json()
-    except ValueError:
-        return web.json_response({"error": "body: not JSON"}, status=400)
-    status, answer = scene_response(body)
-    return web.json_response(answer, status=status)
+    return handler
 
 
 async def camera_scene(request: web.Request) -> web.Response:
@@ -107,7 +105,7 @@ def register() -> None:
     routes = getattr(instance, "routes", None)
     if routes is None or instance in _registered:
         return
-    routes.post(PATH_ROUTE)(camera_path)
+    routes.post(PATH_ROUTE)(json_route(path_response))
     routes.get(SCENE_ROUTE)(camera_scene)
-    routes.post(SCENE_LOAD_ROUTE)(camera_scene_load)
+    routes.post(SCENE_LOAD_ROUTE)(json_route(scene_response))
     _registered.append(instance)

@@ -364,9 +364,8 @@ def _apply(
     host, model, colour, mask, pos, neg, ckpt="tiny_ex4d.ckpt", lora_strength=1.0, **settings
 ) -> tuple:
     """EX-4D LoRA then EX-4D Apply, called by keyword as the executor calls them; ``settings`` override
-    Apply's defaults."""
-    from ex4d.adapter import load_adapter
-
+    Apply's defaults. The adapter comes from the pack's own loader node (the pack's copy of ``ex4d``, whose
+    classes the nodes check their inputs against)."""
     inputs = {
         "width": W,
         "height": H,
@@ -378,7 +377,7 @@ def _apply(
         "adapter_strength": 1.0,
         **settings,
     }
-    adapter = load_adapter(host.models_dir / "ex4d" / ckpt)
+    adapter = host.node_classes["EX4DAdapterLoader"].execute(adapter_name=ckpt).args[0]
     with torch.inference_mode():
         (model,) = (
             host.node_classes["EX4DLoRA"].execute(model=model, adapter=adapter, strength=lora_strength).args
