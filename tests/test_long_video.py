@@ -113,6 +113,46 @@ def test_each_window_gets_the_camera_embedding_of_its_frames(host, clip, monkeyp
     assert rel_err(windowed, plain) > 1e-4  # the windows took effect
 
 
+def test_seams_blend_as_the_host_defines(host, clip, monkeypatch):
+    """The windowed result is the host's fuse of what each window's EX-4D forward pass gave: per frame the
+    weighted mean (the node's pyramid weights) over the windows holding it, then CFG. One Euler step to sigma 0
+    returns the denoised latent itself, so the sampled latent is that blend."""
+    if not _host_windows_i2v():
+        pytest.skip("this host's context windows leave Wan's I2V conditioning whole")
+    import comfy.context_windows
+
+    cfg = 2.0
+    out = _ex4d(host, clip, _tiny_model(host))
+    model = _windows(host, out[0], 9, 8)  # 3 latent frames overlapping by 2: unequal weights at the seams
+    handler = model.model_options["context_handler"]
+    windows = []
+    combine = handler.combine_context_window_results
+
+    def recording(x_in, sub_conds_out, sub_conds, window, window_idx, total_windows, timestep, *rest):
+        weights = comfy.context_windows.get_context_weights(
+            window.context_length, x_in.shape[handler.dim], window.index_list, handler, sigma=timestep,
+            context_overlap=window.context_overlap)
+        windows.append((list(window.index_list), [t.clone() for t in sub_conds_out], torch.tensor(weights)))
+        return combine(x_in, sub_conds_out, sub_conds, window, window_idx, total_windows, timestep, *rest)
+
+    monkeypatch.setattr(handler, "combine_context_window_results", recording)
+    sampled = _sample(host, (model, *out[1:]), 1, cfg)
+    assert len(windows) >= 2
+    frames = sampled.shape[2]
+    fused = [torch.zeros_like(sampled), torch.zeros_like(sampled)]  # positive, negative
+    weight = torch.zeros(frames)
+    for index_list, outputs, weights in windows:
+        for i, output in enumerate(outputs):
+            fused[i][:, :, index_list] += output * weights.view(1, 1, -1, 1, 1)
+        weight[index_list] += weights
+    assert torch.all(weight > 0)  # every latent frame lies in a window
+    fused = [f / weight.view(1, 1, -1, 1, 1) for f in fused]
+    expected = model.model.process_latent_out(fused[1] + cfg * (fused[0] - fused[1]))  # as the sampler returns it
+    assert rel_err(sampled, expected) < 1e-5
+    overlap = [f for f in range(frames) if sum(f in w[0] for w in windows) > 1]
+    assert overlap, "the windows overlap: there is a seam to blend"
+
+
 def test_without_windows_the_patch_sees_no_window(host, clip, monkeypatch):
     patch = _patch_module(host)
     windows = []
