@@ -134,6 +134,29 @@ class CameraEncoder(nn.Module):
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         return self.latent_patch_embedding(self.latent_encoder(latents))
 
+    def encode(
+        self,
+        latents: torch.Tensor,
+        chunk_frames: int = 4,
+        scale: float = 1.0,
+        dtype: torch.dtype | None = None,
+    ) -> torch.Tensor:
+        """``forward(latents) * scale`` cast to ``dtype``, a few latent frames at a time.
+
+        Every kernel spans one latent frame, so frames encode independently; chunking bounds the hidden
+        activations (``hidden_dim`` channels at the latent's full resolution: 0.5 GiB in float32 for 31 latent
+        frames of 64 x 64, a 121-frame 512 x 512 clip) to ``chunk_frames`` frames. ``latents`` may lie on another
+        device (e.g. the CPU): each chunk moves to the encoder's device, and only the output is whole there.
+        """
+        weight = self.latent_patch_embedding.weight
+        b, _, t, h, w = latents.shape
+        out = torch.empty(b, weight.shape[0], t, h // 2, w // 2, device=weight.device, dtype=dtype or weight.dtype)
+        for start in range(0, t, chunk_frames):
+            part = latents[:, :, start : start + chunk_frames].to(weight.device, weight.dtype)
+            encoded = self(part)
+            out[:, :, start : start + chunk_frames] = encoded * scale if scale != 1.0 else encoded
+        return out
+
 
 # ---------------------------------------------------------------------------------------------
 # Reading and writing checkpoints

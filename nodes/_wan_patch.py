@@ -130,11 +130,10 @@ class CameraEmbedding:
         self._key_locks: dict[tuple[torch.device, torch.dtype], threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def compute(self, device: torch.device | str = "cpu") -> torch.Tensor:
+    def compute(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
         encoder = self.adapter.camera_encoder(device=device, dtype=torch.float32)
         with torch.no_grad():
-            out = encoder(self.latents.to(device))
-        return out * self.strength if self.strength != 1.0 else out
+            return encoder.encode(self.latents, scale=self.strength, dtype=dtype)
 
     def get(self, like: torch.Tensor) -> torch.Tensor:
         key = (like.device, like.dtype)
@@ -148,7 +147,7 @@ class CameraEmbedding:
             cache = self._cache
             out = cache.get(key) if cache is not None else None
             if out is None:  # the first caller of this key; later ones found it above or wait here
-                out = self.compute(like.device).to(like.dtype)
+                out = self.compute(like.device, like.dtype)
                 with self._lock:
                     self._cache = {**(self._cache or {}), key: out}  # a new dict: readers never see it change
         return out

@@ -294,3 +294,18 @@ def test_first_frame_is_masked_and_truncated_to_8_bits():
     assert first[0, 2:, 3:].abs().max() == 0  # masked
     assert torch.equal(first[0, 0, 0], torch.tensor([255.0, 254.0, 0.0]) / 255)  # 254.97 -> 254: truncation
     assert torch.allclose(first[0, 0, 1], torch.full((3,), 127 / 255))  # 127.5 -> 127
+
+
+def test_encoder_in_frame_chunks_equals_the_whole_clip(tmp_path):
+    """Every kernel spans one latent frame: encoding a few frames at a time gives the published forward pass
+    (scaled, cast), whatever the chunk, with the latents left on their own device."""
+    a = ad.load_adapter(write_tiny_ex4d_checkpoint(tmp_path / "a.ckpt", DIM, 1, FFN, hidden=HIDDEN))
+    enc = a.camera_encoder()
+    latents = torch.randn(1, 32, 7, 6, 8, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        whole = enc(latents)
+        for chunk in (1, 3, 7, 100):
+            torch.testing.assert_close(enc.encode(latents, chunk_frames=chunk), whole, rtol=1e-6, atol=1e-6)
+        half = enc.encode(latents, chunk_frames=2, scale=0.5, dtype=torch.bfloat16)
+    assert half.dtype == torch.bfloat16 and half.shape == whole.shape
+    torch.testing.assert_close(half, (whole * 0.5).to(torch.bfloat16), rtol=0, atol=0)

@@ -51,9 +51,9 @@ def test_camera_embedding_keeps_one_entry_per_device_and_dtype(host, files):
     calls = []
     real = camera.compute
 
-    def counting(device="cpu"):
+    def counting(device="cpu", dtype=torch.float32):
         calls.append(torch.device(device))
-        return real("cpu").to(device)  # the meta device cannot run the encoder; its result only needs a device
+        return real("cpu", dtype).to(device)  # the meta device cannot run the encoder; its result needs a device
 
     camera.compute = counting
     likes = [torch.zeros(1, device=d, dtype=t) for d in ("cpu", "meta") for t in (torch.float32, torch.bfloat16)]
@@ -82,17 +82,17 @@ def test_camera_embedding_is_thread_safe_and_computes_keys_in_parallel(host, fil
     def compute_for(dtype):
         other = torch.float64 if dtype == torch.float32 else torch.float32
 
-        def compute(device="cpu"):
+        def compute(device="cpu", out_dtype=torch.float32):
             calls.append(dtype)
             started[dtype].set()
             assert started[other].wait(10), "the other key's computation never started: compute is serialised"
-            return real(device)
+            return real(device, out_dtype)
 
         return compute
 
     # the dtype of the caller's tensor picks the stand-in compute through a thread-local
     local = threading.local()
-    camera.compute = lambda device="cpu": compute_for(local.dtype)(device)
+    camera.compute = lambda device="cpu", dtype=torch.float32: compute_for(local.dtype)(device, dtype)
     results, errors = [], []
 
     def worker(dtype):
@@ -195,9 +195,9 @@ def test_cfg_split_samples_as_one_device_with_one_camera_per_key(host, files, mu
     calls = []
     real = wp.CameraEmbedding.compute
 
-    def counting(self, device="cpu"):
+    def counting(self, device="cpu", dtype=torch.float32):
         calls.append(threading.get_ident())
-        return real(self, device)
+        return real(self, device, dtype)
 
     monkeypatch.setattr(wp.CameraEmbedding, "compute", counting)
     forward_threads = []
