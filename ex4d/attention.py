@@ -1,7 +1,8 @@
 """Scaled dot-product attention through one chosen PyTorch SDPA backend, where it has a kernel.
 
 On an H100 at EX-4D's shapes (13,312 tokens, 40 heads of 128) PyTorch's cuDNN backend runs a self-attention
-call in 11.3 ms where its flash backend, which PyTorch picks first on Linux, takes 20.1 ms. Both are exact
+call in about 11.5 ms where its flash backend takes 20.1 ms; ComfyUI 0.33 puts flash first (torch 2.11 on its own
+already picks cuDNN there, as under ComfyUI 0.3.75). Both are exact
 attention; they differ only by floating-point round-off. :class:`BackendAttention` runs the chosen backend
 where PyTorch has a kernel of it and hands every other call to a fallback (the host's own attention).
 """

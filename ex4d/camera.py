@@ -36,7 +36,7 @@ _FLIP = np.diag([-1.0, -1.0, -1.0, 1.0])
 EASINGS = ("linear", "ease_in", "ease_out", "ease_in_out")
 # What numpy and zipfile raise for a file that is not a complete .npz of plain arrays: not a zip, truncated,
 # damaged compressed data, an unsupported compression method, pickled objects (never loaded).
-_UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError)
+_UNREADABLE = (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError)
 
 
 class CameraFileError(ValueError):
@@ -100,10 +100,7 @@ class CameraPath:
 
     def frame_intrinsics(self) -> np.ndarray:
         """Each frame's K, [N, 3, 3] float32."""
-        k = np.repeat(self.intrinsics[None], self.num_frames, axis=0)
-        if self.focals is not None:
-            k[:, 0, 0] = k[:, 1, 1] = self.focals
-        return k
+        return intrinsics_per_frame(self.intrinsics, self.frame_focals().astype(np.float32))
 
     def __len__(self) -> int:
         return self.num_frames
@@ -172,14 +169,14 @@ class CameraPath:
             ext = ext[None]
         focals = None
         if k.ndim == 3 and len(k):  # per-frame intrinsics: all the same in the published files, or a zoom
-            if k.shape[1:] == (3, 3) and len(k) > 1 and np.isfinite(k).all() and np.any(k[:, 0, 0] != k[0, 0, 0]):
+            # a zoom: written by to_ex4d_npz (with the source focal), or focal lengths that differ
+            zooms = source is not None or (len(k) > 1 and bool(np.any(k[:, 0, 0] != k[0, 0, 0])))
+            if zooms and k.shape[1:] == (3, 3) and np.isfinite(k).all():
                 if len(k) != len(ext):
                     raise CameraFileError(f"{name} holds {len(k)} intrinsics for {len(ext)} cameras; give one per "
                                           "camera, or a single 3 x 3 matrix")
                 focals = k[:, 0, 0].copy()
-                zoomed = np.repeat(k[:1], len(k), axis=0)
-                zoomed[:, 0, 0] = zoomed[:, 1, 1] = focals
-                if np.abs(k - zoomed).max() > 1e-3 * float(np.abs(focals).max()):
+                if np.abs(k - intrinsics_per_frame(k[0], focals)).max() > 1e-3 * float(np.abs(focals).max()):
                     raise CameraFileError(f"{name} holds per-frame intrinsics that differ in more than the focal "
                                           "length; the renderer needs one principal point and square pixels")
             k = k[0]
@@ -268,6 +265,13 @@ class CameraPath:
 
 
 # ----------------------------------------------------------------------------- primitives
+
+
+def intrinsics_per_frame(k: np.ndarray, focals: np.ndarray) -> np.ndarray:
+    """K repeated for each frame with that frame's focal length on both axes, [N, 3, 3]."""
+    out = np.repeat(np.asarray(k)[None], len(focals), axis=0)
+    out[:, 0, 0] = out[:, 1, 1] = focals
+    return out
 
 
 def check_camera(extrinsics: np.ndarray, intrinsics: np.ndarray, width: int, height: int,
@@ -474,7 +478,8 @@ def preset(
       (0, 0, +zoom_fraction * r) (toward the target) or to (0, 0, -zoom_fraction * r) (away from it).
 
     ``easing`` / ``hold_start`` / ``hold_end`` reshape the speed along the same curve (:func:`progress`); their
-    defaults give the published per-frame angles bit for bit (``linspace``).
+    defaults give the published per-frame angles bit for bit (``linspace``) at 49 frames, and at any length with
+    ``sweep`` "published rounds".
     """
     if num_frames < 1:
         raise ValueError("num_frames must be >= 1")

@@ -129,6 +129,7 @@ class CameraEmbedding:
         self._cache: dict[tuple[torch.device, torch.dtype], torch.Tensor] | None = None
         self._key_locks: dict[tuple[torch.device, torch.dtype], threading.Lock] = {}
         self._lock = threading.Lock()
+        self._generation = 0  # bumped by clear(): a computation that started before it is not cached
 
     def compute(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
         encoder = self.adapter.camera_encoder(device=device, dtype=torch.float32)
@@ -143,13 +144,15 @@ class CameraEmbedding:
             return out
         with self._lock:
             key_lock = self._key_locks.setdefault(key, threading.Lock())
+            generation = self._generation
         with key_lock:
             cache = self._cache
             out = cache.get(key) if cache is not None else None
             if out is None:  # the first caller of this key; later ones found it above or wait here
                 out = self.compute(like.device, like.dtype)
                 with self._lock:
-                    self._cache = {**(self._cache or {}), key: out}  # a new dict: readers never see it change
+                    if generation == self._generation:  # not cleaned up meanwhile
+                        self._cache = {**(self._cache or {}), key: out}  # a new dict: readers never see it change
         return out
 
     def cached_keys(self) -> list[tuple[torch.device, torch.dtype]]:
@@ -160,6 +163,7 @@ class CameraEmbedding:
         with self._lock:
             self._cache = None
             self._key_locks.clear()
+            self._generation += 1
 
 
 def track_context_window(executor, x, t, c_concat=None, *args, **kwargs):

@@ -214,7 +214,7 @@ class Attention(io.ComfyNode):
             display_name="EX-4D Attention Backend",
             category=CATEGORY,
             description="Run the model's attention on one PyTorch backend. cudnn: exact attention, about 1.8x "
-            "faster than the flash backend PyTorch picks on Linux at EX-4D's sizes on an H100 (results differ "
+            "faster than the flash backend ComfyUI 0.33 puts first, at EX-4D's sizes on an H100 (results differ "
             "by floating-point round-off only). Calls it has no kernel for (CPU, older GPUs, masks) run on "
             "the host's attention as before. Only the output MODEL is changed; its weights stay shared.",
             inputs=[

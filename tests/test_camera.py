@@ -429,6 +429,24 @@ def test_per_frame_focal_round_trips_through_npz(tmp_path):
     assert other.focal == pytest.approx(750.0) and np.array_equal(other.frame_focals(), path.frame_focals())
 
 
+@pytest.mark.parametrize("frames", [1, 9])
+def test_a_zoom_held_at_one_focal_round_trips_through_both_formats(tmp_path, frames):
+    """Every frame at the same focal length, other than the source's (a dolly-zoom held at its end, or one
+    frame): the npz keeps the source focal as the JSON does."""
+    path = cam.dolly(frames, 3.0, 64, 48, 500.0, start=0.5, end=0.5, keep_subject_size=True)
+    assert path.focal == 500.0 and np.all(path.frame_focals() == 250.0)
+    for back in (cam.CameraPath.from_ex4d_npz(path.to_ex4d_npz(tmp_path / "held.npz")),
+                 cam.CameraPath.from_json(path.to_json())):
+        assert back.focal == 500.0 and back.focals.tobytes() == path.focals.tobytes()
+
+
+def test_npz_of_structured_arrays_is_a_clear_error(tmp_path):
+    record = np.zeros(4, dtype=[("a", "<f4"), ("b", "<f4")])
+    np.savez(tmp_path / "records.npz", extrinsics=record, intrinsics=cam.intrinsics_matrix(64, 64))
+    with pytest.raises(cam.CameraFileError, match="'records.npz' is not a readable EX-4D camera file"):
+        cam.CameraPath.from_ex4d_npz(tmp_path / "records.npz")
+
+
 def test_per_frame_intrinsics_the_renderer_cannot_draw_are_refused(tmp_path):
     path = cam.dolly(4, 3.0, 64, 48, 100.0, start=0.0, end=0.5, keep_subject_size=True)
     k = path.frame_intrinsics()

@@ -71,6 +71,22 @@ def test_camera_embedding_keeps_one_entry_per_device_and_dtype(host, files):
     assert len(calls) == 5
 
 
+def test_a_cleanup_during_a_computation_is_not_undone(host, files):
+    """The host cleans the model up (clear) while a pass still computes the embedding: its result is returned
+    to that pass but not cached past the cleanup."""
+    camera = _camera(host, files)
+    real = camera.compute
+
+    def clearing(device="cpu", dtype=torch.float32):
+        out = real(device, dtype)
+        camera.clear()
+        return out
+
+    camera.compute = clearing
+    assert camera.get(torch.zeros(1)).shape[1] > 0
+    assert camera.cached_keys() == []
+
+
 def test_camera_embedding_is_thread_safe_and_computes_keys_in_parallel(host, files):
     """Four threads per key, two keys: one computation per key, and the two keys compute at the same time (each
     computation waits until the other key's has started: a lock held during compute would deadlock here)."""
