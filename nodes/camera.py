@@ -150,6 +150,15 @@ def source_key(prompt: object, node_id: object) -> str | None:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=repr).encode()).hexdigest()[:20]
 
 
+# the hidden inputs a node with the camera editor declares, so its scene can be found by source (source_key)
+SCENE_SOURCE = [io.Hidden.prompt, io.Hidden.unique_id]
+
+
+def scene_source(node: type[io.ComfyNode]) -> str | None:
+    """:func:`source_key` of the running node (its hidden prompt and id), None outside the executor."""
+    return source_key(node.hidden.prompt, node.hidden.unique_id) if node.hidden is not None else None
+
+
 def scene_ui(clip: Clip, depth, frames: torch.Tensor | None, focal: float, source: str | None = None) -> dict:
     """The node's UI output for the camera editor: the key of frame 0's downsampled DW-mesh in :data:`SCENES`
     and the clip it belongs to; remembered under ``source`` (:func:`source_key`) when given."""
@@ -216,12 +225,11 @@ class CameraPathNode(io.ComfyNode):
         check_connected(depth, DepthVideo, "depth", CONNECT_DEPTH)
         check_connected(frames, torch.Tensor, "frames", CONNECT_FRAMES, optional=True)
         number_types = (io.Float.io_type, io.Int.io_type)
-        numbers = {spec.id for spec in cls.define_schema().inputs if spec.io_type in number_types}
-        check_numbers(cls, **{name: value for name, value in widgets.items() if name in numbers})
+        number_inputs = {spec.id for spec in cls.define_schema().inputs if spec.io_type in number_types}
+        check_numbers(cls, **{name: value for name, value in widgets.items() if name in number_inputs})
         clip = Clip.of(depth)
         path = cls.path(clip, **widgets)
-        source = source_key(cls.hidden.prompt, cls.hidden.unique_id) if cls.hidden is not None else None
-        ui = {"ex4d_scene": [scene_ui(clip, depth, frames, path.focal, source)], "ex4d_path": [path.to_json_dict()]}
+        ui = {"ex4d_scene": [scene_ui(clip, depth, frames, path.focal, scene_source(cls))], "ex4d_path": [path.to_json_dict()]}
         return io.NodeOutput(path, ui=ui)
 
 
@@ -255,7 +263,7 @@ class CameraPreset(CameraPathNode):
                     "original tool does (90 degrees over 121 frames: 222). Both are the same at 49 frames."),
             ],
             outputs=[Camera.Output(display_name="camera")],
-            hidden=[io.Hidden.prompt, io.Hidden.unique_id],  # the editor's scene source (source_key)
+            hidden=SCENE_SOURCE,
         )
 
     @classmethod
@@ -298,7 +306,7 @@ class CameraOrbit(CameraPathNode):
                 *_hold_inputs(),
             ],
             outputs=[Camera.Output(display_name="camera")],
-            hidden=[io.Hidden.prompt, io.Hidden.unique_id],  # the editor's scene source (source_key)
+            hidden=SCENE_SOURCE,
         )
 
     @classmethod
@@ -335,7 +343,7 @@ class CameraDolly(CameraPathNode):
                     "wider view) or looms (moving out, narrower view)."),
             ],
             outputs=[Camera.Output(display_name="camera")],
-            hidden=[io.Hidden.prompt, io.Hidden.unique_id],  # the editor's scene source (source_key)
+            hidden=SCENE_SOURCE,
         )
 
     @classmethod
@@ -372,7 +380,7 @@ class CameraKeyframes(CameraPathNode):
                     " at each keyframe)."),
             ],
             outputs=[Camera.Output(display_name="camera")],
-            hidden=[io.Hidden.prompt, io.Hidden.unique_id],  # the editor's scene source (source_key)
+            hidden=SCENE_SOURCE,
         )
 
     @classmethod
@@ -497,7 +505,7 @@ class CameraPreview(io.ComfyNode):
                 io.Int.Input("size", default=384, min=64, max=2048, step=32, tooltip="Height of each view."),
             ],
             outputs=[io.Image.Output(display_name="image")],
-            hidden=[io.Hidden.prompt, io.Hidden.unique_id],  # the editor's scene source (source_key)
+            hidden=SCENE_SOURCE,
         )
 
     @classmethod
@@ -513,8 +521,7 @@ class CameraPreview(io.ComfyNode):
             if (d.shape[2], d.shape[1]) != (camera.width, camera.height):
                 raise ValueError(f"depth: {d.shape[2]}x{d.shape[1]}, but the camera is for {camera.width}x"
                                  f"{camera.height} images; connect the depth the path was made from")
-            source = source_key(cls.hidden.prompt, cls.hidden.unique_id) if cls.hidden is not None else None
-            ui["ex4d_scene"] = [scene_ui(Clip.of(depth), depth, frames, camera.focal, source)]  # checks the frames
+            ui["ex4d_scene"] = [scene_ui(Clip.of(depth), depth, frames, camera.focal, scene_source(cls))]  # checks the frames
             step = max(1, math.ceil(math.sqrt(d.shape[1] * d.shape[2] / 40000)))
             pts = ex4d_mesh.unproject(d, camera.focal, push_border=False)[0]
             points = pts[::step, ::step].reshape(-1, 3).numpy()

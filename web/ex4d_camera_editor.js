@@ -96,6 +96,18 @@ function parseScene(buffer) {
   return { ...header, positions, colors, faces };
 }
 
+// An eye's offset from its target as yaw / pitch (degrees) and distance, the inverse of the library's spherical
+// eye (yaw 0 / pitch 0 straight behind the target, on -z; world y points down). The yaw is taken nearest to
+// `previousYaw`, so dragging an eye across the back of the orbit keeps turning the same way instead of jumping
+// from +180 to -180. null when the eye sits on the target.
+function yawPitch(offset, previousYaw) {
+  const distance = Math.hypot(...offset);
+  if (distance < 1e-6) return null;
+  let yaw = Math.atan2(offset[0], -offset[2]) * 180 / Math.PI;
+  if (Number.isFinite(previousYaw)) yaw += 360 * Math.round((previousYaw - yaw) / 360);
+  return { yaw, pitch: Math.asin(-offset[1] / distance) * 180 / Math.PI, distance };
+}
+
 // Per-frame cameras from the route's (or the node's) path: extrinsics E (world -> OpenGL-style camera) and the
 // frame's focal length ("focals" when the path zooms, e.g. a dolly-zoom; else the one of "intrinsics").
 function parsePath(json) {
@@ -588,11 +600,10 @@ class CameraEditor {
       if (handle.kind === "target") this.setWidget("radius", Math.max(0.01, point[2]), 4);
       else if (cls === DOLLY_NODE) this.setWidget(handle.kind, point[2] / r, 3);
       else {
-        const offset = sub(point, [0, 0, r]);
-        const distance = Math.hypot(...offset);
-        if (distance < 1e-6) return;
-        this.setWidget(`yaw_${handle.kind}`, Math.atan2(offset[0], -offset[2]) * 180 / Math.PI, 2);
-        this.setWidget(`pitch_${handle.kind}`, Math.asin(-offset[1] / distance) * 180 / Math.PI, 2);
+        const angles = yawPitch(sub(point, [0, 0, r]), this.widget(`yaw_${handle.kind}`)?.value);
+        if (!angles) return;
+        this.setWidget(`yaw_${handle.kind}`, angles.yaw, 2);
+        this.setWidget(`pitch_${handle.kind}`, angles.pitch, 2);
       }
       this.node.setDirtyCanvas?.(true, true);
       this.requestPath();
@@ -608,12 +619,11 @@ class CameraEditor {
       if (Array.isArray(key.eye)) key.eye = point.map((v) => round(v, 4));
       else { // keep the key in the form it was written: yaw / pitch / distance around its target
         const target = Array.isArray(key.target) ? key.target.map(Number) : [0, 0, this.radius()];
-        const offset = sub(point, target);
-        const distance = Math.hypot(...offset);
-        if (distance < 1e-6) return;
-        key.yaw = round(Math.atan2(offset[0], -offset[2]) * 180 / Math.PI, 2);
-        key.pitch = round(Math.asin(-offset[1] / distance) * 180 / Math.PI, 2);
-        key.distance = round(distance, 4);
+        const angles = yawPitch(sub(point, target), key.yaw);
+        if (!angles) return;
+        key.yaw = round(angles.yaw, 2);
+        key.pitch = round(angles.pitch, 2);
+        key.distance = round(angles.distance, 4);
       }
     }
     const widget = this.widget("keyframes");
