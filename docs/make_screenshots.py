@@ -1,6 +1,6 @@
 """Screenshots of the camera editor on the example clip (docs/camera_editor_*.png), through the real frontend.
 
-    .venv/bin/python docs/make_screenshots.py
+    .venv/bin/python docs/make_screenshots.py [name ...]   (e.g. dolly_zoom; default: all)
 """
 
 from __future__ import annotations
@@ -41,6 +41,17 @@ def main() -> None:
                                   "hold_start": 4, "hold_end": 4, "amount": 0.4}}
         prompt["8"] = {"class_type": "EX4DSaveCameraPath",
                        "inputs": {"camera": ["7", 0], "filename_prefix": "ex4d/crane", "format": "json"}}
+        prompt["9"] = {"class_type": "EX4DCameraDolly",
+                       "inputs": {"depth": ["2", 0], "frames": ["1", 0], "radius": 0.0, "focal": 500.0, "start": 0.0,
+                                  "end": 0.6, "easing": "ease_in_out", "hold_start": 0, "hold_end": 0,
+                                  "zoom": "dolly-zoom (keep subject size)"}}
+        prompt["10"] = {"class_type": "EX4DSaveCameraPath",
+                        "inputs": {"camera": ["9", 0], "filename_prefix": "ex4d/vertigo", "format": "json"}}
+        wanted = set(sys.argv[1:])
+
+        def shot(name: str, node_id: int) -> None:
+            if not wanted or name in wanted:
+                ui.page.screenshot(path=str(REPO / "docs" / f"camera_editor_{name}.png"), clip=node_clip(ui, node_id))
         with ServerHost(work) as server, Frontend(server, NO_FIRST_RUN) as ui:
             ui.load_api(prompt)
             ui.queue()
@@ -48,12 +59,16 @@ def main() -> None:
             ui.wait_for_camera_editor(3)
             ui.wait_for_camera_editor(7)
             ui.evaluate("() => { const e = app.graph.getNodeById(3).ex4dEditor; e.view.yaw = 25; e.view.pitch = 30; e.draw(); }")
-            ui.page.screenshot(path=str(REPO / "docs" / "camera_editor_keyframes.png"), clip=node_clip(ui, 3))
+            shot("keyframes", 3)
             ui.evaluate("() => app.graph.getNodeById(3).ex4dEditor.setFrame(40)")
-            ui.page.screenshot(path=str(REPO / "docs" / "camera_editor_frame40.png"), clip=node_clip(ui, 3))
+            shot("frame40", 3)
             ui.show_node(7)
             ui.evaluate("() => { const e = app.graph.getNodeById(7).ex4dEditor; e.view.yaw = 70; e.view.pitch = 10; e.setFrame(48); }")
-            ui.page.screenshot(path=str(REPO / "docs" / "camera_editor_crane.png"), clip=node_clip(ui, 7))
+            shot("crane", 7)
+            ui.show_node(9)
+            ui.wait_for_camera_editor(9)
+            ui.evaluate("() => { const e = app.graph.getNodeById(9).ex4dEditor; e.view.yaw = 60; e.view.pitch = 20; e.setFrame(48); }")
+            shot("dolly_zoom", 9)
             timing = ui.evaluate("() => app.graph.getNodeById(3).ex4dEditor.timeRedraw(30)")
             print(json.dumps(timing))
 
