@@ -144,9 +144,14 @@ def check_file(resolve: Callable[[str], Path | str], name: str | None) -> bool |
     return True
 
 
-def check_input_file(name: str | None, input_name: str) -> bool | str:
-    """:func:`check_file` of a file in the input folder (:func:`resolve_input_file`)."""
-    return check_file(lambda n: resolve_input_file(n, input_name), name)
+def check_input_file(name: str | None, input_name: str, extensions: tuple[str, ...] = (),
+                     wrong_kind: str = "") -> bool | str:
+    """:func:`check_file` of a file in the input folder (:func:`resolve_input_file`); with ``extensions``, a file
+    of another kind is refused as "<input_name>: '<name>' <wrong_kind>"."""
+    ok = check_file(lambda n: resolve_input_file(n, input_name), name)
+    if ok is True and name is not None and extensions and not name.lower().endswith(extensions):
+        return f"{input_name}: '{name}' {wrong_kind}"
+    return ok
 
 
 def file_fingerprint(resolve: Callable[[str], Path | str], name: str) -> str:

@@ -425,10 +425,8 @@ class LoadCameraPath(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, path=None) -> bool | str:  # None: linked, or missing (the host says so)
-        ok = check_input_file(path, "path")
-        if ok is True and path is not None and not path.lower().endswith(PATH_EXTENSIONS):
-            return f"path: '{path}' is neither an EX-4D .npz nor a camera .json; {CHOOSE_CAMERA_FILE}"
-        return ok
+        return check_input_file(path, "path", PATH_EXTENSIONS,
+                                f"is neither an EX-4D .npz nor a camera .json; {CHOOSE_CAMERA_FILE}")
 
     @classmethod
     def fingerprint_inputs(cls, path, **kwargs) -> str:

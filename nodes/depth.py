@@ -297,10 +297,8 @@ class LoadDepth(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, path=None) -> bool | str:  # None: linked, or missing (the host says so)
-        ok = check_input_file(path, "path")
-        if ok is True and path is not None and not path.lower().endswith(ex4d_depth.DEPTH_FILE_EXTENSIONS):
-            return f"path: '{path}' is not an .npz or .npy file; choose a depth file (EX-4D Save Depth writes them)"
-        return ok
+        return check_input_file(path, "path", ex4d_depth.DEPTH_FILE_EXTENSIONS,
+                                "is not an .npz or .npy file; choose a depth file (EX-4D Save Depth writes them)")
 
     @classmethod
     def fingerprint_inputs(cls, path, **_) -> str:
