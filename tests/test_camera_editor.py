@@ -235,3 +235,24 @@ def test_orbit_and_dolly_handles_load_scene_and_dolly_zoom(ui):
     assert 0.1 < ui.widget_value(7, "end") < 0.4, ui.widget_value(7, "end")
     assert ui.widget_value(7, "start") == 0.0
     assert not pack_errors(ui), pack_errors(ui)
+
+
+def test_load_scene_inside_a_subgraph(ui):
+    """A camera node moved into a subgraph is queued as "<subgraph node>:<id>": "load scene" asks for that id and
+    gets the scene of its depth (not another node's that has its local id in the root graph)."""
+    prompt = editor_prompt()
+    prompt["7"] = {"class_type": "EX4DCameraDolly",
+                   "inputs": {"depth": ["2", 0], "frames": ["1", 0], "radius": 0.0, "focal": 500.0, "start": 0.0,
+                              "end": 0.5, "easing": "linear", "hold_start": 0, "hold_end": 0}}
+    ui.load_api(prompt)
+    ui.queue()
+    ui.wait_for_camera_editor(3)
+    ids = ui.evaluate("""async () => {
+        const subgraph = app.graph.convertToSubgraph(new Set([app.graph.getNodeById(7)]));
+        window.ex4dInner = (subgraph.node ?? subgraph).subgraph.nodes[0];
+        await window.ex4dInner.ex4dEditor.loadSceneFromServer();
+        return Object.keys((await app.graphToPrompt()).output); }""")
+    assert any(":" in i for i in ids), ids  # the Dolly now lives in a subgraph
+    inner = ui.evaluate("() => ({ status: window.ex4dInner.ex4dEditor.status, scene: !!window.ex4dInner.ex4dEditor.scene })")
+    assert inner == {"status": "", "scene": True}, inner
+    assert not pack_errors(ui), pack_errors(ui)

@@ -96,6 +96,19 @@ function parseScene(buffer) {
   return { ...header, positions, colors, faces };
 }
 
+// The node's id in the queued prompt: its own id in the root graph, "<subgraph node>:...:<id>" inside subgraphs.
+function executionId(node) {
+  const find = (graph, prefix) => {
+    for (const n of graph?.nodes ?? graph?._nodes ?? []) {
+      if (n === node) return [...prefix, n.id];
+      const inner = n.subgraph && find(n.subgraph, [...prefix, n.id]);
+      if (inner) return inner;
+    }
+    return null;
+  };
+  return (find(app.graph, []) ?? [node.id]).join(":");
+}
+
 // An eye's offset from its target as yaw / pitch (degrees) and distance, the inverse of the library's spherical
 // eye (yaw 0 / pitch 0 straight behind the target, on -z; world y points down). The yaw is taken nearest to
 // `previousYaw`, so dragging an eye across the back of the orbit keeps turning the same way instead of jumping
@@ -409,7 +422,7 @@ class CameraEditor {
   async loadSceneFromServer() {
     try {
       const { output } = await app.graphToPrompt();
-      const body = JSON.stringify({ node: String(this.node.id), prompt: output });
+      const body = JSON.stringify({ node: executionId(this.node), prompt: output });
       const response = await api.fetchApi(SCENE_ROUTE, { method: "POST", headers: { "Content-Type": "application/json" }, body });
       const answer = await response.json().catch(() => ({}));
       if (!response.ok) { this.setStatus(answer.error ?? `scene: ${response.status} ${response.statusText}`); return; }
