@@ -11,6 +11,7 @@ import inspect
 import json
 import math
 import numbers
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -118,14 +119,15 @@ def source_key(prompt: object, node_id: object) -> str | None:
 
     def declared(class_type: object) -> set[str] | None:
         """The inputs a node class declares: a page's prompt also holds the values of its display widgets
-        (e.g. a video preview's), which the queued prompt may lack."""
-        try:
-            import nodes as host_nodes
-
-            spec = host_nodes.NODE_CLASS_MAPPINGS[class_type].INPUT_TYPES()
-            return {name for group in ("required", "optional") for name in spec.get(group, {})}
-        except Exception:  # no host, an unknown class: keep every input
+        (e.g. a video preview's), which the queued prompt may lack. None (keep every input) for a class the
+        host does not know, or outside the host."""
+        # the host's nodes.py, loaded before any pack (a plain import could find this pack's nodes/ package)
+        mappings = getattr(sys.modules.get("nodes"), "NODE_CLASS_MAPPINGS", None)
+        node_class = mappings.get(class_type) if isinstance(mappings, dict) and isinstance(class_type, str) else None
+        if node_class is None:
             return None
+        spec = node_class.INPUT_TYPES()
+        return {name for group in ("required", "optional") for name in spec.get(group, {})}
 
     def signature(link: object, seen: frozenset) -> object:
         if not (isinstance(link, list) and len(link) == 2 and str(link[0]) in prompt):
@@ -229,7 +231,8 @@ class CameraPathNode(io.ComfyNode):
         check_numbers(cls, **{name: value for name, value in widgets.items() if name in number_inputs})
         clip = Clip.of(depth)
         path = cls.path(clip, **widgets)
-        ui = {"ex4d_scene": [scene_ui(clip, depth, frames, path.focal, scene_source(cls))], "ex4d_path": [path.to_json_dict()]}
+        ui = {"ex4d_scene": [scene_ui(clip, depth, frames, path.focal, scene_source(cls))],
+              "ex4d_path": [path.to_json_dict()]}
         return io.NodeOutput(path, ui=ui)
 
 
@@ -241,9 +244,9 @@ class CameraPreset(CameraPathNode):
             display_name="EX-4D Camera Path (Preset)",
             category=CAMERA_CATEGORY,
             description="The published EX-4D camera paths: '180' (full swing), an angle around the subject "
-            "(30/60/90 published, any other allowed; over the whole clip, or scaled by the published rounds), or zoom in / out (a dolly along the view axis); beside "
-            "them straight moves: truck (slide sideways), pedestal (rise, the view keeps its direction), crane "
-            "(rise while looking at the subject). Easing and holds shape the speed along any of them.",
+            "(30/60/90 published, any other allowed; over the whole clip, or scaled by the published rounds), "
+            "or zoom in / out (a dolly along the view axis); beside them straight moves: truck (slide sideways), "
+            "pedestal (rise, the view keeps its direction), crane (rise while looking at the subject). Easing and holds shape the speed along any of them.",
             inputs=[
                 *_common_inputs(),
                 io.Combo.Input("preset", options=list(PRESETS), default="angle",
@@ -519,7 +522,8 @@ class CameraPreview(io.ComfyNode):
             if (d.shape[2], d.shape[1]) != (camera.width, camera.height):
                 raise ValueError(f"depth: {d.shape[2]}x{d.shape[1]}, but the camera is for {camera.width}x"
                                  f"{camera.height} images; connect the depth the path was made from")
-            ui["ex4d_scene"] = [scene_ui(Clip.of(depth), depth, frames, camera.focal, scene_source(cls))]  # checks the frames
+            # scene_ui checks the frames too
+            ui["ex4d_scene"] = [scene_ui(Clip.of(depth), depth, frames, camera.focal, scene_source(cls))]
             step = max(1, math.ceil(math.sqrt(d.shape[1] * d.shape[2] / 40000)))
             pts = ex4d_mesh.unproject(d, camera.focal, push_border=False)[0]
             points = pts[::step, ::step].reshape(-1, 3).numpy()

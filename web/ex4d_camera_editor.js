@@ -137,7 +137,7 @@ function parsePath(json) {
       forward: [-r(2, 0), -r(2, 1), -r(2, 2)],
     };
   });
-  return { width: json.width, height: json.height, focal: k[0][0], cameras, json };
+  return { width: json.width, height: json.height, cameras, json };
 }
 
 // ------------------------------------------------------------------ WebGL
