@@ -96,6 +96,8 @@ class Result:
     host: str = ""
     patcher: str = ""
     attention: str = "host"
+    linear: str = "host"  # host: the host's Linear layers; fp8: EX-4D FP8 Linear
+    compiled: bool = False  # EX-4D Compile Blocks
 
 
 def parse_args() -> argparse.Namespace:
@@ -113,11 +115,17 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--no-ex4d", action="store_true", help="the plain Wan DiT, for comparison")
     p.add_argument("--attention", default="host", choices=("host", *ATTENTION_BACKENDS),
                    help="host: the host's attention; else EX-4D Attention Backend's patch with that backend")
+    p.add_argument("--fp8-linear", action="store_true", help="EX-4D FP8 Linear on the blocks' Linear layers")
+    p.add_argument("--compile", action="store_true", help="EX-4D Compile Blocks (torch.compile, inductor)")
     p.add_argument("--errors", type=int, metavar="STEPS", default=0,
-                   help="instead of timing: the relative error of each --error-backends setting against the "
-                        "host's attention, of one prediction and of a STEPS-step latent (same model, inputs, seed)")
-    p.add_argument("--error-backends", default="cudnn,efficient,flash",
-                   help="comma-separated backends for --errors (the first also gets the STEPS-step latent)")
+                   help="instead of timing: the relative error of each --error-settings setting against the "
+                        "model with the host's attention and Linear layers, of one prediction and of a STEPS-step "
+                        "latent (same model, inputs, seed)")
+    p.add_argument("--error-settings", default="cudnn,efficient,flash",
+                   help="comma-separated settings for --errors, each an attention backend and/or fp8 and/or compile "
+                        "joined by '+', e.g. cudnn+fp8+compile")
+    p.add_argument("--error-latents", type=int, default=1, metavar="N",
+                   help="how many of the --error-settings (the first N) also get the STEPS-step latent")
     p.add_argument("--budget-gb", type=float, default=24.0, help="GPU memory budget of the lowmem configs")
     p.add_argument(
         "--headroom-gb",
@@ -326,8 +334,9 @@ def run(args: argparse.Namespace) -> Result:
         print(adapter.describe(), flush=True)
         camera_latents = torch.randn(1, 32, t_lat, h_lat, w_lat, generator=gen)
         model = pack.patch.with_camera(pack.patch.with_ex4d_lora(base, adapter), adapter, camera_latents)
-    if args.attention != "host":
-        model = pack.patch.with_attention(model, args.attention)
+    setting = "+".join([*([args.attention] if args.attention != "host" else []),
+                        *(["fp8"] if args.fp8_linear else []), *(["compile"] if args.compile else [])])
+    model = with_setting(pack, model, setting)
 
     clip = comfy.clip_vision.Output()
     clip["penultimate_hidden_states"] = torch.randn(1, CLIP_TOKENS, CLIP_DIM, generator=gen)
@@ -406,6 +415,8 @@ def run(args: argparse.Namespace) -> Result:
         host=host_version(host_root),
         patcher=type(base).__name__,
         attention=args.attention,
+        linear="fp8" if args.fp8_linear else "host",
+        compiled=args.compile,
     )
 
 
@@ -422,10 +433,24 @@ def profile_step(model, noise, cfg, sampler, sigmas, positive, negative, latent)
     print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=30, max_name_column_width=70), flush=True)
 
 
+def with_setting(pack, model, setting: str):
+    """``model`` with a speed setting: '+'-joined parts, each an attention backend, ``fp8`` (EX-4D FP8 Linear)
+    or ``compile`` (EX-4D Compile Blocks, applied last as in the workflows); '' or ``host`` leaves it as is."""
+    parts = [p for p in setting.split("+") if p and p != "host"]
+    for part in parts:
+        if part in ATTENTION_BACKENDS:
+            model = pack.patch.with_attention(model, part)
+        elif part == "fp8":
+            model = pack.patch.with_fp8_linear(model)
+        elif part != "compile":
+            raise SystemExit(f"unknown setting part {part!r} (attention backends, fp8, compile)")
+    return pack.patch.with_compiled_blocks(model) if "compile" in parts else model
+
+
 def attention_errors(args, pack, model, noise, positive, negative, latent, sampler, gpu) -> dict:
-    """Relative error (Frobenius) of each backend's output against the host attention's, same model and
-    inputs: one prediction (one Euler step from sigma 1 to 0 gives the model's x0 estimate) and, for the
-    first backend, a whole ``args.errors``-step latent."""
+    """Relative error (Frobenius) of each setting's output against the host's (host attention and Linear),
+    same model and inputs: one prediction (one Euler step from sigma 1 to 0 gives the model's x0 estimate)
+    and, for the first ``--error-latents`` settings, a whole ``args.errors``-step latent."""
     import comfy.sample
 
     def sample(m, steps: int):
@@ -437,19 +462,19 @@ def attention_errors(args, pack, model, noise, positive, negative, latent, sampl
     def rel(a, b) -> float:
         return ((a - b).norm() / b.norm()).item()
 
-    backends = [b for b in args.error_backends.split(",") if b]
+    settings = [b for b in args.error_settings.split(",") if b]
     reference = sample(model, 1)
     errors = {"host": host_version(Path(args.comfyui).resolve()), "attention": "host", "config": args.config, "device": gpu.name(), "frames": args.frames,
               "size": f"{args.width}x{args.height}", "cfg": args.cfg, "steps": args.errors,
               "bf16_eps": 2.0**-8, "prediction_rel_err": {}, "latent_rel_err": {}}
-    for backend in backends:
-        patched = pack.patch.with_attention(model, backend)
-        errors["prediction_rel_err"][backend] = rel(sample(patched, 1), reference)
-        print(f"  one prediction, {backend} vs host: {errors['prediction_rel_err'][backend]:.2e}", flush=True)
+    patched = {setting: with_setting(pack, model, setting) for setting in settings}
+    for setting in settings:
+        errors["prediction_rel_err"][setting] = rel(sample(patched[setting], 1), reference)
+        print(f"  one prediction, {setting} vs host: {errors['prediction_rel_err'][setting]:.2e}", flush=True)
     reference = sample(model, args.errors)
-    first = backends[0]
-    errors["latent_rel_err"][first] = rel(sample(pack.patch.with_attention(model, first), args.errors), reference)
-    print(f"  {args.errors}-step latent, {first} vs host: {errors['latent_rel_err'][first]:.2e}", flush=True)
+    for setting in settings[: args.error_latents]:
+        errors["latent_rel_err"][setting] = rel(sample(patched[setting], args.errors), reference)
+        print(f"  {args.errors}-step latent, {setting} vs host: {errors['latent_rel_err'][setting]:.2e}", flush=True)
     return errors
 
 
@@ -461,7 +486,7 @@ def host_version(root: Path) -> str:
 
 def print_table(results: list[dict]) -> None:
     head = (
-        f"{'host':<8}{'load':<6}{'patcher':<9}{'config':<12}{'attention':<10}{'EX-4D':>6}{'size':>13}{'load s':>8}{'step 1 s':>9}{'s/step':>8}{'25 steps s':>11}"
+        f"{'host':<8}{'load':<6}{'patcher':<9}{'config':<12}{'setting':<20}{'EX-4D':>6}{'size':>13}{'load s':>8}{'step 1 s':>9}{'s/step':>8}{'25 steps s':>11}"
         f"{'peak GiB':>9}{'reserved':>9}{'resident':>9}{'budget':>8}"
     )
     print(head)
@@ -472,7 +497,7 @@ def print_table(results: list[dict]) -> None:
         print(
             f"{r.get('host', '') or '?':<8}{r.get('load', 'build'):<6}"
             f"{'dynamic' if 'Dynamic' in r.get('patcher', '') else 'classic':<9}{r['config']:<12}"
-            f"{r.get('attention', 'host'):<10}{'yes' if r['ex4d'] else 'no':>6}{size:>13}{r['load_s']:8.1f}"
+            f"{setting_name(r):<20}{'yes' if r['ex4d'] else 'no':>6}{size:>13}{r['load_s']:8.1f}"
             f"{r['first_step_s']:9.2f}{r['step_s']:8.2f}{25 * r['step_s']:11.1f}{r['peak_alloc_gib']:9.1f}"
             f"{r['peak_reserved_gib']:9.1f}{r['resident_weights_gib']:9.1f}{budget:>8}"
         )
@@ -483,11 +508,18 @@ def print_table(results: list[dict]) -> None:
         )
 
 
+def setting_name(r: dict) -> str:
+    """'cudnn+fp8+compile' style: the attention, then fp8 Linear and compiled blocks where on."""
+    parts = [r.get("attention", "host"), *(["fp8"] if r.get("linear") == "fp8" else []),
+             *(["compile"] if r.get("compiled") else [])]
+    return "+".join(parts)
+
+
 def print_errors(results: list[dict]) -> None:
     for r in results:
         one = ", ".join(f"{b} {e:.1e}" for b, e in r["prediction_rel_err"].items())
         many = ", ".join(f"{b} {e:.1e}" for b, e in r["latent_rel_err"].items())
-        print(f"attention vs the host's ({r['config']}, {r['size']}x{r['frames']}, CFG {r['cfg']:g}): relative error of "
+        print(f"setting vs the host's attention and Linear ({r['config']}, {r['size']}x{r['frames']}, CFG {r['cfg']:g}): relative error of "
               f"one prediction: {one}; of a {r['steps']}-step latent: {many} (bf16 epsilon "
               f"{r['bf16_eps']:.1e})")
 

@@ -9,6 +9,7 @@ clone and restores the original when it loads another, so the input MODEL stays 
 
 from __future__ import annotations
 
+import logging
 import threading
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -16,13 +17,17 @@ from dataclasses import dataclass
 import comfy.lora
 import comfy.model_base
 import comfy.model_management
+import comfy.ops
 import comfy.patcher_extension
 import comfy.utils
 import torch
 
+from ..ex4d import fp8
 from ..ex4d.adapter import EX4DAdapter
 from ..ex4d.attention import BackendAttention
 from ..ex4d.sampling import LATENT_CHANNELS
+
+log = logging.getLogger(__name__)
 
 PATCH_EMBED_FORWARD = "diffusion_model.patch_embedding.forward"
 CALLBACK_KEY = "ex4d_camera"
@@ -40,6 +45,15 @@ class WanInfo:
     in_dim: int
     num_layers: int
     ffn_dim: int
+
+
+def check_wan_dit(model) -> None:
+    """A ValueError naming ``model`` unless it is a Wan 2.1 DiT (the speed settings know its blocks)."""
+    base = getattr(model, "model", None)
+    if not isinstance(base, comfy.model_base.WAN21) or not hasattr(getattr(base, "diffusion_model", None), "blocks"):
+        name = type(base).__name__ if base is not None else type(model).__name__
+        raise ValueError(f"model: this speed setting is made for the Wan 2.1 DiT (EX-4D's); got a {name} model. "
+                         f"Connect the output of EX-4D LoRA or a Wan 2.1 loader.")
 
 
 def check_wan_i2v(model) -> WanInfo:
@@ -302,6 +316,76 @@ def with_attention(model, backend: str):
     patched = model.clone()
     options = patched.model_options["transformer_options"]
     options[ATTENTION_OVERRIDE] = AttentionOverride(BackendAttention(backend), options.get(ATTENTION_OVERRIDE))
+    return patched
+
+
+class FP8LinearForward:
+    """Object patch of one host Linear's ``forward``: the host's own cast of its weight and bias (to the input's
+    device and dtype, weight patches such as LoRAs applied, offloaded weights streamed in), then
+    :func:`ex4d.fp8.scaled_linear`. Where fp8 cannot run (no fp8 tensor cores, sizes ``torch._scaled_mm``
+    does not take) the forward it replaced runs instead."""
+
+    def __init__(self, module: torch.nn.Linear, previous, devices: dict[torch.device, bool]):
+        self.module = module
+        self.previous = previous
+        self.devices = devices  # device -> fp8 runs there; decided at its first call, shared by all layers
+
+    def runs_on(self, device: torch.device) -> bool:
+        if device not in self.devices:
+            self.devices[device] = fp8.can_run(device)
+            how = "scaled fp8 (e4m3)" if self.devices[device] else "the host's Linear (no fp8 tensor cores)"
+            log.info("EX-4D fp8 Linear on %s: %s", device, how)
+        return self.devices[device]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.module
+        if not x.is_floating_point() or not fp8.fits(m.in_features, m.out_features) or not self.runs_on(x.device):
+            return self.previous(x)
+        comfy.ops.run_every_op()
+        weight, bias, offload_stream = comfy.ops.cast_bias_weight(m, x, offloadable=True)
+        out = fp8.scaled_linear(x, weight, bias)
+        comfy.ops.uncast_bias_weight(m, weight, bias, offload_stream)
+        return out
+
+
+def block_linears(model) -> dict[str, torch.nn.Linear]:
+    """The Linear layers of the DiT's transformer blocks by object-patch key of their ``forward``
+    (``diffusion_model.blocks.<i>.<path>.forward``): attention projections and FFN, 12 a block in Wan I2V."""
+    blocks = model.get_model_object("diffusion_model.blocks")
+    return {
+        f"diffusion_model.blocks.{name}.forward": module
+        for name, module in blocks.named_modules()
+        if isinstance(module, torch.nn.Linear)
+    }
+
+
+def with_fp8_linear(model):
+    """A clone of ``model`` whose transformer-block Linear layers multiply in scaled fp8 (``ex4d.fp8``) where
+    the GPU has fp8 tensor cores; ``model`` and its weights are untouched (object patches of ``forward``)."""
+    check_wan_dit(model)
+    patched = model.clone()
+    devices: dict[torch.device, bool] = {}
+    for key, module in block_linears(patched).items():
+        previous = patched.object_patches.get(key, module.forward)
+        patched.add_object_patch(key, FP8LinearForward(module, previous, devices))
+    return patched
+
+
+COMPILE_BACKEND = "inductor"
+
+
+def with_compiled_blocks(model):
+    """A clone of ``model`` whose transformer blocks run under ``torch.compile`` (one compiled graph shared by
+    the blocks, which fuses norms, RoPE and modulation), through the host's own compile wrapper. It replaces
+    another compile wrapper of the host's (TorchCompileModel) on the same model."""
+    from comfy_api.torch_helpers import set_torch_compile_wrapper
+
+    check_wan_dit(model)
+    patched = model.clone()
+    count = len(patched.get_model_object("diffusion_model.blocks"))
+    set_torch_compile_wrapper(
+        patched, backend=COMPILE_BACKEND, keys=[f"diffusion_model.blocks.{i}" for i in range(count)]
+    )
     return patched
 
 

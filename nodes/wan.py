@@ -238,6 +238,64 @@ class Attention(io.ComfyNode):
         return io.NodeOutput(_wan_patch.with_attention(model, backend))
 
 
+class FP8Linear(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="EX4DFP8Linear",
+            display_name="EX-4D FP8 Linear",
+            category=CATEGORY,
+            description="Multiply the Wan DiT's block Linear layers in fp8 (e4m3) with proper scales: a scale per "
+            "weight row and per token, so nothing is clamped. Opt-in: faster on GPUs with fp8 tensor cores "
+            "(Ada, Hopper), at an error stated in the README; elsewhere the layers run as before. Works on bf16 "
+            "or fp8 weight files; LoRAs (EX-4D's too) are applied before quantising. Weights are not copied.",
+            inputs=[
+                io.Model.Input("model", tooltip="A Wan 2.1 DiT; for EX-4D, the output of EX-4D LoRA."),
+                io.Boolean.Input(
+                    "enabled", default=True,
+                    tooltip="Off: the model passes through unchanged (to compare, or keep the node in a graph).",
+                ),
+            ],
+            outputs=[io.Model.Output(display_name="model")],
+        )
+
+    @classmethod
+    def execute(cls, model, enabled: bool) -> io.NodeOutput:
+        check_connected(model, comfy.model_patcher.ModelPatcher, "model", CONNECT_MODEL)
+        if not enabled:
+            return io.NodeOutput(model)
+        return io.NodeOutput(_wan_patch.with_fp8_linear(model))
+
+
+class CompileBlocks(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="EX4DCompileBlocks",
+            display_name="EX-4D Compile Blocks",
+            category=CATEGORY,
+            description="Run the Wan DiT's transformer blocks under torch.compile (the host's compile wrapper, "
+            "one graph shared by all blocks): norms, RoPE and modulation fused. The first step compiles "
+            "(about a minute); later steps and clips of the same size reuse it. Replaces the host's "
+            "TorchCompileModel on the same model. Needs Triton on the GPU.",
+            inputs=[
+                io.Model.Input("model", tooltip="A Wan 2.1 DiT, after EX-4D LoRA / Attention / FP8 Linear."),
+                io.Boolean.Input(
+                    "enabled", default=True,
+                    tooltip="Off: the model passes through unchanged.",
+                ),
+            ],
+            outputs=[io.Model.Output(display_name="model")],
+        )
+
+    @classmethod
+    def execute(cls, model, enabled: bool) -> io.NodeOutput:
+        check_connected(model, comfy.model_patcher.ModelPatcher, "model", CONNECT_MODEL)
+        if not enabled:
+            return io.NodeOutput(model)
+        return io.NodeOutput(_wan_patch.with_compiled_blocks(model))
+
+
 class Apply(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -603,6 +661,8 @@ NODES = [
     SaveAdapterSafetensors,
     LoRA,
     Attention,
+    FP8Linear,
+    CompileBlocks,
     Apply,
     WanSampler,
     SavePromptEmbeddings,

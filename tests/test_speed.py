@@ -1,0 +1,150 @@
+"""The speed settings: scaled fp8 Linear layers (ex4d.fp8 + EX-4D FP8 Linear) and compiled blocks
+(EX-4D Compile Blocks), through the host's Wan DiT. The GPU kernels are checked against the CPU's
+quantized product in the GPU-only test at the end (and at full size by bench/bench_wan.py --errors)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ex4d import fp8
+from tests.test_attention import _one_step, _patch_module
+from tests.test_wan_nodes import _tiny_model, files, rel_err
+
+__all__ = ["files"]
+
+
+def test_quantize_rows_scales_each_row_to_the_e4m3_range():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 64, generator=g) * torch.tensor([1e-4, 1e-2, 1.0, 30.0, 1e3, 0.0]).unsqueeze(1)
+    q, scale = fp8.quantize_rows(x)
+    assert q.dtype == fp8.E4M3 and scale.shape == (6, 1) and scale.dtype == torch.float32
+    back = q.float() * scale
+    for row in range(5):  # every row's largest magnitude lands on 448, whatever its size
+        assert q[row].float().abs().max().item() == fp8.E4M3_MAX
+        # e4m3 keeps 3 mantissa bits: each value within half a step (2^-4 relative) of its row's scale
+        err = (back[row] - x[row]).abs() / x[row].abs().clamp_min(scale[row] * 2.0**-6)
+        assert err.max().item() <= 2.0**-4 + 1e-6
+    assert scale[5].item() == 1.0 and torch.equal(back[5], torch.zeros(64))  # an all-zero row stays zero
+
+
+def test_scaled_linear_is_the_product_of_the_quantized_operands():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 5, 32, generator=g, dtype=torch.bfloat16)
+    w = torch.randn(48, 32, generator=g, dtype=torch.bfloat16) * 0.02
+    b = torch.randn(48, generator=g, dtype=torch.bfloat16)
+    got = fp8.scaled_linear(x, w, b)
+    assert got.shape == (2, 5, 48) and got.dtype == torch.bfloat16
+    xq, xs = fp8.quantize_rows(x.reshape(-1, 32))
+    wq, ws = fp8.quantize_rows(w)
+    by_hand = ((xq.double() * xs.double()) @ (wq.double() * ws.double()).T + b.double()).reshape(2, 5, 48)
+    assert rel_err(got, by_hand) < 4e-3  # bf16 output round-off only
+    exact = F.linear(x.double(), w.double(), b.double())
+    assert 1e-3 < rel_err(got, exact) < 5e-2  # fp8 error: there, and small
+
+
+def test_fits_takes_multiples_of_16():
+    assert fp8.fits(5120, 13824) and not fp8.fits(5120, 13825) and not fp8.fits(36, 5120)
+
+
+def _fp8_model(host, base, runs_here: bool):
+    patched = _patch_module(host).with_fp8_linear(base)
+    forwards = [p for p in patched.object_patches.values() if type(p).__name__ == "FP8LinearForward"]
+    if runs_here:  # as on a GPU with fp8 tensor cores: the CPU computes the same quantized product
+        forwards[0].devices[torch.device("cpu")] = True
+    return patched, forwards
+
+
+def test_fp8_linear_patches_every_block_linear_and_leaves_the_input_alone(host, files):
+    base = _tiny_model(host)
+    reference = _one_step(host, files, base)
+    patched, forwards = _fp8_model(host, base, runs_here=True)
+    blocks = base.get_model_object("diffusion_model.blocks")
+    linears = [m for m in blocks.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(forwards) == len(linears) == 12 * len(blocks)  # q k v o, q k v o k_img v_img, ffn.0 ffn.2
+    calls = []
+    for f in forwards:
+        run = f.previous
+        f.previous = lambda x, run=run: (calls.append("host"), run(x))[1]
+    got = _one_step(host, files, patched)
+    assert not calls  # no layer fell back to the host's Linear
+    assert torch.isfinite(got).all()
+    err = rel_err(got, reference)
+    assert 1e-4 < err < 0.1, err  # quantized, and close
+    assert not base.object_patches and torch.equal(_one_step(host, files, base), reference)
+
+
+def test_fp8_linear_uses_the_lora_merged_weight(host, files):
+    """The quantized weight is the one the host hands over at cast time: with the EX-4D LoRA applied, the fp8
+    step follows the LoRA's step (not the bare model's)."""
+    from tests.test_wan_nodes import _apply, _clip_output, _inputs, _sample
+
+    base = _tiny_model(host)
+    colour, mask, pos, neg = _inputs(host, files)
+
+    def step(model, lora: float) -> torch.Tensor:
+        out = _apply(host, model, colour, mask, pos, neg, lora_strength=lora, clip_vision_output=_clip_output(3))
+        return _sample(host, out, 1, 2.0)
+
+    patched, _ = _fp8_model(host, base, runs_here=True)
+    with_lora, without = step(base, 1.0), step(base, 0.0)
+    assert rel_err(with_lora, without) > 0.05  # the LoRA matters at this strength
+    fp8_lora = step(patched, 1.0)
+    assert rel_err(fp8_lora, with_lora) < 0.3 * rel_err(fp8_lora, without)
+
+
+def test_fp8_linear_without_fp8_tensor_cores_is_the_host_exactly(host, files):
+    base = _tiny_model(host)
+    (patched,) = host.node_classes["EX4DFP8Linear"].execute(model=base, enabled=True).args
+    assert patched is not base and patched.object_patches
+    assert torch.equal(_one_step(host, files, patched), _one_step(host, files, base))  # CPU: no fp8 kernels
+    (same,) = host.node_classes["EX4DFP8Linear"].execute(model=base, enabled=False).args
+    assert same is base
+
+
+def test_speed_nodes_refuse_a_model_that_is_not_wan(host, files):
+    import comfy.model_base
+
+    base = _tiny_model(host)
+    other = base.clone()
+    other.model = comfy.model_base.BaseModel.__new__(comfy.model_base.BaseModel)  # any non-Wan model object
+    for node, inputs in (("EX4DFP8Linear", {"enabled": True}), ("EX4DCompileBlocks", {"enabled": True})):
+        with pytest.raises(ValueError, match=r"^model: this speed setting is made for the Wan 2\.1 DiT"):
+            host.node_classes[node].execute(model=other, **inputs)
+
+
+def test_compiled_blocks_give_the_host_result(host, files, monkeypatch):
+    """The host's compile wrapper around each block (dynamo over the host's block code with the EX-4D
+    patches inside; the aot_eager backend keeps the numbers exact) gives the uncompiled step, compiles the
+    shared block code once, and leaves the input MODEL uncompiled."""
+    patch = _patch_module(host)
+    monkeypatch.setattr(patch, "COMPILE_BACKEND", "aot_eager")
+    base = _tiny_model(host)
+    reference = _one_step(host, files, base)
+    torch._dynamo.reset()
+    (compiled,) = host.node_classes["EX4DCompileBlocks"].execute(model=base, enabled=True).args
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    got = _one_step(host, files, compiled)
+    assert rel_err(got, reference) < 1e-5
+    assert counters["stats"]["unique_graphs"] >= 1  # dynamo really compiled
+    frames = counters["frames"]["ok"]
+    _one_step(host, files, compiled)
+    assert counters["frames"]["ok"] == frames  # a second run recompiles nothing
+    assert not base.wrappers.get("apply_model", {}).get("torch.compile")
+    assert torch.equal(_one_step(host, files, base), reference)
+    torch._dynamo.reset()
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() and fp8.can_run(torch.device("cuda"))),
+                    reason="needs a GPU with fp8 tensor cores")
+def test_gpu_scaled_mm_equals_the_quantized_product():
+    g = torch.Generator("cuda").manual_seed(2)
+    x = torch.randn(300, 512, generator=g, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(1024, 512, generator=g, device="cuda", dtype=torch.bfloat16) * 0.02
+    b = torch.randn(1024, generator=g, device="cuda", dtype=torch.bfloat16)
+    got = fp8.scaled_linear(x, w, b)
+    cpu = fp8.scaled_linear(x.cpu(), w.cpu(), b.cpu())
+    assert rel_err(got.cpu(), cpu) < 4e-3
