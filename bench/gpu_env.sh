@@ -1,0 +1,13 @@
+# Sourced on a GPU machine that has PyTorch but no ComfyUI (the workplace's device image), from the repo root:
+#   . bench/gpu_env.sh   ->  $COMFYUI_PATH is a ComfyUI 0.33 tree, the host's missing packages are importable
+# It expects what a device call carries: .whl/ (py3.12 manylinux wheels of the packages the image lacks: torchsde,
+# trampoline, comfy-aimdo, blake3, simpleeval, and for the whole graph av, alembic, sqlalchemy, mako, pydantic,
+# pydantic-core, pydantic-settings, python-dotenv, typing-inspection, annotated-types) and .devhost/host033.tar.xz
+# (the 0.33 tree without tests/, comfy_api_nodes/, blueprints/ and the tokenizers Wan does not use).
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+  || return 1
+export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
+mkdir -p /tmp/host && tar xJf .devhost/host033.tar.xz -C /tmp/host || return 1
+export COMFYUI_PATH=/tmp/host/ComfyUI
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
