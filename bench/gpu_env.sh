@@ -3,11 +3,13 @@
 # It expects what a device call carries: .whl/ (py3.12 manylinux wheels of the packages the image lacks: torchsde,
 # trampoline, comfy-aimdo, blake3, simpleeval, and for the whole graph av, alembic, sqlalchemy, mako, pydantic,
 # pydantic-core, pydantic-settings, python-dotenv, typing-inspection, annotated-types) and .devhost/host033.tar.xz
-# (the 0.33 tree without tests/, comfy_api_nodes/, blueprints/ and the tokenizers Wan does not use).
+# (ComfyUI/: the 0.33 tree without tests/, comfy_api_nodes/, blueprints/ and the tokenizers Wan does not use;
+# site/: comfy-kitchen 0.2.31 without its compiled CUDA/HIP kernels, 235 MB unpacked, which the host imports but the
+# EX-4D paths do not use: its eager backend stays).
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
   || return 1
-export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
 mkdir -p /tmp/host && tar xJf .devhost/host033.tar.xz -C /tmp/host || return 1
+export PYTHONPATH=/tmp/site:/tmp/host/site PYTHONUNBUFFERED=1
 export COMFYUI_PATH=/tmp/host/ComfyUI
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
