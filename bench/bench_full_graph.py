@@ -66,6 +66,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--frames", type=int, help="frames to generate (default: the workflow's, 49 or 121)")
     p.add_argument("--attention", choices=("workflow", "host", "cudnn"), default="workflow",
                    help="EX-4D Attention Backend's backend: as the workflow ships it (cudnn), or another")
+    p.add_argument("--first-only", action="store_true", help="only the run right after the host starts")
     p.add_argument("--oom-check", action="store_true", help="after the runs, a graph that cannot fit, then one that can")
     p.add_argument("--out", help="append one JSON line per run to this file")
     p.add_argument("--table", help="print the table of a results file and exit")
@@ -237,8 +238,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     }
     results = [run_once(host, torch, prompt_for(args.config, first, args.steps, args.frames, args.attention, args.workflow),
                         {**base, "run": "first"}, ballast_bytes)]
-    results.append(run_once(host, torch, prompt_for(args.config, second, args.steps, args.frames, args.attention, args.workflow),
-                            {**base, "run": "cached"}, ballast_bytes))
+    if not args.first_only:
+        results.append(run_once(host, torch, prompt_for(args.config, second, args.steps, args.frames, args.attention,
+                                                        args.workflow), {**base, "run": "cached"}, ballast_bytes))
     if args.oom_check:
         from ex4d import video
 
