@@ -422,6 +422,12 @@ CASES: list[Case] = [
         ("model linked to a VAE", {"model": ["vae", 0]}, "model", QUEUE),
         ("model left out", {"model": DROP}, "model", QUEUE),
     ),
+    *[case for node in ("EX4DFP8Linear", "EX4DCompileBlocks") for case in cases(
+        node,
+        ("model linked to a VAE", {"model": ["vae", 0]}, "model", QUEUE),
+        ("model left out", {"model": DROP}, "model", QUEUE),
+        ("model a string", {"model": "wan.safetensors"}, "model", RUN, "not a link"),
+    )],
     *cases(
         "EX4DApply",
         ("width below min", {"width": 15}, "width", QUEUE),

@@ -148,6 +148,8 @@ PACK_NODES = {
     "EX4DSaveAdapterSafetensors",
     "EX4DLoRA",
     "EX4DAttention",
+    "EX4DFP8Linear",
+    "EX4DCompileBlocks",
     "EX4DApply",
     "EX4DWanSampler",
     "EX4DSavePromptEmbeddings",
