@@ -375,9 +375,10 @@ COMPILE_BACKEND = "inductor"
 
 
 def with_compiled_blocks(model):
-    """A clone of ``model`` whose transformer blocks run under ``torch.compile`` (one compiled graph shared by
-    the blocks, which fuses norms, RoPE and modulation), through the host's own compile wrapper. It replaces
-    another compile wrapper of the host's (TorchCompileModel) on the same model."""
+    """A clone of ``model`` whose transformer blocks run under ``torch.compile`` (the compiled code is shared by
+    the blocks; inductor fuses the norms, RoPE and modulation between the attention calls, where the graph
+    breaks), through the host's own compile wrapper. It replaces another compile wrapper of the host's
+    (TorchCompileModel) on the same model."""
     from comfy_api.torch_helpers import set_torch_compile_wrapper
 
     check_wan_dit(model)
