@@ -11,5 +11,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 mkdir -p /tmp/host && tar xJf .devhost/host033.tar.xz -C /tmp/host || return 1
 export PYTHONPATH=/tmp/site:/tmp/host/site PYTHONUNBUFFERED=1
 export COMFYUI_PATH=/tmp/host/ComfyUI
+# the harness installs the host's requirements unless this stamp names this interpreter (nothing can be fetched here)
+python3 -c "import sys; print(sys.executable, end='')" > "$COMFYUI_PATH/.ex4d-prepared"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
