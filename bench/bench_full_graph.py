@@ -13,7 +13,7 @@ memory settings at import); the host is the one the harness selects (``COMFYUI_P
     python bench/bench_full_graph.py --models /data/models --config fp8      --out ...
     python bench/bench_full_graph.py --table bench/results/full_graph_h100.jsonl
     python bench/bench_full_graph.py --models /data/models --config budget24 --workflow long \
-        --out bench/results/long_video_h100.jsonl   (121 frames in 49-frame context windows; ComfyUI 0.33)
+        --out bench/results/long_video_h200.jsonl   (121 frames in 49-frame context windows; ComfyUI 0.33)
 
 Configurations:
   normal    the bf16 DiT file, the host's normal memory management (dynamic VRAM where the host has it)
@@ -256,7 +256,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
-    head = (f"{'host':<8}{'config':<10}{'attn':<6}{'raster':<11}{'run':<24}{'ok':>4}{'wall s':>8}{'alloc':>7}{'reserv':>7}{'device':>7}"
+    head = (f"{'host':<8}{'config':<15}{'attn':<6}{'raster':<11}{'run':<24}{'ok':>4}{'wall s':>8}{'alloc':>7}{'reserv':>7}{'device':>7}"
             f"{'budget':>7}{'1st':>6}{'step':>6}  slowest nodes (s)")
     print(head)
     print("-" * (len(head) + 40))
@@ -265,12 +265,13 @@ def print_table(results: list[dict[str, Any]]) -> None:
         slow = ", ".join(f"{name.split(' ', 1)[1]} {s:.1f}" for name, s in nodes)
         budget = f"{r['budget_gib']:.0f}" if r.get("budget_gib") else "-"
         config = r["config"] if r.get("workflow", "full") == "full" else f"{r['config']}/{r['frames']}f"
-        print(f"{r['host']:<8}{config:<10}{r.get('attention', 'host'):<6}{r.get('rasteriser', 'torch'):<11}"
-              f"{r['run']:<24}{'yes' if r['completed'] else 'NO':>4}{r['wall_s']:8.1f}"
+        run = r["run"] if r.get("steps", 25) == 25 else f"{r['run']} ({r['steps']} steps)"
+        print(f"{r['host']:<8}{config:<15}{r.get('attention', 'host'):<6}{r.get('rasteriser', 'torch'):<11}"
+              f"{run:<24}{'yes' if r['completed'] else 'NO':>4}{r['wall_s']:8.1f}"
               f"{r['peak_alloc_gib']:7.1f}{r['peak_reserved_gib']:7.1f}{r['peak_device_gib']:7.1f}{budget:>7}"
               f"{_seconds(r.get('sampler_first_step_s')):>6}{_seconds(r.get('sampler_step_median_s'), 2):>6}  {slow}")
         if r.get("error"):
-            print(f"{'':<59}error: {r['error']['exception_type']}: {r['error']['message'][:160]!r}")
+            print(f"{'':<64}error: {r['error']['exception_type']}: {r['error']['message'][:160]!r}")
     if results:
         print(f"device: {results[-1]['device']}; alloc / reserv = torch's allocator peaks, device = peak in use on the "
               "GPU (all allocators, polled every 20 ms); GiB. 1st = EX-4D Wan Sampler's start to its first step's end "
