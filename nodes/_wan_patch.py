@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 PATCH_EMBED_FORWARD = "diffusion_model.patch_embedding.forward"
 CALLBACK_KEY = "ex4d_camera"
 LORA_MARK = "ex4d_lora_strength"
+FP8_KEY = "ex4d_fp8_linear"
 ATTENTION_OVERRIDE = "optimized_attention_override"  # the host's hook for a model's attention function
 WAN_I2V_IN_DIM = 36
 # The host's context window (comfy.context_windows.IndexListContextWindow) of the DiT forward pass running in
@@ -330,6 +331,14 @@ class FP8LinearForward:
         self.previous = previous
         self.devices = devices  # device -> fp8 runs there; decided at its first call, shared by all layers
 
+    def on(self, module: torch.nn.Linear) -> FP8LinearForward:
+        """The same forward for another copy of the layer (a device's clone of the model); the replaced forward
+        follows when it is the layer's own method."""
+        previous = self.previous
+        if getattr(previous, "__self__", None) is self.module:
+            previous = previous.__func__.__get__(module)
+        return FP8LinearForward(module, previous, self.devices)
+
     def runs_on(self, device: torch.device) -> bool:
         if device not in self.devices:
             self.devices[device] = fp8.can_run(device)
@@ -368,7 +377,20 @@ def with_fp8_linear(model):
     for key, module in block_linears(patched).items():
         previous = patched.object_patches.get(key, module.forward)
         patched.add_object_patch(key, FP8LinearForward(module, previous, devices))
+    for name in ("ON_DEEPCLONE_MULTIGPU", "ON_MATCH_MULTIGPU_CLONES"):  # hosts with multi-GPU sampling (0.33)
+        on_device_clone = getattr(comfy.patcher_extension.CallbacksMP, name, None)
+        if on_device_clone is not None:
+            patched.add_callback_with_key(on_device_clone, FP8_KEY, rebind_fp8_on_device_clone)
     return patched
+
+
+def rebind_fp8_on_device_clone(primary, clone) -> None:
+    """As :func:`rebind_on_device_clone`, for the fp8 Linear patches: each device's clone multiplies with its
+    own layers' weights, not the first device's."""
+    layers = block_linears(clone)
+    for key, patch in list(clone.object_patches.items()):
+        if isinstance(patch, FP8LinearForward) and key in layers:
+            clone.add_object_patch(key, patch.on(layers[key]))
 
 
 COMPILE_BACKEND = "inductor"

@@ -241,3 +241,25 @@ def test_each_device_runs_its_own_patch_embedding(host, files, multigpu):
     for patcher in (split, *_clones(split)):
         patch = patcher.object_patches[wp.PATCH_EMBED_FORWARD]
         assert patch.module is patcher.model.diffusion_model.patch_embedding, f"on {patcher.load_device}"
+
+
+def test_fp8_linear_patches_follow_each_device_clone(host, files, multigpu):
+    """EX-4D FP8 Linear under CFG Split: each device's clone multiplies with its own layers (the patches are
+    rebound on the host's device-clone callbacks), and one step equals the one-device fp8 step."""
+    wp = _patch_module(host)
+    colour, mask, pos, neg = _inputs(host, files)
+    fast = wp.with_fp8_linear(_tiny_model(host))
+    forwards = [p for p in fast.object_patches.values() if isinstance(p, wp.FP8LinearForward)]
+    forwards[0].devices[torch.device("cpu")] = True  # the CPU computes the quantized product, as a GPU would
+    out = _apply(host, fast, colour, mask, pos, neg, clip_vision_output=_clip_output(3))
+    one = _sample(host, out, 1, 3.0)
+    split = _split(host, out[0])
+    split.match_multigpu_clones()
+    for patcher in (split, *_clones(split)):
+        layers = wp.block_linears(patcher)
+        patches = {k: p for k, p in patcher.object_patches.items() if isinstance(p, wp.FP8LinearForward)}
+        assert patches.keys() == layers.keys()
+        assert all(p.module is layers[k] for k, p in patches.items()), f"on {patcher.load_device}"
+        assert all(p.previous.__self__ is layers[k] for k, p in patches.items())
+    two = _sample(host, (split, *out[1:]), 1, 3.0)
+    assert rel_err(two, one) < 1e-5
