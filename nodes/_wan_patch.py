@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import types
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -277,10 +278,7 @@ def with_camera(model, adapter: EX4DAdapter, camera_latents: torch.Tensor, stren
         patched.add_wrapper_with_key(
             comfy.patcher_extension.WrappersMP.APPLY_MODEL, CALLBACK_KEY, track_context_window
         )
-        for name in ("ON_DEEPCLONE_MULTIGPU", "ON_MATCH_MULTIGPU_CLONES"):  # hosts with multi-GPU sampling (0.33)
-            on_device_clone = getattr(comfy.patcher_extension.CallbacksMP, name, None)
-            if on_device_clone is not None:
-                patched.add_callback_with_key(on_device_clone, CALLBACK_KEY, rebind_on_device_clone)
+        on_device_clones(patched, CALLBACK_KEY, rebind_on_device_clone)
     return patched
 
 
@@ -320,67 +318,75 @@ def with_attention(model, backend: str):
     return patched
 
 
-class FP8LinearForward:
-    """Object patch of one host Linear's ``forward``: the host's own cast of its weight and bias (to the input's
-    device and dtype, weight patches such as LoRAs applied, offloaded weights streamed in), then
-    :func:`ex4d.fp8.scaled_linear`. Where fp8 cannot run (no fp8 tensor cores, sizes ``torch._scaled_mm``
-    does not take) the forward it replaced runs instead."""
+def fp8_forward(devices: dict[torch.device, bool]):
+    """The ``forward`` that EX-4D FP8 Linear binds to each block Linear of one model (``types.MethodType``: one
+    function for all layers, so a compiled block's guards hold for every block): the host's own cast of the
+    layer's weight and bias (to the input's device and dtype, weight patches such as LoRAs applied, offloaded
+    weights streamed in), then :func:`ex4d.fp8.scaled_linear`. Where fp8 cannot run (``ex4d.fp8.can_run``,
+    decided at a device's first call; sizes ``torch._scaled_mm`` does not take) the layer's class ``forward``
+    runs instead."""
 
-    def __init__(self, module: torch.nn.Linear, previous, devices: dict[torch.device, bool]):
-        self.module = module
-        self.previous = previous
-        self.devices = devices  # device -> fp8 runs there; decided at its first call, shared by all layers
-
-    def on(self, module: torch.nn.Linear) -> FP8LinearForward:
-        """The same forward for another copy of the layer (a device's clone of the model); the replaced forward
-        follows when it is the layer's own method."""
-        previous = self.previous
-        if getattr(previous, "__self__", None) is self.module:
-            previous = previous.__func__.__get__(module)
-        return FP8LinearForward(module, previous, self.devices)
-
-    def runs_on(self, device: torch.device) -> bool:
-        if device not in self.devices:
-            self.devices[device] = fp8.can_run(device)
-            how = "scaled fp8 (e4m3)" if self.devices[device] else "the host's Linear (no fp8 tensor cores)"
+    def runs_on(device: torch.device) -> bool:
+        if device not in devices:
+            usable = devices.setdefault(device, fp8.can_run(device))
+            how = "scaled fp8 (e4m3)" if usable else "the host's Linear (no fp8 matmul here)"
             log.info("EX-4D fp8 Linear on %s: %s", device, how)
-        return self.devices[device]
+        return devices[device]
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.module
-        if not x.is_floating_point() or not fp8.fits(m.in_features, m.out_features) or not self.runs_on(x.device):
-            return self.previous(x)
+    def forward(module: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        if not x.is_floating_point() or not fp8.fits(module.in_features, module.out_features) or not runs_on(x.device):
+            return type(module).forward(module, x)
         comfy.ops.run_every_op()
-        weight, bias, offload_stream = comfy.ops.cast_bias_weight(m, x, offloadable=True)
+        weight, bias, offload_stream = comfy.ops.cast_bias_weight(module, x, offloadable=True)
         out = fp8.scaled_linear(x, weight, bias)
-        comfy.ops.uncast_bias_weight(m, weight, bias, offload_stream)
+        comfy.ops.uncast_bias_weight(module, weight, bias, offload_stream)
         return out
+
+    forward.devices = devices
+    setattr(forward, FP8_KEY, True)
+    return forward
+
+
+def is_fp8_forward(patch) -> bool:
+    return isinstance(patch, types.MethodType) and getattr(patch.__func__, FP8_KEY, False)
 
 
 def block_linears(model) -> dict[str, torch.nn.Linear]:
     """The Linear layers of the DiT's transformer blocks by object-patch key of their ``forward``
-    (``diffusion_model.blocks.<i>.<path>.forward``): attention projections and FFN, 12 a block in Wan I2V."""
+    (``diffusion_model.blocks.<i>.<path>.forward``): attention projections and FFN, 12 a block in Wan I2V.
+    Layers of a scaled fp8 file (the host's ``scale_weight`` or its quantized layer types) are left out: the
+    host's own forward applies their scales."""
     blocks = model.get_model_object("diffusion_model.blocks")
     return {
         f"diffusion_model.blocks.{name}.forward": module
         for name, module in blocks.named_modules()
-        if isinstance(module, torch.nn.Linear)
+        if isinstance(module, torch.nn.Linear) and getattr(module, "scale_weight", None) is None
     }
+
+
+def on_device_clones(patched, key: str, callback) -> None:
+    """Register ``callback(primary, clone)`` for the host's device clones (MultiGPU CFG Split, 0.33 and later)."""
+    for name in ("ON_DEEPCLONE_MULTIGPU", "ON_MATCH_MULTIGPU_CLONES"):
+        on_device_clone = getattr(comfy.patcher_extension.CallbacksMP, name, None)
+        if on_device_clone is not None:
+            patched.add_callback_with_key(on_device_clone, key, callback)
 
 
 def with_fp8_linear(model):
     """A clone of ``model`` whose transformer-block Linear layers multiply in scaled fp8 (``ex4d.fp8``) where
-    the GPU has fp8 tensor cores; ``model`` and its weights are untouched (object patches of ``forward``)."""
+    the GPU can; ``model`` and its weights are untouched (object patches of ``forward``)."""
     check_wan_dit(model)
     patched = model.clone()
-    devices: dict[torch.device, bool] = {}
-    for key, module in block_linears(patched).items():
-        previous = patched.object_patches.get(key, module.forward)
-        patched.add_object_patch(key, FP8LinearForward(module, previous, devices))
-    for name in ("ON_DEEPCLONE_MULTIGPU", "ON_MATCH_MULTIGPU_CLONES"):  # hosts with multi-GPU sampling (0.33)
-        on_device_clone = getattr(comfy.patcher_extension.CallbacksMP, name, None)
-        if on_device_clone is not None:
-            patched.add_callback_with_key(on_device_clone, FP8_KEY, rebind_fp8_on_device_clone)
+    layers = block_linears(patched)
+    if not layers:
+        raise ValueError(
+            "model: its blocks hold no plain Linear layers (a scaled fp8 or otherwise quantized file, whose "
+            "layers the host multiplies itself); EX-4D FP8 Linear works on bf16, fp16 and fp8_e4m3fn files"
+        )
+    forward = fp8_forward({})
+    for key, module in layers.items():
+        patched.add_object_patch(key, types.MethodType(forward, module))
+    on_device_clones(patched, FP8_KEY, rebind_fp8_on_device_clone)
     return patched
 
 
@@ -389,8 +395,8 @@ def rebind_fp8_on_device_clone(primary, clone) -> None:
     own layers' weights, not the first device's."""
     layers = block_linears(clone)
     for key, patch in list(clone.object_patches.items()):
-        if isinstance(patch, FP8LinearForward) and key in layers:
-            clone.add_object_patch(key, patch.on(layers[key]))
+        if is_fp8_forward(patch) and key in layers:
+            clone.add_object_patch(key, types.MethodType(patch.__func__, layers[key]))
 
 
 COMPILE_BACKEND = "inductor"

@@ -247,8 +247,9 @@ class FP8Linear(io.ComfyNode):
             category=CATEGORY,
             description="Multiply the Wan DiT's block Linear layers in fp8 (e4m3) with proper scales: a scale per "
             "weight row and per token, so nothing is clamped. Opt-in: faster on GPUs with fp8 tensor cores "
-            "(Ada, Hopper), at an error stated in the README; elsewhere the layers run as before. Works on bf16 "
-            "or fp8 weight files; LoRAs (EX-4D's too) are applied before quantising. Weights are not copied.",
+            "(Ada, Hopper), at an error stated in the README; elsewhere the layers run as before. Works on bf16, "
+            "fp16 and fp8_e4m3fn weight files (a scaled fp8 file's layers stay the host's); LoRAs (EX-4D's too) "
+            "are applied before quantising. Weights are not copied.",
             inputs=[
                 io.Model.Input("model", tooltip="A Wan 2.1 DiT; for EX-4D, the output of EX-4D LoRA."),
                 io.Boolean.Input(

@@ -50,9 +50,9 @@ def test_fits_takes_multiples_of_16():
 
 def _fp8_model(host, base, runs_here: bool):
     patched = _patch_module(host).with_fp8_linear(base)
-    forwards = [p for p in patched.object_patches.values() if type(p).__name__ == "FP8LinearForward"]
+    forwards = [p for p in patched.object_patches.values() if _patch_module(host).is_fp8_forward(p)]
     if runs_here:  # as on a GPU with fp8 tensor cores: the CPU computes the same quantized product
-        forwards[0].devices[torch.device("cpu")] = True
+        forwards[0].__func__.devices[torch.device("cpu")] = True
     return patched, forwards
 
 
@@ -63,12 +63,17 @@ def test_fp8_linear_patches_every_block_linear_and_leaves_the_input_alone(host, 
     blocks = base.get_model_object("diffusion_model.blocks")
     linears = [m for m in blocks.modules() if isinstance(m, torch.nn.Linear)]
     assert len(forwards) == len(linears) == 12 * len(blocks)  # q k v o, q k v o k_img v_img, ffn.0 ffn.2
-    calls = []
-    for f in forwards:
-        run = f.previous
-        f.previous = lambda x, run=run: (calls.append("host"), run(x))[1]
-    got = _one_step(host, files, patched)
-    assert not calls  # no layer fell back to the host's Linear
+    fp8 = _patch_module(host).fp8
+    quantized, passes = [], []
+    real = fp8.scaled_linear
+    fp8.scaled_linear = lambda x, w, b: (quantized.append(w.shape), real(x, w, b))[1]
+    hook = base.model.diffusion_model.register_forward_pre_hook(lambda *_: passes.append(1))
+    try:
+        got = _one_step(host, files, patched)
+    finally:
+        fp8.scaled_linear = real
+        hook.remove()
+    assert passes and len(quantized) == len(forwards) * len(passes)  # every layer, every pass: no fallback
     assert torch.isfinite(got).all()
     err = rel_err(got, reference)
     assert 1e-4 < err < 0.1, err  # quantized, and close
@@ -103,6 +108,21 @@ def test_fp8_linear_without_fp8_tensor_cores_is_the_host_exactly(host, files):
     assert same is base
 
 
+def test_layers_of_a_scaled_fp8_file_are_left_to_the_host(host, files):
+    """A scaled fp8 file's layers carry ``scale_weight`` (0.3.75's scaled fp8 ops apply it in their own forward):
+    they keep the host's forward; a model with no plain Linear at all is refused, naming ``model``."""
+    wp = _patch_module(host)
+    model = _tiny_model(host)  # its own copy: the attributes set below stay on it
+    linears = list(wp.block_linears(model).values())
+    linears[0].scale_weight = torch.nn.Parameter(torch.ones(()), requires_grad=False)
+    patched = wp.with_fp8_linear(model)
+    assert sum(wp.is_fp8_forward(p) for p in patched.object_patches.values()) == len(linears) - 1
+    for m in linears[1:]:
+        m.scale_weight = torch.nn.Parameter(torch.ones(()), requires_grad=False)
+    with pytest.raises(ValueError, match=r"^model: its blocks hold no plain Linear layers"):
+        wp.with_fp8_linear(model)
+
+
 def test_speed_nodes_refuse_a_model_that_is_not_wan(host, files):
     import comfy.model_base
 
@@ -135,6 +155,27 @@ def test_compiled_blocks_give_the_host_result(host, files, monkeypatch):
     assert counters["frames"]["ok"] == frames  # a second run recompiles nothing
     assert not base.wrappers.get("apply_model", {}).get("torch.compile")
     assert torch.equal(_one_step(host, files, base), reference)
+    torch._dynamo.reset()
+
+
+def test_compiled_fp8_blocks_share_one_compiled_code(host, files, monkeypatch):
+    """Every block's Linear layers get the same bound function, so the code compiled for the first block's
+    attention holds for the others (per-layer patch objects made dynamo recompile for each block, and past its
+    recompile limit the 40 blocks of the real DiT ran uncompiled)."""
+    wp = _patch_module(host)
+    monkeypatch.setattr(wp, "COMPILE_BACKEND", "aot_eager")
+    base = _tiny_model(host)
+    block = base.model.diffusion_model.blocks[0]
+    codes = [type(m).forward.__code__ for m in (block.self_attn, block.cross_attn)]
+
+    def compiled_versions(model) -> list[int]:
+        torch._dynamo.reset()
+        _one_step(host, files, wp.with_compiled_blocks(model))
+        return [len(torch._dynamo.eval_frame._debug_get_cache_entry_list(code)) for code in codes]
+
+    plain = compiled_versions(base)
+    patched, _ = _fp8_model(host, base, runs_here=True)
+    assert compiled_versions(patched) == plain == [1, 1]
     torch._dynamo.reset()
 
 
