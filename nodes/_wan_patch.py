@@ -22,6 +22,7 @@ import comfy.ops
 import comfy.patcher_extension
 import comfy.utils
 import torch
+from comfy_api.torch_helpers import set_torch_compile_wrapper
 
 from ..ex4d import fp8
 from ..ex4d.adapter import EX4DAdapter
@@ -342,7 +343,6 @@ def fp8_forward(devices: dict[torch.device, bool]):
         comfy.ops.uncast_bias_weight(module, weight, bias, offload_stream)
         return out
 
-    forward.devices = devices
     setattr(forward, FP8_KEY, True)
     return forward
 
@@ -407,8 +407,6 @@ def with_compiled_blocks(model):
     the blocks; inductor fuses the norms, RoPE and modulation between the attention calls, where the graph
     breaks), through the host's own compile wrapper. It replaces another compile wrapper of the host's
     (TorchCompileModel) on the same model."""
-    from comfy_api.torch_helpers import set_torch_compile_wrapper
-
     check_wan_dit(model)
     patched = model.clone()
     count = len(patched.get_model_object("diffusion_model.blocks"))

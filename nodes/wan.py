@@ -249,22 +249,16 @@ class FP8Linear(io.ComfyNode):
             "weight row and per token, so nothing is clamped. Opt-in: faster on GPUs with fp8 tensor cores "
             "(Ada, Hopper), at an error stated in the README; elsewhere the layers run as before. Works on bf16, "
             "fp16 and fp8_e4m3fn weight files (a scaled fp8 file's layers stay the host's); LoRAs (EX-4D's too) "
-            "are applied before quantising. Weights are not copied.",
+            "are applied before quantising. Weights are not copied. To compare, bypass the node (Ctrl+B).",
             inputs=[
                 io.Model.Input("model", tooltip="A Wan 2.1 DiT; for EX-4D, the output of EX-4D LoRA."),
-                io.Boolean.Input(
-                    "enabled", default=True,
-                    tooltip="Off: the model passes through unchanged (to compare, or keep the node in a graph).",
-                ),
             ],
             outputs=[io.Model.Output(display_name="model")],
         )
 
     @classmethod
-    def execute(cls, model, enabled: bool) -> io.NodeOutput:
+    def execute(cls, model) -> io.NodeOutput:
         check_connected(model, comfy.model_patcher.ModelPatcher, "model", CONNECT_MODEL)
-        if not enabled:
-            return io.NodeOutput(model)
         return io.NodeOutput(_wan_patch.with_fp8_linear(model))
 
 
@@ -282,19 +276,13 @@ class CompileBlocks(io.ComfyNode):
             "model; leave it out of graphs with MultiGPU CFG Split. Needs Triton on the GPU.",
             inputs=[
                 io.Model.Input("model", tooltip="A Wan 2.1 DiT, after EX-4D LoRA / Attention / FP8 Linear."),
-                io.Boolean.Input(
-                    "enabled", default=True,
-                    tooltip="Off: the model passes through unchanged.",
-                ),
             ],
             outputs=[io.Model.Output(display_name="model")],
         )
 
     @classmethod
-    def execute(cls, model, enabled: bool) -> io.NodeOutput:
+    def execute(cls, model) -> io.NodeOutput:
         check_connected(model, comfy.model_patcher.ModelPatcher, "model", CONNECT_MODEL)
-        if not enabled:
-            return io.NodeOutput(model)
         return io.NodeOutput(_wan_patch.with_compiled_blocks(model))
 
 

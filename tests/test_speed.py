@@ -48,18 +48,18 @@ def test_fits_takes_multiples_of_16():
     assert fp8.fits(5120, 13824) and not fp8.fits(5120, 13825) and not fp8.fits(36, 5120)
 
 
-def _fp8_model(host, base, runs_here: bool):
-    patched = _patch_module(host).with_fp8_linear(base)
-    forwards = [p for p in patched.object_patches.values() if _patch_module(host).is_fp8_forward(p)]
+def _fp8_model(host, base, runs_here: bool, monkeypatch):
+    wp = _patch_module(host)
     if runs_here:  # as on a GPU with fp8 tensor cores: the CPU computes the same quantized product
-        forwards[0].__func__.devices[torch.device("cpu")] = True
-    return patched, forwards
+        monkeypatch.setattr(wp.fp8, "can_run", lambda device: True)
+    patched = wp.with_fp8_linear(base)
+    return patched, [p for p in patched.object_patches.values() if wp.is_fp8_forward(p)]
 
 
-def test_fp8_linear_patches_every_block_linear_and_leaves_the_input_alone(host, files):
+def test_fp8_linear_patches_every_block_linear_and_leaves_the_input_alone(host, files, monkeypatch):
     base = _tiny_model(host)
     reference = _one_step(host, files, base)
-    patched, forwards = _fp8_model(host, base, runs_here=True)
+    patched, forwards = _fp8_model(host, base, runs_here=True, monkeypatch=monkeypatch)
     blocks = base.get_model_object("diffusion_model.blocks")
     linears = [m for m in blocks.modules() if isinstance(m, torch.nn.Linear)]
     assert len(forwards) == len(linears) == 12 * len(blocks)  # q k v o, q k v o k_img v_img, ffn.0 ffn.2
@@ -80,7 +80,7 @@ def test_fp8_linear_patches_every_block_linear_and_leaves_the_input_alone(host, 
     assert not base.object_patches and torch.equal(_one_step(host, files, base), reference)
 
 
-def test_fp8_linear_uses_the_lora_merged_weight(host, files):
+def test_fp8_linear_uses_the_lora_merged_weight(host, files, monkeypatch):
     """The quantized weight is the one the host hands over at cast time: with the EX-4D LoRA applied, the fp8
     step follows the LoRA's step (not the bare model's)."""
     from tests.test_wan_nodes import _apply, _clip_output, _inputs, _sample
@@ -92,7 +92,7 @@ def test_fp8_linear_uses_the_lora_merged_weight(host, files):
         out = _apply(host, model, colour, mask, pos, neg, lora_strength=lora, clip_vision_output=_clip_output(3))
         return _sample(host, out, 1, 2.0)
 
-    patched, _ = _fp8_model(host, base, runs_here=True)
+    patched, _ = _fp8_model(host, base, runs_here=True, monkeypatch=monkeypatch)
     with_lora, without = step(base, 1.0), step(base, 0.0)
     assert rel_err(with_lora, without) > 0.05  # the LoRA matters at this strength
     fp8_lora = step(patched, 1.0)
@@ -101,11 +101,9 @@ def test_fp8_linear_uses_the_lora_merged_weight(host, files):
 
 def test_fp8_linear_without_fp8_tensor_cores_is_the_host_exactly(host, files):
     base = _tiny_model(host)
-    (patched,) = host.node_classes["EX4DFP8Linear"].execute(model=base, enabled=True).args
+    (patched,) = host.node_classes["EX4DFP8Linear"].execute(model=base).args
     assert patched is not base and patched.object_patches
     assert torch.equal(_one_step(host, files, patched), _one_step(host, files, base))  # CPU: no fp8 kernels
-    (same,) = host.node_classes["EX4DFP8Linear"].execute(model=base, enabled=False).args
-    assert same is base
 
 
 def test_layers_of_a_scaled_fp8_file_are_left_to_the_host(host, files):
@@ -129,9 +127,9 @@ def test_speed_nodes_refuse_a_model_that_is_not_wan(host, files):
     base = _tiny_model(host)
     other = base.clone()
     other.model = comfy.model_base.BaseModel.__new__(comfy.model_base.BaseModel)  # any non-Wan model object
-    for node, inputs in (("EX4DFP8Linear", {"enabled": True}), ("EX4DCompileBlocks", {"enabled": True})):
+    for node in ("EX4DFP8Linear", "EX4DCompileBlocks"):
         with pytest.raises(ValueError, match=r"^model: this speed setting is made for the Wan 2\.1 DiT"):
-            host.node_classes[node].execute(model=other, **inputs)
+            host.node_classes[node].execute(model=other)
 
 
 def test_compiled_blocks_give_the_host_result(host, files, monkeypatch):
@@ -143,7 +141,7 @@ def test_compiled_blocks_give_the_host_result(host, files, monkeypatch):
     base = _tiny_model(host)
     reference = _one_step(host, files, base)
     torch._dynamo.reset()
-    (compiled,) = host.node_classes["EX4DCompileBlocks"].execute(model=base, enabled=True).args
+    (compiled,) = host.node_classes["EX4DCompileBlocks"].execute(model=base).args
     from torch._dynamo.utils import counters
 
     counters.clear()
@@ -174,7 +172,7 @@ def test_compiled_fp8_blocks_share_one_compiled_code(host, files, monkeypatch):
         return [len(torch._dynamo.eval_frame._debug_get_cache_entry_list(code)) for code in codes]
 
     plain = compiled_versions(base)
-    patched, _ = _fp8_model(host, base, runs_here=True)
+    patched, _ = _fp8_model(host, base, runs_here=True, monkeypatch=monkeypatch)
     assert compiled_versions(patched) == plain == [1, 1]
     torch._dynamo.reset()
 
