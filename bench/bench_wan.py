@@ -40,7 +40,8 @@ import statistics
 import sys
 import time
 import types
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -98,6 +99,8 @@ class Result:
     attention: str = "host"
     linear: str = "host"  # host: the host's Linear layers; fp8: EX-4D FP8 Linear
     compiled: bool = False  # EX-4D Compile Blocks
+    compile_check: dict | None = None  # compile_check(): graph breaks, compiled versions of the block code
+    profile: dict | None = field(default=None)  # profile_step(): GPU seconds of one CFG step by kind of kernel
 
 
 def parse_args() -> argparse.Namespace:
@@ -117,13 +120,17 @@ def parse_args() -> argparse.Namespace:
                    help="host: the host's attention; else EX-4D Attention Backend's patch with that backend")
     p.add_argument("--fp8-linear", action="store_true", help="EX-4D FP8 Linear on the blocks' Linear layers")
     p.add_argument("--compile", action="store_true", help="EX-4D Compile Blocks (torch.compile, inductor)")
+    p.add_argument("--settings", help="comma-separated speed settings timed side by side in this process on the "
+                                      "same model (instead of --attention / --fp8-linear / --compile), each "
+                                      "'+'-joined as in --error-settings, e.g. cudnn,cudnn+compile,cudnn+fp8+compile")
     p.add_argument("--errors", type=int, metavar="STEPS", default=0,
-                   help="instead of timing: the relative error of each --error-settings setting against the "
+                   help="after the timings of --settings (instead of timing without it): the relative error of each --error-settings setting against the "
                         "model with the host's attention and Linear layers, of one prediction and of a STEPS-step "
                         "latent (same model, inputs, seed)")
     p.add_argument("--error-settings", default="cudnn,efficient,flash",
                    help="comma-separated settings for --errors, each an attention backend and/or fp8 and/or compile "
-                        "joined by '+', e.g. cudnn+fp8+compile")
+                        "joined by '+', e.g. cudnn+fp8+compile; exact32 is the float32 attention reference (each "
+                        "setting's prediction is compared with it as well)")
     p.add_argument("--error-latents", type=int, default=1, metavar="N",
                    help="how many of the --error-settings (the first N) also get the STEPS-step latent")
     p.add_argument("--budget-gb", type=float, default=24.0, help="GPU memory budget of the lowmem configs")
@@ -292,7 +299,7 @@ class Gpu:
         return self.torch.cuda.get_device_name() if self.cuda else "cpu"
 
 
-def run(args: argparse.Namespace) -> Result:
+def run(args: argparse.Namespace) -> Iterator[Result | dict]:
     import torch
 
     gpu = Gpu(torch)
@@ -334,9 +341,9 @@ def run(args: argparse.Namespace) -> Result:
         print(adapter.describe(), flush=True)
         camera_latents = torch.randn(1, 32, t_lat, h_lat, w_lat, generator=gen)
         model = pack.patch.with_camera(pack.patch.with_ex4d_lora(base, adapter), adapter, camera_latents)
-    setting = "+".join([*([args.attention] if args.attention != "host" else []),
-                        *(["fp8"] if args.fp8_linear else []), *(["compile"] if args.compile else [])])
-    model = with_setting(pack, model, setting)
+    settings = args.settings.split(",") if args.settings else ["+".join([
+        *([args.attention] if args.attention != "host" else []), *(["fp8"] if args.fp8_linear else []),
+        *(["compile"] if args.compile else [])])]
 
     clip = comfy.clip_vision.Output()
     clip["penultimate_hidden_states"] = torch.randn(1, CLIP_TOKENS, CLIP_DIM, generator=gen)
@@ -353,84 +360,127 @@ def run(args: argparse.Namespace) -> Result:
     noise = pack.sampling.noise_for_shape(0, shape)
     sigmas = pack.sampling.flow_match_sigmas(args.steps)
     sampler = comfy.samplers.sampler_object("euler")
+    if args.errors and not args.settings:
+        yield attention_errors(args, pack, model, noise, positive, negative, latent, sampler, gpu)
+        return
+
+    for setting in settings:
+        patched = with_setting(pack, model, setting)
+        parts = setting.split("+")
+        attention = next((part for part in parts if part in ATTENTION_BACKENDS), "host")
+        compiled = "compile" in parts
+        if compiled:
+            torch._dynamo.reset()
+            torch._dynamo.utils.counters.clear()
+        gpu.sync()
+        gpu.reset_peak()
+        t0 = time.perf_counter()
+        mm.load_models_gpu([patched])  # weights to the GPU, LoRA merged (what the sampler would do first)
+        gpu.sync()
+        load_s = time.perf_counter() - t0
+        resident = patched.loaded_size() / GiB
+        print(f"{setting or 'host'}: loaded in {load_s:.1f} s, {resident:.1f} GiB of weights on the GPU", flush=True)
+
+        times = timed_sample(comfy.sample.sample_custom, gpu, patched, noise, args.cfg, sampler, sigmas, positive,
+                             negative, latent)
+        resident = max(resident, patched.loaded_size() / GiB)
+        peak_alloc, peak_reserved = gpu.peak()
+        result = Result(
+            config=args.config,
+            ex4d=not args.no_ex4d,
+            weights=cfg.weight_dtype,
+            frames=args.frames,
+            size=f"{args.width}x{args.height}",
+            tokens=t_lat * (h_lat // 2) * (w_lat // 2),
+            steps=args.steps,
+            load_s=load_s,
+            first_step_s=times[0],
+            step_s=statistics.median(times[1:] or times),
+            peak_alloc_gib=peak_alloc,
+            peak_reserved_gib=peak_reserved,
+            resident_weights_gib=resident,
+            budget_gib=args.budget_gb if cfg.partial else None,
+            device=gpu.name(),
+            load=args.load,
+            host=host_version(host_root),
+            patcher=type(base).__name__,
+            attention=attention,
+            linear="fp8" if "fp8" in parts else "host",
+            compiled=compiled,
+            compile_check=compile_check(base) if compiled else None,
+        )
+        if args.profile:
+            result.profile = profile_step(gpu, patched, noise, args.cfg, sampler, sigmas[-2:], positive, negative,
+                                          latent)
+        yield result
     if args.errors:
-        return attention_errors(args, pack, model, noise, positive, negative, latent, sampler, gpu)
+        yield attention_errors(args, pack, model, noise, positive, negative, latent, sampler, gpu)
 
-    gpu.sync()
-    gpu.reset_peak()
-    t0 = time.perf_counter()
-    mm.load_models_gpu([model])  # weights to the GPU, LoRA merged (what the sampler would do first)
-    gpu.sync()
-    load_s = time.perf_counter() - t0
-    resident = model.loaded_size() / GiB
-    print(f"loaded in {load_s:.1f} s, {resident:.1f} GiB of weights on the GPU", flush=True)
 
+def timed_sample(sample_custom, gpu, model, noise, cfg, sampler, sigmas, positive, negative, latent) -> list[float]:
+    """The sampler's run; the seconds of each of its steps."""
     stamps: list[float] = []
 
     def callback(step, x0, x, total):
         gpu.sync()
         stamps.append(time.perf_counter())
-        print(
-            f"  step {step + 1}/{total}: {stamps[-1] - (stamps[-2] if len(stamps) > 1 else t1):.2f} s",
-            flush=True,
-        )
+        print(f"  step {step + 1}/{total}: {stamps[-1] - (stamps[-2] if len(stamps) > 1 else start):.2f} s",
+              flush=True)
 
-    t1 = time.perf_counter()
-    comfy.sample.sample_custom(
-        model,
-        noise,
-        args.cfg,
-        sampler,
-        sigmas,
-        positive,
-        negative,
-        latent,
-        callback=callback,
-        disable_pbar=True,
-        seed=0,
-    )
+    start = time.perf_counter()
+    sample_custom(model, noise, cfg, sampler, sigmas, positive, negative, latent, callback=callback,
+                  disable_pbar=True, seed=0)
     gpu.sync()
-    resident = max(resident, model.loaded_size() / GiB)
-    peak_alloc, peak_reserved = gpu.peak()
-    if args.profile:
-        profile_step(model, noise, args.cfg, sampler, sigmas[-2:], positive, negative, latent)
-    times = [b - a for a, b in zip([t1, *stamps[:-1]], stamps, strict=True)]
-    return Result(
-        config=args.config,
-        ex4d=not args.no_ex4d,
-        weights=cfg.weight_dtype,
-        frames=args.frames,
-        size=f"{args.width}x{args.height}",
-        tokens=t_lat * (h_lat // 2) * (w_lat // 2),
-        steps=args.steps,
-        load_s=load_s,
-        first_step_s=times[0],
-        step_s=statistics.median(times[1:] or times),
-        peak_alloc_gib=peak_alloc,
-        peak_reserved_gib=peak_reserved,
-        resident_weights_gib=resident,
-        budget_gib=args.budget_gb if cfg.partial else None,
-        device=gpu.name(),
-        load=args.load,
-        host=host_version(host_root),
-        patcher=type(base).__name__,
-        attention=args.attention,
-        linear="fp8" if args.fp8_linear else "host",
-        compiled=args.compile,
-    )
+    return [b - a for a, b in zip([start, *stamps[:-1]], stamps, strict=True)]
 
 
-def profile_step(model, noise, cfg, sampler, sigmas, positive, negative, latent) -> None:
-    """One CFG step under torch.profiler; prints the kernels that take the most GPU time."""
+def compile_check(base) -> dict:
+    """Whether Compile Blocks compiled whole blocks: dynamo's graph breaks (any break splits a block's graph, and
+    the code around it runs unfused) and the versions of the block code it compiled (recompiles past dynamo's
+    limit run uncompiled)."""
+    import torch
+
+    block = base.model.diffusion_model.blocks[0]
+    breaks = torch._dynamo.utils.counters["graph_break"]
+    return {
+        "graph_breaks": sum(breaks.values()),
+        "break_reasons": [reason.splitlines()[0] for reason in breaks][:5],
+        "block_versions": len(torch._dynamo.eval_frame._debug_get_cache_entry_list(type(block).forward.__code__)),
+    }
+
+
+# GPU kernel name -> what it does, first match wins (cuDNN's and PyTorch's attention kernels, cuBLAS / CUTLASS /
+# Triton-template matmuls, the kernels inductor generated, then everything else: eager norms, elementwise, copies)
+KERNEL_KINDS = (
+    ("attention", ("sdpa", "fmha", "flash", "attention", "cudnn")),
+    ("matmul", ("triton_tem", "gemm", "nvjet", "cutlass", "xmma", "scaled_mm", "f8f8bf16")),
+    ("inductor-fused", ("triton_",)),
+)
+
+
+def profile_step(gpu, model, noise, cfg, sampler, sigmas, positive, negative, latent) -> dict:
+    """One CFG step under torch.profiler: GPU seconds by kind of kernel (KERNEL_KINDS), printed with the busiest
+    kernels, and returned."""
     import comfy.sample
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if gpu.cuda else [])]
+    with profile(activities=activities) as prof:
         comfy.sample.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative, latent,
                                    disable_pbar=True, seed=0)
-        torch.cuda.synchronize()
-    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=30, max_name_column_width=70), flush=True)
+        gpu.sync()
+    kernels = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
+    kinds: dict[str, float] = {}
+    for event in kernels:
+        name = event.key.lower()
+        kind = next((k for k, marks in KERNEL_KINDS if any(m in name for m in marks)), "other")
+        kinds[kind] = kinds.get(kind, 0.0) + event.self_device_time_total / 1e6
+    busiest = sorted(kernels, key=lambda e: e.self_device_time_total, reverse=True)[:12]
+    print("  GPU s by kind: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(kinds.items())), flush=True)
+    for event in busiest:
+        print(f"    {event.self_device_time_total / 1e6:7.3f} s {event.count:5d}x  {event.key[:110]}", flush=True)
+    return {"kinds_s": kinds, "busiest": [[e.key[:160], e.count, e.self_device_time_total / 1e6] for e in busiest]}
 
 
 def with_setting(pack, model, setting: str):
@@ -442,16 +492,75 @@ def with_setting(pack, model, setting: str):
             model = pack.patch.with_attention(model, part)
         elif part == "fp8":
             model = pack.patch.with_fp8_linear(model)
+        elif part == "exact32":
+            model = model.clone()
+            model.model_options["transformer_options"][pack.patch.ATTENTION_OVERRIDE] = fp32_attention
         elif part != "compile":
-            raise SystemExit(f"unknown setting part {part!r} (attention backends, fp8, compile)")
+            raise SystemExit(f"unknown setting part {part!r} (attention backends, exact32, fp8, compile)")
     return pack.patch.with_compiled_blocks(model) if "compile" in parts else model
+
+
+def fp32_attention(func, q, k, v, heads, mask=None, skip_reshape=False, skip_output_reshape=False, **kwargs):
+    """The error reference (an ``optimized_attention_override``): attention computed in float32 by PyTorch's math
+    kernel, a few heads at a time, rounded to the input's dtype once at the end."""
+    import torch
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    if mask is not None:
+        return func(q, k, v, heads, mask=mask, skip_reshape=skip_reshape, skip_output_reshape=skip_output_reshape,
+                    **kwargs)
+    if not skip_reshape:
+        q, k, v = (t.unflatten(-1, (heads, -1)).transpose(1, 2) for t in (q, k, v))
+    out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    chunk = 4
+    with sdpa_kernel([SDPBackend.MATH]):
+        for b in range(q.shape[0]):
+            for h in range(0, q.shape[1], chunk):
+                sl = (b, slice(h, h + chunk))
+                out[sl] = F.scaled_dot_product_attention(q[sl].float(), k[sl].float(), v[sl].float(),
+                                                         scale=kwargs.get("scale")).to(q.dtype)
+    return out if skip_output_reshape else out.transpose(1, 2).flatten(2)
+
+
+def kernel_errors(tokens: int, heads: int, head_dim: int) -> dict:
+    """One self-attention call at EX-4D's shape (CFG batch 2, random bf16 q, k, v of unit variance): each exact
+    SDPA backend's relative error against float32 attention, and the error of rounding that float32 result to
+    bf16 (the least any bf16 kernel can have)."""
+    import torch
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    gen = torch.Generator("cuda").manual_seed(3)
+    q, k, v = (torch.randn(2, heads, tokens, head_dim, generator=gen, device="cuda", dtype=torch.bfloat16)
+               for _ in range(3))
+    exact = fp32_attention(None, q, k, v, heads, skip_reshape=True, skip_output_reshape=True)  # bf16-rounded
+    reference = torch.empty(q.shape, dtype=torch.float32, device="cuda")
+    with sdpa_kernel([SDPBackend.MATH]):
+        for b in range(2):
+            for h in range(0, heads, 4):
+                sl = (b, slice(h, h + 4))
+                reference[sl] = F.scaled_dot_product_attention(q[sl].float(), k[sl].float(), v[sl].float())
+
+    def rel(a) -> float:
+        return ((a.float() - reference).norm() / reference.norm()).item()
+
+    errors = {"bf16 rounding of the fp32 result": rel(exact)}
+    for name, backend in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION),
+                          ("efficient", SDPBackend.EFFICIENT_ATTENTION)):
+        with sdpa_kernel([backend]):
+            errors[name] = rel(F.scaled_dot_product_attention(q, k, v))
+    print("  one attention call vs float32: " + ", ".join(f"{n} {e:.2e}" for n, e in errors.items()), flush=True)
+    return errors
 
 
 def attention_errors(args, pack, model, noise, positive, negative, latent, sampler, gpu) -> dict:
     """Relative error (Frobenius) of each setting's output against the host's (host attention and Linear),
     same model and inputs: one prediction (one Euler step from sigma 1 to 0 gives the model's x0 estimate)
-    and, for the first ``--error-latents`` settings, a whole ``args.errors``-step latent."""
+    and, for the first ``--error-latents`` settings, a whole ``args.errors``-step latent. With ``exact32`` among
+    the settings, every prediction (the host's too) is also compared with that float32-attention one."""
     import comfy.sample
+    import torch
 
     def sample(m, steps: int):
         out = comfy.sample.sample_custom(m, noise, args.cfg, sampler, pack.sampling.flow_match_sigmas(steps),
@@ -463,16 +572,30 @@ def attention_errors(args, pack, model, noise, positive, negative, latent, sampl
         return ((a - b).norm() / b.norm()).item()
 
     settings = [b for b in args.error_settings.split(",") if b]
-    reference = sample(model, 1)
     errors = {"host": host_version(Path(args.comfyui).resolve()), "attention": "host", "config": args.config, "device": gpu.name(), "frames": args.frames,
               "size": f"{args.width}x{args.height}", "cfg": args.cfg, "steps": args.errors,
-              "bf16_eps": 2.0**-8, "prediction_rel_err": {}, "latent_rel_err": {}}
+              "bf16_eps": 2.0**-8, "prediction_rel_err": {}, "latent_rel_err": {}, "vs_exact32": {}}
+    if gpu.cuda and not args.tiny:
+        _, _, frames, height, width = latent.shape
+        errors["kernel_rel_err"] = kernel_errors(frames * (height // 2) * (width // 2), 40, 128)
+    predictions = {"host": sample(model, 1)}
     patched = {setting: with_setting(pack, model, setting) for setting in settings}
     for setting in settings:
-        errors["prediction_rel_err"][setting] = rel(sample(patched[setting], 1), reference)
+        if "compile" in setting:
+            torch._dynamo.reset()
+        predictions[setting] = sample(patched[setting], 1)
+        errors["prediction_rel_err"][setting] = rel(predictions[setting], predictions["host"])
         print(f"  one prediction, {setting} vs host: {errors['prediction_rel_err'][setting]:.2e}", flush=True)
+    if "exact32" in predictions:
+        for setting, prediction in predictions.items():
+            if setting != "exact32":
+                errors["vs_exact32"][setting] = rel(prediction, predictions["exact32"])
+        print("  one prediction vs exact32: " + ", ".join(f"{s} {e:.2e}" for s, e in errors["vs_exact32"].items()),
+              flush=True)
     reference = sample(model, args.errors)
     for setting in settings[: args.error_latents]:
+        if "compile" in setting:
+            torch._dynamo.reset()
         errors["latent_rel_err"][setting] = rel(sample(patched[setting], args.errors), reference)
         print(f"  {args.errors}-step latent, {setting} vs host: {errors['latent_rel_err'][setting]:.2e}", flush=True)
     return errors
@@ -501,6 +624,17 @@ def print_table(results: list[dict]) -> None:
             f"{r['first_step_s']:9.2f}{r['step_s']:8.2f}{25 * r['step_s']:11.1f}{r['peak_alloc_gib']:9.1f}"
             f"{r['peak_reserved_gib']:9.1f}{r['resident_weights_gib']:9.1f}{budget:>8}"
         )
+    for r in results:
+        notes = []
+        if r.get("profile"):
+            kinds = r["profile"]["kinds_s"]
+            notes.append(f"GPU s of one CFG step {sum(kinds.values()):.3f}: "
+                         + ", ".join(f"{k} {v:.3f}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])))
+        if r.get("compile_check"):
+            check = r["compile_check"]
+            notes.append(f"{check['graph_breaks']} graph breaks, {check['block_versions']} compiled block versions")
+        if notes:
+            print(f"  {setting_name(r)}: " + "; ".join(notes))
     if results:
         print(
             f"device: {results[-1]['device']}; s/step = median of the steps after the first (one CFG step: "
@@ -517,6 +651,12 @@ def setting_name(r: dict) -> str:
 
 def print_errors(results: list[dict]) -> None:
     for r in results:
+        if r.get("kernel_rel_err"):
+            print("one self-attention call against float32 attention: "
+                  + ", ".join(f"{k} {e:.1e}" for k, e in r["kernel_rel_err"].items()))
+        if r.get("vs_exact32"):
+            print("one prediction against the model with float32 attention (exact32): "
+                  + ", ".join(f"{k} {e:.1e}" for k, e in r["vs_exact32"].items()))
         one = ", ".join(f"{b} {e:.1e}" for b, e in r["prediction_rel_err"].items())
         many = ", ".join(f"{b} {e:.1e}" for b, e in r["latent_rel_err"].items())
         print(f"setting vs the host's attention and Linear ({r['config']}, {r['size']}x{r['frames']}, CFG {r['cfg']:g}): relative error of "
@@ -534,16 +674,15 @@ def main() -> None:
     import torch
 
     with torch.inference_mode():  # as the host's executor runs every node
-        result = run(args)
-    line = result if isinstance(result, dict) else asdict(result)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write(json.dumps(line) + "\n")
-    if isinstance(result, dict):
-        print(json.dumps(line))
-    else:
-        print_table([line])
-
+        for result in run(args):
+            line = result if isinstance(result, dict) else asdict(result)
+            if args.out:  # one line per result as it comes: a later setting's failure keeps the earlier ones
+                with open(args.out, "a") as f:
+                    f.write(json.dumps(line) + "\n")
+            if isinstance(result, dict):
+                print(json.dumps(line), flush=True)
+            else:
+                print_table([line])
 
 if __name__ == "__main__":
     main()

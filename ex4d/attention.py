@@ -81,7 +81,7 @@ class BackendAttention:
         if not skip_reshape:
             q, k, v = (heads_first(t, heads) for t in (q, k, v))
         usable = can_run(self.backend, q, k, v)
-        if q.device not in self.logged:
+        if q.device not in self.logged and not torch.compiler.is_compiling():  # a log call breaks a compiled graph
             self.logged.add(q.device)
             log.info(
                 "EX-4D attention on %s: %s", q.device, self.backend if usable else "the host's (no kernel)"

@@ -319,23 +319,36 @@ def with_attention(model, backend: str):
     return patched
 
 
-def fp8_forward(devices: dict[torch.device, bool]):
+class Fp8Devices:
+    """Whether scaled fp8 runs on each device (``ex4d.fp8.can_run``), decided by the host's APPLY_MODEL wrapper
+    before the blocks run: the probe and its log line would break a compiled block's graph."""
+
+    def __init__(self):
+        self.usable: dict[torch.device, bool] = {}
+
+    def decide(self, device: torch.device) -> bool:
+        if device not in self.usable:
+            usable = self.usable.setdefault(device, fp8.can_run(device))
+            how = "scaled fp8 (e4m3)" if usable else "the host's Linear (no fp8 matmul here)"
+            log.info("EX-4D fp8 Linear on %s: %s", device, how)
+        return self.usable[device]
+
+    def apply_model(self, executor, x, *args, **kwargs):
+        self.decide(x.device)
+        return executor(x, *args, **kwargs)
+
+
+def fp8_forward(devices: Fp8Devices):
     """The ``forward`` that EX-4D FP8 Linear binds to each block Linear of one model (``types.MethodType``: one
     function for all layers, so a compiled block's guards hold for every block): the host's own cast of the
     layer's weight and bias (to the input's device and dtype, weight patches such as LoRAs applied, offloaded
-    weights streamed in), then :func:`ex4d.fp8.scaled_linear`. Where fp8 cannot run (``ex4d.fp8.can_run``,
-    decided at a device's first call; sizes ``torch._scaled_mm`` does not take) the layer's class ``forward``
-    runs instead."""
-
-    def runs_on(device: torch.device) -> bool:
-        if device not in devices:
-            usable = devices.setdefault(device, fp8.can_run(device))
-            how = "scaled fp8 (e4m3)" if usable else "the host's Linear (no fp8 matmul here)"
-            log.info("EX-4D fp8 Linear on %s: %s", device, how)
-        return devices[device]
+    weights streamed in), then :func:`ex4d.fp8.scaled_linear`. On a device where fp8 cannot run (or one not
+    decided, a call from outside the sampler's passes) and for sizes ``torch._scaled_mm`` does not take, the
+    layer's class ``forward`` runs instead."""
 
     def forward(module: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
-        if not x.is_floating_point() or not fp8.fits(module.in_features, module.out_features) or not runs_on(x.device):
+        if (not x.is_floating_point() or not fp8.fits(module.in_features, module.out_features)
+                or not devices.usable.get(x.device, False)):
             return type(module).forward(module, x)
         comfy.ops.run_every_op()
         weight, bias, offload_stream = comfy.ops.cast_bias_weight(module, x, offloadable=True)
@@ -383,9 +396,11 @@ def with_fp8_linear(model):
             "model: its blocks hold no plain Linear layers (a scaled fp8 or otherwise quantized file, whose "
             "layers the host multiplies itself); EX-4D FP8 Linear works on bf16, fp16 and fp8_e4m3fn files"
         )
-    forward = fp8_forward({})
+    devices = Fp8Devices()
+    forward = fp8_forward(devices)
     for key, module in layers.items():
         patched.add_object_patch(key, types.MethodType(forward, module))
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, FP8_KEY, devices.apply_model)
     on_device_clones(patched, FP8_KEY, rebind_fp8_on_device_clone)
     return patched
 
