@@ -14,6 +14,8 @@ memory settings at import); the host is the one the harness selects (``COMFYUI_P
     python bench/bench_full_graph.py --table bench/results/full_graph_h100.jsonl
     python bench/bench_full_graph.py --models /data/models --config budget24 --workflow long \
         --out bench/results/long_video_h200.jsonl   (121 frames in 49-frame context windows; ComfyUI 0.33)
+    python bench/bench_full_graph.py --models /data/models --config normal --speed none,fp8,compile,fp8+compile \
+        --out ...   (the speed nodes side by side in one host process)
 
 Configurations:
   normal    the bf16 DiT file, the host's normal memory management (dynamic VRAM where the host has it)
@@ -22,12 +24,21 @@ Configurations:
             checks see what a 24 GiB card reports (the peaks below leave the ballast out)
   fp8       the fp8_e4m3fn DiT file with the host's --fast fp8_matrix_mult
 
-Each configuration runs the graph twice: "first" right after the host starts (files read, models loaded),
-then "cached" on a copy of the clip under another name, so every node after the loaders runs again with
-the models already loaded, as when a user renders their next clip. ``--oom-check`` then queues a graph that
-cannot fit (a 1920 x 1088 clip at native size: DepthCrafter's window far too large for the budget), records
-the error, checks that the host released its models, and runs the cached graph again to compare its time.
-One JSON line per run; ``--table`` prints them.
+Speed settings (``--speed``, a comma-separated list; default none): the pack's opt-in speed nodes inserted
+before EX-4D Apply's model input:
+  none         the workflow as shipped
+  fp8          ... -> EX-4D FP8 Linear -> EX-4D Apply
+  compile      ... -> EX-4D Compile Blocks -> EX-4D Apply
+  fp8+compile  ... -> EX-4D FP8 Linear -> EX-4D Compile Blocks -> EX-4D Apply
+
+Each configuration runs the graph: "first" right after the host starts (files read, models loaded) with
+the first speed setting, then one "cached" run per speed setting, each on a copy of the clip under a name
+not used before, so every node after the loaders runs again with the models already loaded, as when a user
+renders their next clip (a compile setting's first run includes the compilation in its sampler's first
+step). ``--oom-check`` then queues (with the first speed setting) a graph that cannot fit (a 1920 x 1088 clip
+at native size: DepthCrafter's window far too large for the budget), records the error, checks that the
+host released its models, and runs the cached graph again to compare its time.
+One JSON line per run (with its "speed"); ``--table`` prints them.
 """
 
 from __future__ import annotations
@@ -54,6 +65,19 @@ CLIPS = {"full": (REPO / "assets" / "example" / "clip.mp4", None),
 BUDGET_GIB = 24.0
 WAN_FILES = {"bf16": "wan2.1_i2v_480p_14B_bf16.safetensors", "fp8": "wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors"}
 CONFIGS = ("normal", "budget24", "fp8")
+# speed setting -> the speed nodes inserted, in order, between EX-4D Apply's model input and its upstream
+SPEEDS = {"none": (), "fp8": ("EX4DFP8Linear",), "compile": ("EX4DCompileBlocks",),
+          "fp8+compile": ("EX4DFP8Linear", "EX4DCompileBlocks")}
+SPEED_NODE_IDS = {"EX4DFP8Linear": "speed_fp8", "EX4DCompileBlocks": "speed_compile"}  # no workflow uses these
+
+
+def speed_list(value: str) -> list[str]:
+    """``--speed``'s comma-separated settings, checked."""
+    speeds = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in speeds if v not in SPEEDS]
+    if not speeds or unknown:
+        raise argparse.ArgumentTypeError(f"speed settings are {', '.join(SPEEDS)} (comma-separated); got {value!r}")
+    return speeds
 
 
 def parse_args() -> argparse.Namespace:
@@ -66,7 +90,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--frames", type=int, help="frames to generate (default: the workflow's, 49 or 121)")
     p.add_argument("--attention", choices=("workflow", "host", "cudnn"), default="workflow",
                    help="EX-4D Attention Backend's backend: as the workflow ships it (cudnn), or another")
-    p.add_argument("--first-only", action="store_true", help="only the run right after the host starts")
+    p.add_argument("--speed", type=speed_list, default=["none"], metavar="LIST",
+                   help="comma-separated speed settings, each one of: " + ", ".join(SPEEDS)
+                   + " (default none); the first run uses the first, then one cached run per setting")
+    p.add_argument("--first-only", action="store_true",
+                   help="only the run right after the host starts (with the first --speed setting)")
     p.add_argument("--oom-check", action="store_true", help="after the runs, a graph that cannot fit, then one that can")
     p.add_argument("--out", help="append one JSON line per run to this file")
     p.add_argument("--table", help="print the table of a results file and exit")
@@ -103,9 +131,23 @@ class DevicePeak:
         self._thread.join()
 
 
+def insert_speed(prompt: dict[str, Any], speed: str) -> dict[str, Any]:
+    """Insert the speed setting's nodes between EX-4D Apply's model input and what fed it (in place)."""
+    apply = next(node for node in prompt.values() if node["class_type"] == "EX4DApply")
+    upstream = apply["inputs"]["model"]
+    for class_type in SPEEDS[speed]:
+        node_id = SPEED_NODE_IDS[class_type]
+        if node_id in prompt:
+            raise ValueError(f"the workflow already has a node {node_id!r}")
+        prompt[node_id] = {"class_type": class_type, "inputs": {"model": upstream}, "_meta": {"title": class_type}}
+        upstream = [node_id, 0]
+    apply["inputs"]["model"] = upstream
+    return prompt
+
+
 def prompt_for(config: str, video: str, steps: int, frames: int, attention: str = "workflow",
-               workflow: str = "full") -> dict[str, Any]:
-    prompt = json.loads(WORKFLOWS[workflow].read_text())
+               workflow: str = "full", speed: str = "none") -> dict[str, Any]:
+    prompt = insert_speed(json.loads(WORKFLOWS[workflow].read_text()), speed)
     for node in prompt.values():
         inputs = node["inputs"]
         match node["class_type"]:
@@ -124,8 +166,9 @@ def prompt_for(config: str, video: str, steps: int, frames: int, attention: str 
     return prompt
 
 
-def oversized_prompt(config: str, steps: int, frames: int, attention: str) -> dict[str, Any]:
-    prompt = prompt_for(config, "oversized.mp4", steps, frames, attention)  # the full workflow (estimated depth)
+def oversized_prompt(config: str, steps: int, frames: int, attention: str, speed: str = "none") -> dict[str, Any]:
+    # the full workflow (estimated depth)
+    prompt = prompt_for(config, "oversized.mp4", steps, frames, attention, speed=speed)
     for node in prompt.values():
         if node["class_type"] == "EX4DLoadVideo":
             node["inputs"].update(resize="native")
@@ -223,9 +266,14 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     host = InProcessHost(work, cpu=False, host_args=host_args).start()
     start_s = time.perf_counter() - t_start
     clip, depth = CLIPS[args.workflow]
-    first, second = clip.name, f"{clip.stem}_b{clip.suffix}"
-    for name in (first, second):
+    copies = itertools.count()
+
+    def fresh_clip() -> str:
+        """A copy of the clip under a name not used before in this process, so the host re-runs every node."""
+        name = f"{clip.stem}_{next(copies)}{clip.suffix}"
         shutil.copy(clip, host.input_dir / name)
+        return name
+
     if depth is not None:
         shutil.copy(depth, host.input_dir / depth.name)
     base = {
@@ -236,27 +284,31 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         "workflow": args.workflow,
         "rasteriser": rasteriser(),
     }
-    results = [run_once(host, torch, prompt_for(args.config, first, args.steps, args.frames, args.attention, args.workflow),
-                        {**base, "run": "first"}, ballast_bytes)]
+
+    def graph(speed: str, run_name: str) -> dict[str, Any]:
+        prompt = prompt_for(args.config, fresh_clip(), args.steps, args.frames, args.attention, args.workflow, speed)
+        return run_once(host, torch, prompt, {**base, "speed": speed, "run": run_name}, ballast_bytes)
+
+    speeds = args.speed
+    results = [graph(speeds[0], "first")]
     if not args.first_only:
-        results.append(run_once(host, torch, prompt_for(args.config, second, args.steps, args.frames, args.attention,
-                                                        args.workflow), {**base, "run": "cached"}, ballast_bytes))
+        results += [graph(speed, "cached") for speed in speeds]
     if args.oom_check:
         from ex4d import video
 
         gen = torch.Generator().manual_seed(0)
         video.save_video(torch.rand(args.frames, 1088, 1920, 3, generator=gen), host.input_dir / "oversized.mp4",
                          fps=15)
-        results.append(run_once(host, torch, oversized_prompt(args.config, args.steps, args.frames, args.attention),
-                                {**base, "run": "oom (1920x1088 native)"}, ballast_bytes))
-        shutil.copy(CLIPS["full"][0], host.input_dir / "clip_c.mp4")
-        results.append(run_once(host, torch, prompt_for(args.config, "clip_c.mp4", args.steps, args.frames, args.attention),
-                                {**base, "run": "after oom"}, ballast_bytes))
+        results.append(run_once(host, torch, oversized_prompt(args.config, args.steps, args.frames, args.attention,
+                                                              speeds[0]),
+                                {**base, "speed": speeds[0], "run": "oom (1920x1088 native)"}, ballast_bytes))
+        results.append(graph(speeds[0], "after oom"))  # the full workflow: --oom-check needs it
     return results
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
-    head = (f"{'host':<8}{'config':<15}{'attn':<6}{'raster':<11}{'run':<24}{'ok':>4}{'wall s':>8}{'alloc':>7}{'reserv':>7}{'device':>7}"
+    head = (f"{'host':<8}{'config':<15}{'attn':<6}{'speed':<12}{'raster':<11}{'run':<24}{'ok':>4}{'wall s':>8}"
+            f"{'alloc':>7}{'reserv':>7}{'device':>7}"
             f"{'budget':>7}{'1st':>6}{'step':>6}  slowest nodes (s)")
     print(head)
     print("-" * (len(head) + 40))
@@ -266,12 +318,13 @@ def print_table(results: list[dict[str, Any]]) -> None:
         budget = f"{r['budget_gib']:.0f}" if r.get("budget_gib") else "-"
         config = r["config"] if r.get("workflow", "full") == "full" else f"{r['config']}/{r['frames']}f"
         run = r["run"] if r.get("steps", 25) == 25 else f"{r['run']} ({r['steps']} steps)"
-        print(f"{r['host']:<8}{config:<15}{r.get('attention', 'host'):<6}{r.get('rasteriser', 'torch'):<11}"
+        print(f"{r['host']:<8}{config:<15}{r.get('attention', 'host'):<6}{r.get('speed', 'none'):<12}"
+              f"{r.get('rasteriser', 'torch'):<11}"
               f"{run:<24}{'yes' if r['completed'] else 'NO':>4}{r['wall_s']:8.1f}"
               f"{r['peak_alloc_gib']:7.1f}{r['peak_reserved_gib']:7.1f}{r['peak_device_gib']:7.1f}{budget:>7}"
               f"{_seconds(r.get('sampler_first_step_s')):>6}{_seconds(r.get('sampler_step_median_s'), 2):>6}  {slow}")
         if r.get("error"):
-            print(f"{'':<64}error: {r['error']['exception_type']}: {r['error']['message'][:160]!r}")
+            print(f"{'':<76}error: {r['error']['exception_type']}: {r['error']['message'][:160]!r}")
     if results:
         print(f"device: {results[-1]['device']}; alloc / reserv = torch's allocator peaks, device = peak in use on the "
               "GPU (all allocators, polled every 20 ms); GiB. 1st = EX-4D Wan Sampler's start to its first step's end "

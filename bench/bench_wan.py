@@ -372,6 +372,7 @@ def run(args: argparse.Namespace) -> Iterator[Result | dict]:
         if compiled:
             torch._dynamo.reset()
             torch._dynamo.utils.counters.clear()
+            torch._logging.set_logs(graph_breaks=True)  # where each break sits, in the log
         gpu.sync()
         gpu.reset_peak()
         t0 = time.perf_counter()
@@ -383,6 +384,7 @@ def run(args: argparse.Namespace) -> Iterator[Result | dict]:
 
         times = timed_sample(comfy.sample.sample_custom, gpu, patched, noise, args.cfg, sampler, sigmas, positive,
                              negative, latent)
+        torch._logging.set_logs()
         resident = max(resident, patched.loaded_size() / GiB)
         peak_alloc, peak_reserved = gpu.peak()
         result = Result(
@@ -453,8 +455,9 @@ def compile_check(base) -> dict:
 # Triton-template matmuls, the kernels inductor generated, then everything else: eager norms, elementwise, copies)
 KERNEL_KINDS = (
     ("attention", ("sdpa", "fmha", "flash", "attention", "cudnn")),
-    ("matmul", ("triton_tem", "gemm", "nvjet", "cutlass", "xmma", "scaled_mm", "f8f8bf16")),
-    ("inductor-fused", ("triton_",)),
+    ("matmul", ("triton_tem", "gemm", "nvjet", "cutlass", "xmma", "f8f8bf16")),
+    ("inductor-fused", ("triton_",)),  # its fused names list the ops, _scaled_mm's quantizing among them
+    ("matmul", ("scaled_mm",)),
 )
 
 

@@ -18,7 +18,8 @@ python3 -c "import comfy_kitchen as ck; print('comfy-kitchen backends:', ck.list
 # the settings side by side on one model (one process), each with a profiled CFG step; then the errors: one
 # prediction of each against the host's and against float32 attention (exact32), a 25-step latent for the first 3
 timeout "${EX4D_SPEED_TIMEOUT:-540}" python3 bench/bench_wan.py --config bf16 --steps 4 --profile \
-  --settings cudnn,cudnn+compile,cudnn+fp8,cudnn+fp8+compile \
-  --errors 25 --error-settings cudnn+compile,cudnn+fp8+compile,cudnn,cudnn+fp8,efficient,exact32 --error-latents 3 \
+  --settings "${EX4D_SETTINGS:-cudnn,cudnn+compile,cudnn+fp8,cudnn+fp8+compile}" \
+  --errors 25 --error-settings "${EX4D_ERROR_SETTINGS:-cudnn+compile,cudnn+fp8+compile,cudnn,cudnn+fp8,efficient,exact32}" \
+  --error-latents "${EX4D_ERROR_LATENTS:-3}" \
   --out "$out" 2>&1 | grep -vE "^\s*$|USDT|it/s\]"
 python3 bench/bench_wan.py --table "$out"

@@ -58,13 +58,16 @@ class BackendAttention:
 
     Each call runs on the chosen backend if PyTorch has a kernel of it for those tensors (asked before
     the call, so nothing is caught); otherwise ``fallback()``, the host's own attention, runs it. The
-    first call on each device logs which of the two it got.
+    first call on each device logs which of the two it got. Under ``torch.compile`` the check and the log
+    would break the graph: there PyTorch's own dispatch picks, the chosen backend first and its other
+    exact backends after it.
     """
 
     def __init__(self, backend: str):
         if backend not in BACKENDS:
             raise ValueError(f"attention backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
         self.backend = backend
+        self.priority = [BACKENDS[backend], *(b for name, b in BACKENDS.items() if name != backend)]
         self.logged: set[torch.device] = set()
 
     def __call__(
@@ -80,8 +83,14 @@ class BackendAttention:
     ) -> torch.Tensor:
         if not skip_reshape:
             q, k, v = (heads_first(t, heads) for t in (q, k, v))
+        if torch.compiler.is_compiling():
+            # dynamo cannot trace the kernel check (it would break the compiled graph here): PyTorch's dispatcher
+            # runs the first backend in this order that has a kernel for these tensors, the chosen one first
+            with sdpa_kernel(self.priority, set_priority=True):
+                out = F.scaled_dot_product_attention(q, k, v, scale=scale)
+            return out if skip_output_reshape else tokens_first(out)
         usable = can_run(self.backend, q, k, v)
-        if q.device not in self.logged and not torch.compiler.is_compiling():  # a log call breaks a compiled graph
+        if q.device not in self.logged:
             self.logged.add(q.device)
             log.info(
                 "EX-4D attention on %s: %s", q.device, self.backend if usable else "the host's (no kernel)"

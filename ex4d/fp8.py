@@ -66,7 +66,8 @@ def scaled_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     lead, k = x.shape[:-1], x.shape[-1]
     x2 = x.reshape(-1, k)
     if x.is_cuda:
-        quantize = _fused_quantize_rows()
+        # inside a compiled graph inductor fuses it with what precedes; alone, the cached compiled function
+        quantize = quantize_rows if torch.compiler.is_compiling() else _fused_quantize_rows()
         xq, x_scale = quantize(x2)
         wq, w_scale = quantize(weight)
         # row-wise scales need a bf16 output (PyTorch's kernels); a float32 or float16 model gets it cast back

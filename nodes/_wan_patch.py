@@ -338,11 +338,19 @@ class Fp8Devices:
         return executor(x, *args, **kwargs)
 
 
+def casts_weights(module: torch.nn.Module) -> bool:
+    """The host's own test in its Linear ``forward`` (comfy.ops): whether the layer's weight is cast at each call
+    (manual cast of a stored dtype, offloaded or streamed weights, weight patches applied on the fly)."""
+    return bool(getattr(module, "comfy_cast_weights", False) or getattr(module, "weight_function", None)
+                or getattr(module, "bias_function", None))
+
+
 def fp8_forward(devices: Fp8Devices):
     """The ``forward`` that EX-4D FP8 Linear binds to each block Linear of one model (``types.MethodType``: one
-    function for all layers, so a compiled block's guards hold for every block): the host's own cast of the
-    layer's weight and bias (to the input's device and dtype, weight patches such as LoRAs applied, offloaded
-    weights streamed in), then :func:`ex4d.fp8.scaled_linear`. On a device where fp8 cannot run (or one not
+    function for all layers, so a compiled block's guards hold for every block): the layer's weight and bias as
+    the host's Linear takes them (where the host casts them at each call, its own cast: to the input's device and
+    dtype, weight patches such as LoRAs applied, offloaded weights streamed in), then
+    :func:`ex4d.fp8.scaled_linear`. On a device where fp8 cannot run (or one not
     decided, a call from outside the sampler's passes) and for sizes ``torch._scaled_mm`` does not take, the
     layer's class ``forward`` runs instead."""
 
@@ -351,6 +359,8 @@ def fp8_forward(devices: Fp8Devices):
                 or not devices.usable.get(x.device, False)):
             return type(module).forward(module, x)
         comfy.ops.run_every_op()
+        if not casts_weights(module):  # as the host's Linear: its stored weight as it is (and no graph break)
+            return fp8.scaled_linear(x, module.weight, module.bias)
         weight, bias, offload_stream = comfy.ops.cast_bias_weight(module, x, offloadable=True)
         out = fp8.scaled_linear(x, weight, bias)
         comfy.ops.uncast_bias_weight(module, weight, bias, offload_stream)

@@ -187,3 +187,23 @@ def test_gpu_scaled_mm_equals_the_quantized_product():
     got = fp8.scaled_linear(x, w, b)
     cpu = fp8.scaled_linear(x.cpu(), w.cpu(), b.cpu())
     assert rel_err(got.cpu(), cpu) < 4e-3
+
+
+def test_compiled_blocks_with_every_ex4d_patch_trace_whole(host, files, monkeypatch):
+    """EX-4D on, cuDNN attention, fp8 Linear, compiled: dynamo traces each block without a graph break (a break
+    cuts the block's graph where it sits, and the code around it runs unfused), and the result is the uncompiled
+    one. On the CPU cuDNN has no kernel: PyTorch's next backend runs, as it would where cuDNN lacks one."""
+    wp = _patch_module(host)
+    monkeypatch.setattr(wp, "COMPILE_BACKEND", "aot_eager")
+    monkeypatch.setattr(wp.fp8, "can_run", lambda device: True)
+    fast = wp.with_fp8_linear(wp.with_attention(_tiny_model(host), "cudnn"))
+    reference = _one_step(host, files, fast)
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    got = _one_step(host, files, wp.with_compiled_blocks(fast))
+    assert counters["stats"]["unique_graphs"] >= 1
+    assert not counters["graph_break"], list(counters["graph_break"])
+    assert rel_err(got, reference) < 1e-5
+    torch._dynamo.reset()
