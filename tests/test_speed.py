@@ -99,6 +99,24 @@ def test_fp8_linear_uses_the_lora_merged_weight(host, files, monkeypatch):
     assert rel_err(fp8_lora, with_lora) < 0.3 * rel_err(fp8_lora, without)
 
 
+def test_fp8_linear_takes_the_hosts_cast_where_the_host_casts(host, files, monkeypatch):
+    """A layer whose weight the host casts at each call (here a weight patch applied on the fly, as the host's
+    dynamic VRAM or lowvram loading applies LoRAs) is multiplied with the cast weight; a layer the host takes as
+    stored is multiplied with its stored weight."""
+    wp = _patch_module(host)
+    monkeypatch.setattr(wp.fp8, "can_run", lambda device: True)
+    layer = next(iter(wp.block_linears(_tiny_model(host)).values()))
+    devices = wp.Fp8Devices()
+    devices.decide(torch.device("cpu"))
+    forward = wp.fp8_forward(devices)
+    x = torch.randn(3, layer.in_features, generator=torch.Generator().manual_seed(4)).to(layer.weight.dtype)
+    stored = fp8.scaled_linear(x, layer.weight, layer.bias)
+    assert not wp.casts_weights(layer) and torch.equal(forward(layer, x), stored)
+    monkeypatch.setattr(layer, "weight_function", [lambda w: -w])
+    assert wp.casts_weights(layer)
+    assert torch.equal(forward(layer, x), fp8.scaled_linear(x, -layer.weight, layer.bias))
+
+
 def test_fp8_linear_without_fp8_tensor_cores_is_the_host_exactly(host, files):
     base = _tiny_model(host)
     (patched,) = host.node_classes["EX4DFP8Linear"].execute(model=base).args
