@@ -57,6 +57,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from harness.speed_nodes import SPEEDS, insert_speed  # noqa: E402  (shared with the UI workflows' writer)
+
 GiB = 1024**3
 WORKFLOWS = {"full": REPO / "workflows" / "api" / "ex4d_full_api.json",  # 49 frames, DepthCrafter depth
              "long": REPO / "workflows" / "api" / "ex4d_long_api.json"}  # 121 frames, true depth, context windows
@@ -65,10 +67,6 @@ CLIPS = {"full": (REPO / "assets" / "example" / "clip.mp4", None),
 BUDGET_GIB = 24.0
 WAN_FILES = {"bf16": "wan2.1_i2v_480p_14B_bf16.safetensors", "fp8": "wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors"}
 CONFIGS = ("normal", "budget24", "fp8")
-# speed setting -> the speed nodes inserted, in order, between EX-4D Apply's model input and its upstream
-SPEEDS = {"none": (), "fp8": ("EX4DFP8Linear",), "compile": ("EX4DCompileBlocks",),
-          "fp8+compile": ("EX4DFP8Linear", "EX4DCompileBlocks")}
-SPEED_NODE_IDS = {"EX4DFP8Linear": "speed_fp8", "EX4DCompileBlocks": "speed_compile"}  # no workflow uses these
 
 
 def speed_list(value: str) -> list[str]:
@@ -131,23 +129,10 @@ class DevicePeak:
         self._thread.join()
 
 
-def insert_speed(prompt: dict[str, Any], speed: str) -> dict[str, Any]:
-    """Insert the speed setting's nodes between EX-4D Apply's model input and what fed it (in place)."""
-    apply = next(node for node in prompt.values() if node["class_type"] == "EX4DApply")
-    upstream = apply["inputs"]["model"]
-    for class_type in SPEEDS[speed]:
-        node_id = SPEED_NODE_IDS[class_type]
-        if node_id in prompt:
-            raise ValueError(f"the workflow already has a node {node_id!r}")
-        prompt[node_id] = {"class_type": class_type, "inputs": {"model": upstream}, "_meta": {"title": class_type}}
-        upstream = [node_id, 0]
-    apply["inputs"]["model"] = upstream
-    return prompt
-
-
 def prompt_for(config: str, video: str, steps: int, frames: int, attention: str = "workflow",
                workflow: str = "full", speed: str = "none") -> dict[str, Any]:
-    prompt = insert_speed(json.loads(WORKFLOWS[workflow].read_text()), speed)
+    prompt = json.loads(WORKFLOWS[workflow].read_text())
+    insert_speed(prompt, speed)
     for node in prompt.values():
         inputs = node["inputs"]
         match node["class_type"]:

@@ -82,6 +82,11 @@ class Frontend:
     def load_workflow(self, workflow: dict[str, Any]) -> None:
         self.evaluate("async (w) => { await app.loadGraphData(w, true, false); }", workflow)
 
+    def bypass(self, node_ids: list[str]) -> None:
+        """Set these nodes to bypass (Ctrl+B): the queued graph runs as if they were not there."""
+        self.evaluate("(ids) => { for (const id of ids) app.graph.getNodeById(id).mode = 4; }",
+                      [int(i) for i in node_ids])
+
     def arrange(self) -> None:
         self.evaluate("() => { app.graph.arrange(80); app.graph.setDirtyCanvas(true, true); }")
 

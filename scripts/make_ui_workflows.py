@@ -3,7 +3,9 @@
     .venv/bin/python scripts/make_ui_workflows.py [name ...]   (e.g. ex4d_full; default: all)
 
 The frontend itself maps API inputs to widgets (``app.loadApiJson``) and serialises the graph, so the
-UI files are exactly what a user would get by dropping the API file onto the canvas and saving.
+UI files are exactly what a user would get by dropping the API file onto the canvas and saving. A workflow
+that generates (it has EX-4D Apply) also gets the opt-in speed nodes before EX-4D Apply, bypassed: the user
+turns them on with Ctrl+B, and queued as shipped the graph is its API twin.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ sys.path.insert(0, str(REPO))
 
 from harness.frontend import Frontend  # noqa: E402
 from harness.host import ServerHost  # noqa: E402
+from harness.speed_nodes import insert_speed  # noqa: E402
 
 
 def ui_name(api_path: Path) -> Path:
@@ -30,10 +33,14 @@ def main() -> None:
         for api_path in sorted((REPO / "workflows" / "api").glob("*_api.json")):
             if sys.argv[1:] and api_path.name.removesuffix("_api.json") not in sys.argv[1:]:
                 continue
-            ui.load_api(json.loads(api_path.read_text()))
+            prompt = json.loads(api_path.read_text())
+            speed_nodes = insert_speed(prompt, "fp8+compile") if any(
+                node["class_type"] == "EX4DApply" for node in prompt.values()) else []
+            ui.load_api(prompt)
+            ui.bypass(speed_nodes)
             ui.arrange()
             workflow = ui.serialize()
-            if len(workflow["nodes"]) != len(json.loads(api_path.read_text())):  # the page was not ready
+            if len(workflow["nodes"]) != len(prompt):  # the page was not ready
                 raise SystemExit(f"{api_path.name}: the frontend loaded {len(workflow['nodes'])} nodes; run again")
             ui_name(api_path).write_text(json.dumps(workflow, indent=2) + "\n")
             print(f"wrote {ui_name(api_path).relative_to(REPO)} ({len(workflow['nodes'])} nodes)")
