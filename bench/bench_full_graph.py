@@ -195,11 +195,15 @@ def sampler_timing(host, sampler_id: str) -> dict[str, Any]:
 
 
 def run_once(host, torch, prompt: dict[str, Any], record: dict[str, Any], ballast_bytes: int = 0) -> dict[str, Any]:
+    from torch._dynamo.utils import counters
+
     from harness.host import NodeExecutionError
 
     class_of = {node_id: node["class_type"] for node_id, node in prompt.items()}
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
+    breaks = counters["graph_break"]
+    breaks.clear()
     t0 = time.perf_counter()
     error = None
     with DevicePeak(torch) as device_peak:
@@ -223,6 +227,7 @@ def run_once(host, torch, prompt: dict[str, Any], record: dict[str, Any], ballas
         peak_device_gib=round((device_peak.peak - ballast_bytes) / GiB, 2),
         models_loaded_after=len(mm.current_loaded_models),
         error=error,
+        graph_breaks=sum(breaks.values()),  # traced in this run (EX-4D Compile Blocks; 0 when nothing compiles)
     )
     sampler = next((node_id for node_id, node in prompt.items() if node["class_type"] == "EX4DWanSampler"), None)
     if sampler is not None:

@@ -41,7 +41,7 @@ import sys
 import time
 import types
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,7 +100,7 @@ class Result:
     linear: str = "host"  # host: the host's Linear layers; fp8: EX-4D FP8 Linear
     compiled: bool = False  # EX-4D Compile Blocks
     compile_check: dict | None = None  # compile_check(): graph breaks, compiled versions of the block code
-    profile: dict | None = field(default=None)  # profile_step(): GPU seconds of one CFG step by kind of kernel
+    profile: dict | None = None  # profile_step(): GPU seconds of one CFG step by kind of kernel
 
 
 def parse_args() -> argparse.Namespace:
@@ -151,7 +151,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--weights-dir", default=str(REPO / ".bench-weights"),
                    help="--load file: folder of the random model files (written once, reused)")
     p.add_argument("--profile", action="store_true",
-                   help="after the timed steps, one more CFG step under torch.profiler: its busiest kernels")
+                   help="after the timed steps, one more CFG step under torch.profiler: GPU seconds by kind of "
+                        "kernel (attention, matmul, inductor-fused, other) and its busiest kernels")
     p.add_argument("--out", help="append the result as one JSON line to this file")
     p.add_argument("--table", help="print the table of a results file and exit")
     args = p.parse_args()
@@ -454,7 +455,7 @@ def compile_check(base) -> dict:
 # GPU kernel name -> what it does, first match wins (cuDNN's and PyTorch's attention kernels, cuBLAS / CUTLASS /
 # Triton-template matmuls, the kernels inductor generated, then everything else: eager norms, elementwise, copies)
 KERNEL_KINDS = (
-    ("attention", ("sdpa", "fmha", "flash", "attention", "cudnn")),
+    ("attention", ("sdpa", "fmha", "flash", "attention")),
     ("matmul", ("triton_tem", "gemm", "nvjet", "cutlass", "xmma", "f8f8bf16")),
     ("inductor-fused", ("triton_",)),  # its fused names list the ops, _scaled_mm's quantizing among them
     ("matmul", ("scaled_mm",)),

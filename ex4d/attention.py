@@ -60,7 +60,8 @@ class BackendAttention:
     the call, so nothing is caught); otherwise ``fallback()``, the host's own attention, runs it. The
     first call on each device logs which of the two it got. Under ``torch.compile`` the check and the log
     would break the graph: there PyTorch's own dispatch picks, the chosen backend first and its other
-    exact backends after it.
+    exact backends after it (PyTorch 2.7 and later; under older ones dynamo ignores the order and PyTorch's
+    default order runs, exact attention still).
     """
 
     def __init__(self, backend: str):

@@ -285,7 +285,8 @@ def with_camera(model, adapter: EX4DAdapter, camera_latents: torch.Tensor, stren
 
 class AttentionOverride:
     """The host's ``optimized_attention_override``: attention on one PyTorch backend where it has a kernel;
-    masked calls and calls it has no kernel for go to the override this one replaced, else the host's own."""
+    masked calls and calls it has no kernel for go to the override this one replaced, else the host's own (in
+    compiled code, unmasked calls without a kernel go to PyTorch's next exact backend: see BackendAttention)."""
 
     def __init__(self, attention: BackendAttention, previous=None):
         self.attention = attention

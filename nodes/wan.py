@@ -216,7 +216,8 @@ class Attention(io.ComfyNode):
             description="Run the model's attention on one PyTorch backend. cudnn: exact attention, about 1.8x "
             "faster than the flash backend ComfyUI 0.33 puts first, at EX-4D's sizes on an H100 (results differ "
             "by floating-point round-off only). Calls it has no kernel for (CPU, older GPUs, masks) run on "
-            "the host's attention as before. Only the output MODEL is changed; its weights stay shared.",
+            "the host's attention as before (under EX-4D Compile Blocks: on PyTorch's next exact backend). Only "
+            "the output MODEL is changed; its weights stay shared.",
             inputs=[
                 io.Model.Input("model", tooltip="Any model; for EX-4D, the output of EX-4D LoRA."),
                 io.Combo.Input(
@@ -270,8 +271,9 @@ class CompileBlocks(io.ComfyNode):
             display_name="EX-4D Compile Blocks",
             category=CATEGORY,
             description="Run the Wan DiT's transformer blocks under torch.compile (the host's compile wrapper; "
-            "each block one graph, shared by all blocks), fusing the norms, RoPE and modulation, and EX-4D FP8 "
-            "Linear's quantising, between the matmuls and attention calls. The first step compiles (about 20 s on "
+            "the compiled code shared by all blocks), fusing the norms, RoPE and modulation, and EX-4D FP8 "
+            "Linear's quantising, between the matmuls and attention calls (with weights loaded whole; under "
+            "ComfyUI 0.33's dynamic VRAM the host's weight cast cuts the graph at each Linear layer). The first step compiles (about 20 s on "
             "an H200); later steps and clips of the same size reuse it. Measured a step (H200, README): 2 % faster "
             "alone, 9 % with EX-4D FP8 Linear. Replaces the host's TorchCompileModel on the same model; leave it "
             "out of graphs with MultiGPU CFG Split. Needs Triton on the GPU.",

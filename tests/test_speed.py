@@ -100,21 +100,36 @@ def test_fp8_linear_uses_the_lora_merged_weight(host, files, monkeypatch):
 
 
 def test_fp8_linear_takes_the_hosts_cast_where_the_host_casts(host, files, monkeypatch):
-    """A layer whose weight the host casts at each call (here a weight patch applied on the fly, as the host's
-    dynamic VRAM or lowvram loading applies LoRAs) is multiplied with the cast weight; a layer the host takes as
-    stored is multiplied with its stored weight."""
+    """A layer the host takes as stored is multiplied with its stored weight (no cast, no copy); a layer whose
+    weight the host casts at each call is multiplied with the cast weight: a weight patch applied on the fly (as
+    dynamic VRAM or lowvram loading applies LoRAs), or an fp8_e4m3fn file cast to the compute dtype."""
     wp = _patch_module(host)
     monkeypatch.setattr(wp.fp8, "can_run", lambda device: True)
     layer = next(iter(wp.block_linears(_tiny_model(host)).values()))
     devices = wp.Fp8Devices()
     devices.decide(torch.device("cpu"))
     forward = wp.fp8_forward(devices)
+    real, taken = wp.fp8.scaled_linear, []
+    monkeypatch.setattr(wp.fp8, "scaled_linear", lambda x, w, b: (taken.append(w), real(x, w, b))[1])
+    host_cast, casts = wp.comfy.ops.cast_bias_weight, []
+    monkeypatch.setattr(wp.comfy.ops, "cast_bias_weight", lambda *a, **k: (casts.append(1), host_cast(*a, **k))[1])
     x = torch.randn(3, layer.in_features, generator=torch.Generator().manual_seed(4)).to(layer.weight.dtype)
-    stored = fp8.scaled_linear(x, layer.weight, layer.bias)
-    assert not wp.casts_weights(layer) and torch.equal(forward(layer, x), stored)
+
+    assert not wp.casts_weights(layer)
+    assert torch.equal(forward(layer, x), real(x, layer.weight, layer.bias)) and taken[-1] is layer.weight
+    assert not casts  # the host's cast (a graph break under compile on the GPU) is left out
+
     monkeypatch.setattr(layer, "weight_function", [lambda w: -w])
     assert wp.casts_weights(layer)
-    assert torch.equal(forward(layer, x), fp8.scaled_linear(x, -layer.weight, layer.bias))
+    assert torch.equal(forward(layer, x), real(x, -layer.weight, layer.bias)) and casts
+    monkeypatch.setattr(layer, "weight_function", [])
+
+    stored = layer.weight.detach().to(torch.float8_e4m3fn)
+    monkeypatch.setattr(layer, "weight", torch.nn.Parameter(stored, requires_grad=False))
+    monkeypatch.setattr(layer, "comfy_cast_weights", True)
+    assert wp.casts_weights(layer)
+    got = forward(layer, x)
+    assert taken[-1].dtype == x.dtype and torch.equal(got, real(x, stored.to(x.dtype), layer.bias))
 
 
 def test_fp8_linear_without_fp8_tensor_cores_is_the_host_exactly(host, files):
