@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 E4M3 = torch.float8_e4m3fn
 E4M3_MAX = float(torch.finfo(E4M3).max)  # 448
 FP8_CAPABILITY = (8, 9)  # Ada and Hopper: fp8 tensor cores
+# activation elements quantized at a time outside compiled code: 64 MB of e4m3 (256 MB of float32 without Triton)
+CHUNK_ELEMENTS = 1 << 26
 
 
 def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,28 +64,42 @@ def _fused_quantize_rows() -> Callable[[torch.Tensor], tuple[torch.Tensor, torch
 
 def scaled_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """``F.linear(x, weight, bias)`` with ``x`` and ``weight`` quantized to e4m3 (per token, per output channel),
-    in ``x``'s dtype. ``x`` [..., K], ``weight`` [N, K] in the compute dtype."""
+    in ``x``'s dtype. ``x`` [..., K], ``weight`` [N, K] in the compute dtype. Outside compiled code the tokens go
+    through in chunks of ``CHUNK_ELEMENTS`` (each token has its own scale, so the result is the same): the
+    quantized copy of a large activation, and without Triton its float32 copy, stay small."""
     lead, k = x.shape[:-1], x.shape[-1]
     x2 = x.reshape(-1, k)
-    if x.is_cuda:
-        # inside a compiled graph inductor fuses it with what precedes; alone, the cached compiled function
-        quantize = quantize_rows if torch.compiler.is_compiling() else _fused_quantize_rows()
-        xq, x_scale = quantize(x2)
-        wq, w_scale = quantize(weight)
+    compiling = torch.compiler.is_compiling()
+    # inside a compiled graph inductor fuses the quantising with what precedes; alone, the cached compiled function
+    quantize = _fused_quantize_rows() if x.is_cuda and not compiling else quantize_rows
+    wq, w_scale = quantize(weight)
+    chunks = 1 if compiling else max(1, -(-x2.numel() // CHUNK_ELEMENTS))
+    rows = -(-x2.shape[0] // chunks)  # chunks of equal size, the last one no larger
+    if chunks == 1:
+        out = _quantized_product(x2, wq, w_scale, bias, quantize)
+    else:
+        out = torch.empty(x2.shape[0], weight.shape[0], dtype=x.dtype, device=x.device)
+        for start in range(0, x2.shape[0], rows):
+            out[start : start + rows] = _quantized_product(x2[start : start + rows], wq, w_scale, bias, quantize)
+    return out.reshape(*lead, weight.shape[0])
+
+
+def _quantized_product(x2: torch.Tensor, wq: torch.Tensor, w_scale: torch.Tensor, bias: torch.Tensor | None,
+                       quantize: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Tokens ``x2`` [R, K] times the quantized weight ``wq`` [N, K]: on the GPU ``torch._scaled_mm`` (both scales
+    and the bias in its epilogue), elsewhere the same product in float32."""
+    xq, x_scale = quantize(x2)
+    if x2.is_cuda:
         # row-wise scales need a bf16 output (PyTorch's kernels); a float32 or float16 model gets it cast back
-        out = torch._scaled_mm(
+        return torch._scaled_mm(
             xq, wq.t(), scale_a=x_scale, scale_b=w_scale.t(),
             bias=None if bias is None else bias.to(torch.bfloat16), out_dtype=torch.bfloat16,
             use_fast_accum=True,  # Hopper's fp8 accumulator without the periodic fp32 promotion: the error is stated
-        ).to(x.dtype)
-    else:
-        xq, x_scale = quantize_rows(x2)
-        wq, w_scale = quantize_rows(weight)
-        out = (xq.float() * x_scale) @ (wq.float() * w_scale).t()
-        if bias is not None:
-            out = out + bias.float()
-        out = out.to(x.dtype)
-    return out.reshape(*lead, weight.shape[0])
+        ).to(x2.dtype)
+    out = (xq.float() * x_scale) @ (wq.float() * w_scale).t()
+    if bias is not None:
+        out = out + bias.float()
+    return out.to(x2.dtype)
 
 
 def fits(in_features: int, out_features: int) -> bool:

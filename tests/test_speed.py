@@ -44,6 +44,23 @@ def test_scaled_linear_is_the_product_of_the_quantized_operands():
     assert 1e-3 < rel_err(got, exact) < 5e-2  # fp8 error: there, and small
 
 
+def test_scaled_linear_in_token_chunks_is_the_same_product(monkeypatch):
+    """Outside compiled code large activations go through in chunks of tokens (each token has its own scale):
+    the product is the one of all tokens at once."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 37, 64, generator=g, dtype=torch.bfloat16)
+    w = torch.randn(48, 64, generator=g, dtype=torch.bfloat16) * 0.02
+    b = torch.randn(48, generator=g, dtype=torch.bfloat16)
+    whole = fp8.scaled_linear(x, w, b)
+    chunks = []
+    real = fp8._quantized_product
+    monkeypatch.setattr(fp8, "_quantized_product", lambda x2, *a: (chunks.append(x2.shape[0]), real(x2, *a))[1])
+    monkeypatch.setattr(fp8, "CHUNK_ELEMENTS", 20 * 64)
+    got = fp8.scaled_linear(x, w, b)
+    assert chunks == [19, 19, 19, 17]  # 74 tokens, at most 20 a chunk
+    assert got.shape == whole.shape and rel_err(got, whole) < 1e-6
+
+
 def test_fits_takes_multiples_of_16():
     assert fp8.fits(5120, 13824) and not fp8.fits(5120, 13825) and not fp8.fits(36, 5120)
 
