@@ -273,10 +273,11 @@ class CompileBlocks(io.ComfyNode):
             description="Run the Wan DiT's transformer blocks under torch.compile (the host's compile wrapper; "
             "the compiled code shared by all blocks), fusing the norms, RoPE and modulation, and EX-4D FP8 "
             "Linear's quantising, between the matmuls and attention calls (with weights loaded whole; under "
-            "ComfyUI 0.33's dynamic VRAM the host's weight cast cuts the graph at each Linear layer). The first step compiles (about 20 s on "
-            "an H200); later steps and clips of the same size reuse it. Measured a step (H200, README): 2 % faster "
-            "alone, 9 % with EX-4D FP8 Linear. Replaces the host's TorchCompileModel on the same model; leave it "
-            "out of graphs with MultiGPU CFG Split. Needs Triton on the GPU.",
+            "ComfyUI 0.33's dynamic VRAM the host's weight cast cuts the graph at each Linear layer). The first "
+            "step compiles (about 20 s on an H200); later steps and clips of the same size reuse it. Measured a "
+            "step (H200, README): 2 % faster alone, 9 % with EX-4D FP8 Linear. Replaces the host's "
+            "TorchCompileModel on the same model; leave it out of graphs with MultiGPU CFG Split. Needs Triton "
+            "on the GPU.",
             inputs=[
                 io.Model.Input("model", tooltip="A Wan 2.1 DiT, after EX-4D LoRA / Attention / FP8 Linear."),
             ],
