@@ -5,6 +5,7 @@ One configuration per process (the host's memory settings are read at import), e
     python bench/bench_wan.py --comfyui /path/to/ComfyUI --config bf16   --out wan.jsonl
     python bench/bench_wan.py --comfyui /path/to/ComfyUI --config fp8    --out wan.jsonl
     python bench/bench_wan.py --comfyui /path/to/ComfyUI --config lowmem --out wan.jsonl
+    python bench/bench_wan.py --comfyui /path/to/ComfyUI --config bf16 --settings cudnn,cudnn+fp8+compile --profile
     python bench/bench_wan.py --table wan.jsonl          # all results so far, one table
     python bench/bench_wan.py --comfyui /path/to/ComfyUI --config fp8 --load file --weights-dir /data/wan
 
@@ -124,7 +125,8 @@ def parse_args() -> argparse.Namespace:
                                       "same model (instead of --attention / --fp8-linear / --compile), each "
                                       "'+'-joined as in --error-settings, e.g. cudnn,cudnn+compile,cudnn+fp8+compile")
     p.add_argument("--errors", type=int, metavar="STEPS", default=0,
-                   help="after the timings of --settings (instead of timing without it): the relative error of each --error-settings setting against the "
+                   help="after the timings of --settings (instead of timing without it): the relative error "
+                        "of each --error-settings setting against the "
                         "model with the host's attention and Linear layers, of one prediction and of a STEPS-step "
                         "latent (same model, inputs, seed)")
     p.add_argument("--error-settings", default="cudnn,efficient,flash",
