@@ -430,9 +430,9 @@ COMPILE_BACKEND = "inductor"
 
 def with_compiled_blocks(model):
     """A clone of ``model`` whose transformer blocks run under ``torch.compile`` (the compiled code is shared by
-    the blocks; inductor fuses the norms, RoPE and modulation between the attention calls, where the graph
-    breaks), through the host's own compile wrapper. It replaces another compile wrapper of the host's
-    (TorchCompileModel) on the same model."""
+    the blocks; inductor fuses the norms, RoPE and modulation, and fp8 quantising, around the matmuls and
+    attention calls), through the host's own compile wrapper. It replaces another compile wrapper of the
+    host's (TorchCompileModel) on the same model."""
     check_wan_dit(model)
     patched = model.clone()
     count = len(patched.get_model_object("diffusion_model.blocks"))
