@@ -2,27 +2,32 @@
 
 DepthCrafter, umT5-XXL, CLIP ViT-H, the Wan 2.1 VAE, the 14B DiT and the EX-4D adapter are loaded by the
 host's own loaders and memory management from random files in the layouts users download (written by
-``bench/full_weights.py``), one after another on one GPU, as a user runs the graph: 49 frames, 25 steps,
-CFG 5, generation at 512 x 512 (the published settings). One configuration per process (the host reads its
-memory settings at import); the host is the one the harness selects (``COMFYUI_PATH`` / ``EX4D_HOST``):
+``bench/full_weights.py``), one after another on one GPU, as a user runs the graph: 49 frames, generation at
+512 x 512. Two recipes: ``published`` (the full workflow: DepthCrafter, 25 steps, CFG 5) and ``fast``
+(``ex4d_fast_api.json``: the same graph with the step-distillation LoRA, 4 steps, CFG 1). One weights file and
+one budget per process (the host reads its memory settings at import); the host is the one the harness selects
+(``COMFYUI_PATH`` / ``EX4D_HOST``):
 
-    python bench/full_weights.py --comfyui $COMFYUI_PATH --models /data/models --wan bf16
-    python bench/bench_full_graph.py --models /data/models --config normal   --out bench/results/full_graph_h100.jsonl
-    python bench/bench_full_graph.py --models /data/models --config budget24 --out ... --oom-check
-    python bench/full_weights.py ... --wan fp8   (after removing the bf16 DiT file if the disk is small)
-    python bench/bench_full_graph.py --models /data/models --config fp8      --out ...
-    python bench/bench_full_graph.py --table bench/results/full_graph_h100.jsonl
+    python bench/full_weights.py --comfyui $COMFYUI_PATH --models /data/models --wan fp8   (or bf16, q8_0, q4_k_m)
+    python bench/bench_full_graph.py --models /data/models --weights fp8 --budget-gb 12 --recipe fast,published \
+        --out bench/results/budgets_h100.jsonl
+    python bench/bench_full_graph.py --models /data/models --weights q4_k_m --budget-gb 16 ...  (ComfyUI-GGUF's loader)
+    python bench/bench_full_graph.py --models /data/models --config budget24 --oom-check --out ...
+    python bench/bench_full_graph.py --table bench/results/budgets_h100.jsonl
     python bench/bench_full_graph.py --models /data/models --config budget24 --workflow long \
         --out bench/results/long_video_h200.jsonl   (121 frames in 49-frame context windows; ComfyUI 0.33)
-    python bench/bench_full_graph.py --models /data/models --config normal --speed none,fp8,compile,fp8+compile \
+    python bench/bench_full_graph.py --models /data/models --weights bf16 --speed none,fp8,compile,fp8+compile \
         --out ...   (the speed nodes side by side in one host process)
 
-Configurations:
-  normal    the bf16 DiT file, the host's normal memory management (dynamic VRAM where the host has it)
-  budget24  the same on a 24 GiB card: a ballast tensor takes all but 24 GiB of the GPU before the host
-            starts, so the device really has 24 GiB (CUDA context included) and the host's free-memory
-            checks see what a 24 GiB card reports (the peaks below leave the ballast out)
-  fp8       the fp8_e4m3fn DiT file with the host's --fast fp8_matrix_mult
+Weights (``--weights``): bf16 and fp8 (fp8_e4m3fn) through the host's UNETLoader; q8_0 and q4_k_m (GGUF)
+through ComfyUI-GGUF's UnetLoaderGGUF, a third-party pack the bench expects in the host's custom_nodes
+(``bench/gpu_env.sh`` puts it there on a GPU machine). ``--fp8-matmul`` starts the host with
+``--fast fp8_matrix_mult``.
+
+Budgets (``--budget-gb N``): a card with N GiB: a ballast tensor takes all but N GiB of the GPU before the host
+starts, so the device really has N GiB (CUDA context included) and the host's free-memory checks see what such
+a card reports (the peaks below leave the ballast out). ``--config`` names the earlier rows' combinations:
+normal = bf16; budget24 = bf16 at 24 GiB; fp8 = the fp8 file with ``--fp8-matmul``.
 
 Speed settings (``--speed``, a comma-separated list; default none): the pack's opt-in speed nodes inserted
 before EX-4D Apply's model input:
@@ -31,8 +36,8 @@ before EX-4D Apply's model input:
   compile      ... -> EX-4D Compile Blocks -> EX-4D Apply
   fp8+compile  ... -> EX-4D FP8 Linear -> EX-4D Compile Blocks -> EX-4D Apply
 
-Each configuration runs the graph: "first" right after the host starts (files read, models loaded) with
-the first speed setting, then one "cached" run per speed setting, each on a copy of the clip under a name
+Each process runs the graph: "first" right after the host starts (files read, models loaded) with the
+first recipe and speed setting, then one "cached" run per recipe (or per speed setting), each on a copy of the clip under a name
 not used before, so every node after the loaders runs again with the models already loaded, as when a user
 renders their next clip (a compile setting's first run includes the compilation in its sampler's first
 step). ``--oom-check`` then queues (with the first speed setting) a graph that cannot fit (a 1920 x 1088 clip
@@ -57,16 +62,23 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from harness.host import host_root  # noqa: E402
 from harness.speed_nodes import SPEEDS, insert_speed  # noqa: E402  (shared with the UI workflows' writer)
 
 GiB = 1024**3
 WORKFLOWS = {"full": REPO / "workflows" / "api" / "ex4d_full_api.json",  # 49 frames, DepthCrafter depth
+             "fast": REPO / "workflows" / "api" / "ex4d_fast_api.json",  # the same, 4 steps at CFG 1 (distilled)
              "long": REPO / "workflows" / "api" / "ex4d_long_api.json"}  # 121 frames, true depth, context windows
 CLIPS = {"full": (REPO / "assets" / "example" / "clip.mp4", None),
+         "fast": (REPO / "assets" / "example" / "clip.mp4", None),
          "long": (REPO / "assets" / "example" / "clip_121.mp4", REPO / "assets" / "example" / "depth_121.npz")}
-BUDGET_GIB = 24.0
-WAN_FILES = {"bf16": "wan2.1_i2v_480p_14B_bf16.safetensors", "fp8": "wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors"}
-CONFIGS = ("normal", "budget24", "fp8")
+WAN_FILES = {"bf16": "wan2.1_i2v_480p_14B_bf16.safetensors", "fp8": "wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors",
+             "q8_0": "wan2.1-i2v-14b-480p-Q8_0.gguf", "q4_k_m": "wan2.1-i2v-14b-480p-Q4_K_M.gguf"}
+GGUF_WEIGHTS = ("q8_0", "q4_k_m")  # loaded by ComfyUI-GGUF's UnetLoaderGGUF (a third-party pack, not ours)
+# the published recipe is the full workflow; the fast one is its 4-step twin with the step-distillation LoRA
+RECIPES = {"published": "full", "fast": "fast"}
+# --config: the earlier rows' names for a weights / budget / host-args combination
+CONFIGS = {"normal": ("bf16", None, False), "budget24": ("bf16", 24.0, False), "fp8": ("fp8", None, True)}
 
 
 def speed_list(value: str) -> list[str]:
@@ -78,13 +90,34 @@ def speed_list(value: str) -> list[str]:
     return speeds
 
 
+def recipe_list(value: str) -> list[str]:
+    """``--recipe``'s comma-separated recipes, checked."""
+    recipes = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in recipes if v not in RECIPES]
+    if not recipes or unknown:
+        raise argparse.ArgumentTypeError(f"recipes are {', '.join(RECIPES)} (comma-separated); got {value!r}")
+    return recipes
+
+
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", choices=CONFIGS)
+    p.add_argument("--config", choices=sorted(CONFIGS),
+                   help="shorthand for the earlier rows: normal = --weights bf16; budget24 = --weights bf16 "
+                   "--budget-gb 24; fp8 = --weights fp8 --fp8-matmul")
+    p.add_argument("--weights", choices=sorted(WAN_FILES),
+                   help="the DiT file the graph loads (default bf16): bf16 / fp8 through the host's UNETLoader, "
+                   "q8_0 / q4_k_m through ComfyUI-GGUF's UnetLoaderGGUF (that pack must be in the host's custom_nodes)")
+    p.add_argument("--budget-gb", type=float, help="emulate a card with this much memory (a ballast tensor holds the "
+                   "rest of the GPU before the host starts); default: the whole GPU")
+    p.add_argument("--fp8-matmul", action="store_true", help="start the host with --fast fp8_matrix_mult")
     p.add_argument("--models", help="models folder written by bench/full_weights.py")
-    p.add_argument("--workflow", choices=sorted(WORKFLOWS), default="full",
-                   help="full: the shipped full workflow; long: the 121-frame one in the host's context windows")
-    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--workflow", choices=("full", "long"), default="full",
+                   help="full: the shipped full (or fast) workflow; long: the 121-frame one in the host's context windows")
+    p.add_argument("--recipe", type=recipe_list, default=["published"], metavar="LIST",
+                   help="comma-separated, each one of: published (25 steps, CFG 5: the full workflow), fast (4 steps, "
+                   "CFG 1, the step-distillation LoRA: ex4d_fast); the first run uses the first, then one cached "
+                   "run per recipe (with --workflow full)")
+    p.add_argument("--steps", type=int, help="sampler steps (default: the recipe's)")
     p.add_argument("--frames", type=int, help="frames to generate (default: the workflow's, 49 or 121)")
     p.add_argument("--attention", choices=("workflow", "host", "cudnn"), default="workflow",
                    help="EX-4D Attention Backend's backend: as the workflow ships it (cudnn), or another")
@@ -97,13 +130,29 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--out", help="append one JSON line per run to this file")
     p.add_argument("--table", help="print the table of a results file and exit")
     args = p.parse_args()
-    if not args.table and not (args.config and args.models):
-        p.error("--config and --models are required (or --table FILE)")
+    if args.table:
+        return args
+    if not args.models or not (args.config or args.weights):
+        p.error("--models and --weights (or --config) are required (or --table FILE)")
+    if args.config:
+        weights, budget, fp8_matmul = CONFIGS[args.config]
+        args.weights = args.weights or weights
+        args.budget_gb = args.budget_gb if args.budget_gb is not None else budget
+        args.fp8_matmul = args.fp8_matmul or fp8_matmul
     if args.frames is None:
         args.frames = 121 if args.workflow == "long" else 49
+    if args.workflow == "long" and args.recipe != ["published"]:
+        p.error("--recipe fast runs with the full workflow")
     if args.oom_check and args.workflow != "full":
         p.error("--oom-check runs with the full workflow")
+    if len(args.recipe) > 1 and len(args.speed) > 1:
+        p.error("several recipes or several speed settings, not both")
     return args
+
+
+def config_name(weights: str, budget_gib: float | None, fp8_matmul: bool) -> str:
+    """The row's name: weights, then the budget and the host's fp8 matmul where set (bf16, fp8/16G, ...)."""
+    return weights + (f"/{budget_gib:g}G" if budget_gib else "") + ("+mm" if fp8_matmul else "")
 
 
 class DevicePeak:
@@ -129,8 +178,8 @@ class DevicePeak:
         self._thread.join()
 
 
-def prompt_for(config: str, video: str, steps: int, frames: int, attention: str = "workflow",
-               workflow: str = "full", speed: str = "none") -> dict[str, Any]:
+def prompt_for(weights: str, video: str, frames: int, attention: str = "workflow", workflow: str = "full",
+               speed: str = "none", steps: int | None = None) -> dict[str, Any]:
     prompt = json.loads(WORKFLOWS[workflow].read_text())
     insert_speed(prompt, speed)
     for node in prompt.values():
@@ -140,24 +189,32 @@ def prompt_for(config: str, video: str, steps: int, frames: int, attention: str 
                 inputs.update(video=video, frame_load_cap=frames)
             case "EX4DLoadDepth":
                 inputs.update(frame_load_cap=frames)
+            case "UNETLoader" if weights in GGUF_WEIGHTS:
+                node.update(class_type="UnetLoaderGGUF", inputs={"unet_name": WAN_FILES[weights]})
             case "UNETLoader":
-                inputs.update(unet_name=WAN_FILES["fp8" if config == "fp8" else "bf16"], weight_dtype="default")
+                inputs.update(unet_name=WAN_FILES[weights], weight_dtype="default")
             case "EX4DApply":  # the published settings: the 512x320 render stretched to 512x512
                 inputs.update(length=frames, resize="stretch (published)", width=512, height=512)
-            case "EX4DWanSampler":
+            case "EX4DWanSampler" if steps is not None:
                 inputs.update(steps=steps)
             case "EX4DAttention" if attention != "workflow":
                 inputs.update(backend=attention)
     return prompt
 
 
-def oversized_prompt(config: str, steps: int, frames: int, attention: str, speed: str = "none") -> dict[str, Any]:
+def oversized_prompt(weights: str, frames: int, attention: str, speed: str = "none",
+                     steps: int | None = None) -> dict[str, Any]:
     # the full workflow (estimated depth)
-    prompt = prompt_for(config, "oversized.mp4", steps, frames, attention, speed=speed)
+    prompt = prompt_for(weights, "oversized.mp4", frames, attention, speed=speed, steps=steps)
     for node in prompt.values():
         if node["class_type"] == "EX4DLoadVideo":
             node["inputs"].update(resize="native")
     return prompt
+
+
+def sampler_settings(prompt: dict[str, Any]) -> dict[str, Any]:
+    sampler = next((n["inputs"] for n in prompt.values() if n["class_type"] == "EX4DWanSampler"), {})
+    return {"steps": sampler.get("steps"), "cfg": sampler.get("cfg")}
 
 
 def attention_backend(choice: str, workflow: str) -> str:
@@ -174,10 +231,8 @@ def rasteriser() -> str:
     return resolve_backend("auto")
 
 
-def host_args_for(config: str) -> tuple[str, ...]:
-    if config == "fp8":
-        return ("--fast", "fp8_matrix_mult")
-    return ()
+def host_args_for(fp8_matmul: bool) -> tuple[str, ...]:
+    return ("--fast", "fp8_matrix_mult") if fp8_matmul else ()
 
 
 def sampler_timing(host, sampler_id: str) -> dict[str, Any]:
@@ -194,7 +249,33 @@ def sampler_timing(host, sampler_id: str) -> dict[str, Any]:
             "sampler_step_median_s": round(sorted(later)[len(later) // 2], 3) if later else None}
 
 
-def run_once(host, torch, prompt: dict[str, Any], record: dict[str, Any], ballast_bytes: int = 0) -> dict[str, Any]:
+# where a run's time goes: node classes by stage (the sampler's first step, which loads and offloads the DiT, apart)
+STAGES = {
+    "depth": ("EX4DDepthModelLoader", "EX4DEstimateDepth", "EX4DLoadDepth"),
+    "load": ("UNETLoader", "UnetLoaderGGUF", "VAELoader", "CLIPLoader", "CLIPVisionLoader", "EX4DAdapterLoader",
+             "LoraLoaderModelOnly", "EX4DLoRA"),
+    "encode": ("CLIPTextEncode", "CLIPVisionEncode"),
+    "vae_encode": ("EX4DApply",),
+    "sampler": ("EX4DWanSampler",),
+    "vae_decode": ("VAEDecode",),
+}
+
+
+def time_split(per_node_s: dict[str, float], sampler: dict[str, Any]) -> dict[str, float]:
+    """Seconds per stage; the sampler's into its first step (loading, offloading, patching) and the later steps."""
+    stage_of = {cls: stage for stage, classes in STAGES.items() for cls in classes}
+    split: dict[str, float] = {}
+    for name, seconds in per_node_s.items():
+        stage = stage_of.get(name.split(" ", 1)[1], "other")
+        split[stage] = split.get(stage, 0.0) + seconds
+    if "sampler" in split and sampler.get("sampler_first_step_s") is not None:
+        split["sampler_first_step"] = sampler["sampler_first_step_s"]
+        split["sampler_later_steps"] = split.pop("sampler") - sampler["sampler_first_step_s"]
+    return {stage: round(seconds, 2) for stage, seconds in split.items()}
+
+
+def run_once(host, torch, prompt: dict[str, Any], record: dict[str, Any], ballast_bytes: int = 0,
+             out: str | None = None) -> dict[str, Any]:
     from torch._dynamo.utils import counters
 
     from harness.host import NodeExecutionError
@@ -230,9 +311,12 @@ def run_once(host, torch, prompt: dict[str, Any], record: dict[str, Any], ballas
         graph_breaks=sum(breaks.values()),  # traced in this run (EX-4D Compile Blocks; 0 when nothing compiles)
     )
     sampler = next((node_id for node_id, node in prompt.items() if node["class_type"] == "EX4DWanSampler"), None)
-    if sampler is not None:
-        record.update(sampler_timing(host, sampler))
+    timing = sampler_timing(host, sampler) if sampler is not None else {}
+    record.update(timing, time_split_s=time_split(record["per_node_s"], timing))
     print(json.dumps(record), flush=True)
+    if out:  # at once: a run that a later one outlasts or crashes stays recorded
+        with open(out, "a") as f:
+            f.write(json.dumps(record) + "\n")
     return record
 
 
@@ -243,18 +327,20 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise SystemExit("this benchmark needs a CUDA GPU")
     total_bytes = torch.cuda.mem_get_info()[1]
     ballast = None
-    if args.config == "budget24":
-        ballast = torch.empty(total_bytes - int(BUDGET_GIB * GiB), dtype=torch.uint8, device="cuda")
+    if args.budget_gb:
+        ballast = torch.empty(total_bytes - int(args.budget_gb * GiB), dtype=torch.uint8, device="cuda")
     ballast_bytes = ballast.numel() if ballast is not None else 0
     from harness.bootstrap import host_version
     from harness.host import InProcessHost
 
     work = Path(tempfile.mkdtemp(prefix="ex4d-full-"))
     (work / "models").symlink_to(Path(args.models).resolve(), target_is_directory=True)
-    host_args = host_args_for(args.config)
+    host_args = host_args_for(args.fp8_matmul)
     t_start = time.perf_counter()
     host = InProcessHost(work, cpu=False, host_args=host_args).start()
     start_s = time.perf_counter() - t_start
+    if args.weights in GGUF_WEIGHTS and "UnetLoaderGGUF" not in host.node_classes():
+        raise SystemExit(f"--weights {args.weights} needs ComfyUI-GGUF in {host_root() / 'custom_nodes'}")
     clip, depth = CLIPS[args.workflow]
     copies = itertools.count()
 
@@ -267,58 +353,71 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     if depth is not None:
         shutil.copy(depth, host.input_dir / depth.name)
     base = {
-        "host": host_version(), "config": args.config, "frames": args.frames, "width": 512, "height": 512,
-        "steps": args.steps, "cfg": 5.0, "budget_gib": BUDGET_GIB if args.config == "budget24" else None,
-        "device": torch.cuda.get_device_name(), "dynamic_vram": host.dynamic_vram, "host_args": list(host_args),
-        "host_start_s": round(start_s, 2), "attention": attention_backend(args.attention, args.workflow),
-        "workflow": args.workflow,
+        "host": host_version(), "config": config_name(args.weights, args.budget_gb, args.fp8_matmul),
+        "weights": args.weights, "frames": args.frames, "width": 512, "height": 512,
+        "budget_gib": args.budget_gb, "device": torch.cuda.get_device_name(), "dynamic_vram": host.dynamic_vram,
+        "host_args": list(host_args), "host_start_s": round(start_s, 2),
+        "attention": attention_backend(args.attention, args.workflow), "workflow": args.workflow,
         "rasteriser": rasteriser(),
     }
 
-    def graph(speed: str, run_name: str) -> dict[str, Any]:
-        prompt = prompt_for(args.config, fresh_clip(), args.steps, args.frames, args.attention, args.workflow, speed)
-        return run_once(host, torch, prompt, {**base, "speed": speed, "run": run_name}, ballast_bytes)
+    def graph(recipe: str, speed: str, run_name: str) -> dict[str, Any]:
+        workflow = RECIPES[recipe] if args.workflow == "full" else args.workflow
+        prompt = prompt_for(args.weights, fresh_clip(), args.frames, args.attention, workflow, speed, args.steps)
+        record = {**base, **sampler_settings(prompt), "recipe": recipe, "speed": speed, "run": run_name}
+        return run_once(host, torch, prompt, record, ballast_bytes, args.out)
 
-    speeds = args.speed
-    results = [graph(speeds[0], "first")]
+    settings = [(recipe, speed) for recipe in args.recipe for speed in args.speed]
+    results = [graph(*settings[0], "first")]
     if not args.first_only:
-        results += [graph(speed, "cached") for speed in speeds]
+        results += [graph(recipe, speed, "cached") for recipe, speed in settings]
     if args.oom_check:
         from ex4d import video
 
+        recipe, speed = settings[0]
         gen = torch.Generator().manual_seed(0)
         video.save_video(torch.rand(args.frames, 1088, 1920, 3, generator=gen), host.input_dir / "oversized.mp4",
                          fps=15)
-        results.append(run_once(host, torch, oversized_prompt(args.config, args.steps, args.frames, args.attention,
-                                                              speeds[0]),
-                                {**base, "speed": speeds[0], "run": "oom (1920x1088 native)"}, ballast_bytes))
-        results.append(graph(speeds[0], "after oom"))  # the full workflow: --oom-check needs it
+        oversized = oversized_prompt(args.weights, args.frames, args.attention, speed, args.steps)
+        results.append(run_once(host, torch, oversized,
+                                {**base, **sampler_settings(oversized), "recipe": recipe, "speed": speed,
+                                 "run": "oom (1920x1088 native)"}, ballast_bytes, args.out))
+        results.append(graph(recipe, speed, "after oom"))  # the full workflow: --oom-check needs it
     return results
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
-    head = (f"{'host':<8}{'config':<15}{'attn':<6}{'speed':<12}{'raster':<11}{'run':<24}{'ok':>4}{'wall s':>8}"
-            f"{'alloc':>7}{'reserv':>7}{'device':>7}"
-            f"{'budget':>7}{'1st':>6}{'step':>6}  slowest nodes (s)")
+    head = (f"{'host':<8}{'config':<16}{'recipe':<10}{'attn':<6}{'speed':<12}{'raster':<11}{'run':<24}{'ok':>4}"
+            f"{'wall s':>8}{'alloc':>7}{'reserv':>7}{'device':>7}{'budget':>7}{'1st':>6}{'step':>6}  where the time goes (s)")
     print(head)
     print("-" * (len(head) + 40))
     for r in results:
-        nodes = sorted(r["per_node_s"].items(), key=lambda kv: -kv[1])[:4]
-        slow = ", ".join(f"{name.split(' ', 1)[1]} {s:.1f}" for name, s in nodes)
-        budget = f"{r['budget_gib']:.0f}" if r.get("budget_gib") else "-"
+        budget = f"{r['budget_gib']:g}" if r.get("budget_gib") else "-"
         config = r["config"] if r.get("workflow", "full") == "full" else f"{r['config']}/{r['frames']}f"
-        run = r["run"] if r.get("steps", 25) == 25 else f"{r['run']} ({r['steps']} steps)"
-        print(f"{r['host']:<8}{config:<15}{r.get('attention', 'host'):<6}{r.get('speed', 'none'):<12}"
+        recipe = r.get("recipe", "published")
+        run = r["run"] if r.get("steps", 25) in (25, None) or recipe == "fast" else f"{r['run']} ({r['steps']} steps)"
+        print(f"{r['host']:<8}{config:<16}{recipe:<10}{r.get('attention', 'host'):<6}{r.get('speed', 'none'):<12}"
               f"{r.get('rasteriser', 'torch'):<11}"
               f"{run:<24}{'yes' if r['completed'] else 'NO':>4}{r['wall_s']:8.1f}"
               f"{r['peak_alloc_gib']:7.1f}{r['peak_reserved_gib']:7.1f}{r['peak_device_gib']:7.1f}{budget:>7}"
-              f"{_seconds(r.get('sampler_first_step_s')):>6}{_seconds(r.get('sampler_step_median_s'), 2):>6}  {slow}")
+              f"{_seconds(r.get('sampler_first_step_s')):>6}{_seconds(r.get('sampler_step_median_s'), 2):>6}  "
+              f"{_where(r)}")
         if r.get("error"):
             print(f"{'':<76}error: {r['error']['exception_type']}: {r['error']['message'][:160]!r}")
     if results:
         print(f"device: {results[-1]['device']}; alloc / reserv = torch's allocator peaks, device = peak in use on the "
               "GPU (all allocators, polled every 20 ms); GiB. 1st = EX-4D Wan Sampler's start to its first step's end "
-              "(loading and weight patching included), step = median of the later CFG steps; s")
+              "(loading and weight patching included), step = median of the later steps (a CFG step: cond + uncond "
+              "at CFG > 1, cond alone at CFG 1); s")
+
+
+def _where(r: dict[str, Any]) -> str:
+    """The run's time by stage (rows with a split), else its slowest nodes."""
+    split = r.get("time_split_s")
+    if split:
+        return ", ".join(f"{stage} {s:.1f}" for stage, s in sorted(split.items(), key=lambda kv: -kv[1]) if s >= 0.05)
+    nodes = sorted(r["per_node_s"].items(), key=lambda kv: -kv[1])[:4]
+    return ", ".join(f"{name.split(' ', 1)[1]} {s:.1f}" for name, s in nodes)
 
 
 def _seconds(value: float | None, digits: int = 1) -> str:
@@ -330,12 +429,7 @@ def main() -> None:
     if args.table:
         print_table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()])
         return
-    results = run(args)
-    if args.out:
-        with open(args.out, "a") as f:
-            for r in results:
-                f.write(json.dumps(r) + "\n")
-    print_table(results)
+    print_table(run(args))
     sys.stdout.flush()
     os._exit(0)  # the host's worker threads (aimdo, async offload) need not be joined
 
