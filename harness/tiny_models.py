@@ -3,6 +3,7 @@
     write_tiny_wan_i2v(models / "diffusion_models" / "tiny_wan_i2v.safetensors")
     write_tiny_wan_vae(models / "vae" / "tiny_wan_vae.safetensors")
     write_tiny_ex4d_checkpoint(models / "ex4d" / "tiny_ex4d.ckpt", dim=128, num_layers=2, ffn_dim=256)
+    write_tiny_distill_lora(models / "loras" / "tiny_lightx2v.safetensors")   # a step-distillation LoRA
     write_prompt_embeddings(input_dir / "prompt.safetensors")   # CONDITIONING without umT5-XXL
 
 The Wan files are state dicts of the host's own modules (``comfy.ldm.wan``) built at tiny sizes, so
@@ -270,6 +271,45 @@ def write_tiny_ex4d_checkpoint(
     if fmt == "safetensors":
         return _save_safetensors(sd, path)
     raise ValueError(f"fmt must be 'ckpt' or 'safetensors', got {fmt!r}")
+
+
+def tiny_distill_lora_state_dict(
+    dim: int = 128, num_layers: int = 2, ffn_dim: int = 256, rank: int = 16, seed: int = 5
+) -> dict[str, torch.Tensor]:
+    """Random weights in the layout of lightx2v's step+CFG distillation LoRA for Wan 2.1 I2V (bf16):
+    ``diffusion_model.<layer>.lora_down.weight`` / ``.lora_up.weight`` / ``.alpha`` for every Linear layer
+    of the DiT (blocks, ``img_emb``, text and time embeddings, head), ``.diff_b`` for its bias and ``.diff``
+    for the weight of every norm in the blocks. The up matrices are random (a trained LoRA's are not zero)."""
+    base = tiny_wan_state_dict(dim, num_layers, ffn_dim, "i2v")
+    gen = torch.Generator().manual_seed(seed)
+
+    def rand(*shape: int, scale: float) -> torch.Tensor:
+        return torch.randn(shape, generator=gen) * scale
+
+    sd: dict[str, torch.Tensor] = {}
+    for name, weight in base.items():
+        if not name.endswith(".weight"):
+            continue
+        layer = name.removesuffix(".weight")
+        key = f"diffusion_model.{layer}"
+        if weight.ndim == 2:
+            out_features, in_features = weight.shape
+            sd[f"{key}.lora_down.weight"] = rand(rank, in_features, scale=in_features**-0.5)
+            sd[f"{key}.lora_up.weight"] = rand(out_features, rank, scale=0.5 * rank**-0.5)
+            sd[f"{key}.alpha"] = torch.tensor(float(rank))
+            if f"{layer}.bias" in base:
+                sd[f"{key}.diff_b"] = rand(out_features, scale=0.02)
+        elif weight.ndim == 1 and layer.startswith("blocks.") and ".norm" in layer:
+            sd[f"{key}.diff"] = rand(*weight.shape, scale=0.05)
+    return {k: v.to(torch.bfloat16) for k, v in sd.items()}
+
+
+def write_tiny_distill_lora(
+    path: str | Path, dim: int = 128, num_layers: int = 2, ffn_dim: int = 256, rank: int = 16, seed: int = 5
+) -> Path:
+    """A step-distillation LoRA file for a tiny Wan 2.1 I2V DiT of the same sizes (see
+    :func:`tiny_distill_lora_state_dict`), for the host's LoraLoaderModelOnly."""
+    return _save_safetensors(tiny_distill_lora_state_dict(dim, num_layers, ffn_dim, rank, seed), path)
 
 
 def write_prompt_embeddings(
