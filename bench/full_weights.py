@@ -1,6 +1,6 @@
 """Random model files with the real names, shapes and file layouts, written into a ComfyUI models folder.
 
-    python bench/full_weights.py --comfyui HOST_DIR --models MODELS_DIR [--wan bf16|fp8|none]
+    python bench/full_weights.py --comfyui HOST_DIR --models MODELS_DIR [--wan bf16|fp8|q8_0|q4_k_m|none]
                                  [--only wan,vae,text_encoder,clip_vision,depthcrafter,ex4d]
                                  [--scale full|tiny] [--plan]
 
@@ -8,6 +8,8 @@ What the shipped full workflow (``workflows/api/ex4d_full_api.json``) loads, as 
 
   diffusion_models/wan2.1_i2v_480p_14B_bf16.safetensors        ComfyUI's repackaged Wan 2.1 I2V 14B 480P
     (or ..._fp8_e4m3fn.safetensors with --wan fp8)              (matrices fp8, biases and norms bf16)
+    (or wan2.1-i2v-14b-480p-Q8_0.gguf / -Q4_K_M.gguf          city96's GGUF files for ComfyUI-GGUF's
+     with --wan q8_0 / q4_k_m)                                  UnetLoaderGGUF (``bench/gguf_weights.py``)
   vae/wan_2.1_vae.safetensors                                   Wan 2.1 VAE, width 96, bf16
   text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors          umT5-XXL encoder, ComfyUI's scaled fp8
   clip_vision/clip_vision_h.safetensors                         CLIP ViT-H/14 vision tower, fp16
@@ -46,6 +48,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import gguf_weights
 
 if TYPE_CHECKING:
     import torch
@@ -474,6 +478,20 @@ def _safetensors_file(rel: str, layout: Layout, seed: int) -> PlannedFile:
                        lambda path: write_safetensors(path, layout, SAFETENSORS_METADATA, seed))
 
 
+def _plain_gguf_chunks(t: gguf_weights.GGUFTensor, gen: torch.Generator, device: str) -> Iterator:
+    import torch
+
+    dtype = torch.float32 if t.qtype == gguf_weights.F32 else torch.float16
+    for chunk in _chunks(TensorSpec(t.shape, dtype, std=t.std, fill=t.fill), gen, device):
+        yield _raw(chunk)
+
+
+def _gguf_file(rel: str, layout: Layout, quant: str, seed: int) -> PlannedFile:
+    tensors = gguf_weights.gguf_tensors(layout, quant)
+    return PlannedFile(rel, gguf_weights.gguf_size(tensors, quant), lambda path: gguf_weights.write_gguf(
+        path, tensors, quant, _plain_gguf_chunks, generation_device(), seed))
+
+
 def _json_file(rel: str, data: dict) -> PlannedFile:
     text = json.dumps(data, indent=2) + "\n"
     return PlannedFile(rel, len(text.encode()), lambda path: path.write_text(text))
@@ -489,12 +507,15 @@ def _ex4d_file(size: DiTSize) -> PlannedFile:
 
 
 def plan(parts: tuple[str, ...], scale: str = "full", wan: str = "bf16") -> list[PlannedFile]:
-    """The files of ``parts`` at ``scale``; ``wan`` picks the DiT file (bf16, fp8 or none)."""
+    """The files of ``parts`` at ``scale``; ``wan`` picks the DiT file (bf16, fp8, q8_0, q4_k_m or none)."""
     import torch
 
     size = FULL if scale == "full" else TINY
     files: list[PlannedFile] = []
-    if "wan" in parts and wan != "none":
+    if "wan" in parts and wan in gguf_weights.QUANTS:
+        files.append(_gguf_file(f"diffusion_models/{gguf_weights.FILE_NAMES[wan]}",
+                                wan_layout(size, torch.bfloat16), wan, seed=0))
+    elif "wan" in parts and wan != "none":
         dtype = WAN_DTYPES[wan]
         files.append(_safetensors_file(f"diffusion_models/{wan_file_name(FULL, dtype)}",
                                        wan_layout(size, getattr(torch, dtype)), seed=0))
@@ -571,8 +592,8 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--comfyui", default=os.environ.get("COMFYUI_PATH"), help="host folder (or env COMFYUI_PATH)")
     p.add_argument("--models", required=True, help="the ComfyUI models folder to write into")
-    p.add_argument("--wan", choices=(*WAN_DTYPES, "none"), default="bf16",
-                   help="which DiT file: bf16 (30.5 GiB), fp8 (15.3 GiB) or none")
+    p.add_argument("--wan", choices=(*WAN_DTYPES, *gguf_weights.QUANTS, "none"), default="bf16",
+                   help="which DiT file: bf16 (30.5 GiB), fp8 (15.3 GiB), GGUF q8_0 or q4_k_m, or none")
     p.add_argument("--only", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
     p.add_argument("--scale", choices=("full", "tiny"), default="full")
     p.add_argument("--plan", action="store_true", help="print the files and their sizes, write nothing")
