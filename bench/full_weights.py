@@ -593,7 +593,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--comfyui", default=os.environ.get("COMFYUI_PATH"), help="host folder (or env COMFYUI_PATH)")
     p.add_argument("--models", required=True, help="the ComfyUI models folder to write into")
     p.add_argument("--wan", choices=(*WAN_DTYPES, *gguf_weights.QUANTS, "none"), default="bf16",
-                   help="which DiT file: bf16 (30.5 GiB), fp8 (15.3 GiB), GGUF q8_0 or q4_k_m, or none")
+                   help="which DiT file: bf16 (30.5 GiB), fp8 (15.3 GiB), GGUF q8_0 (16.4 GiB) or q4_k_m (10.1 GiB), or none")
     p.add_argument("--only", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
     p.add_argument("--scale", choices=("full", "tiny"), default="full")
     p.add_argument("--plan", action="store_true", help="print the files and their sizes, write nothing")

@@ -201,13 +201,15 @@ def _random_blocks(qtype: int, n_blocks: int, d: float, gen: torch.Generator, de
 
     block_bytes = BLOCKS[qtype][1]
     n = n_blocks * block_bytes
-    words = torch.empty((n + 7) // 8, dtype=torch.int64, device=device)
-    blocks = words.random_(-(2**63), 2**63 - 1, generator=gen).view(torch.uint8)[:n].view(n_blocks, block_bytes)
+    words = torch.empty((n + 7) // 8, dtype=torch.int64, device=device).random_(-(2**63), 2**63 - 1, generator=gen)
     if qtype == Q8_0:
-        blocks[:, 2:] |= 1  # odd codes -127..127: symmetric about 0
-    if qtype == Q6_K:  # sub-block scales of random sign (int8)
-        sign = blocks[:, 192:208] & 1
-        blocks[:, 192:208] = torch.where(sign == 1, Q6_K_SCALE, 256 - Q6_K_SCALE).to(torch.uint8)
+        words |= 0x0101010101010101  # odd codes -127..127: symmetric about 0 (the scale is written over)
+    blocks = words.view(torch.uint8)[:n].view(n_blocks, block_bytes)
+    if qtype == Q6_K:  # int8 sub-block scales of random sign: S or 256 - S
+        scales = blocks[:, 192:208]
+        scales &= 1
+        scales *= 256 - 2 * Q6_K_SCALE
+        scales += Q6_K_SCALE
     for start, raw in _fixed_fields(qtype, d):
         blocks[:, start:start + len(raw)] = torch.from_numpy(raw).to(device)
     return blocks
