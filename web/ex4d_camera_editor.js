@@ -359,6 +359,7 @@ class CameraEditor {
       el.addEventListener("pointerdown", (e) => e.stopPropagation());
       el.addEventListener("wheel", (e) => e.stopPropagation(), { passive: true });
     }
+    captureWheel(root);
     Object.assign(this, { root, canvas, slider, label, strip, loadButton: load, statusLine: status });
     try {
       this.renderer = new Renderer(canvas);
@@ -849,6 +850,32 @@ class CameraEditor {
     return { median: times[Math.floor(count / 2)], max: times[count - 1], width: this.canvas.width, height: this.canvas.height,
       faces: (this.renderer.counts?.all ?? 0) / 3 };
   }
+}
+
+// Nodes 2.0 forwards the wheel to the graph (in the capture phase, before the editor sees it) unless the
+// wheel is over an element marked data-capture-wheel that holds the focused element. The editor takes the
+// focus while the pointer is over it, unless the user is typing somewhere, and gives it back on leaving.
+function captureWheel(root) {
+  root.dataset.captureWheel = "true";
+  root.tabIndex = -1;
+  root.style.outline = "none";
+  let previous = null;
+  const typing = (el) => el && (el.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName));
+  root.addEventListener("pointerenter", () => {
+    const active = document.activeElement;
+    if (root.contains(active) || typing(active)) return;
+    previous = active;
+    root.focus({ preventScroll: true });
+  });
+  root.addEventListener("pointerdown", () => {
+    if (!root.contains(document.activeElement)) root.focus({ preventScroll: true });
+  });
+  root.addEventListener("pointerleave", () => {
+    if (document.activeElement !== root) return;
+    if (previous?.isConnected && previous !== document.body) previous.focus({ preventScroll: true });
+    else root.blur();
+    previous = null;
+  });
 }
 
 // ------------------------------------------------------------------ registration
