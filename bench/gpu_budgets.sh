@@ -5,7 +5,7 @@
 #   bench/gpu_budgets.sh RESULTS.jsonl MODELS_DIR "fp8:24 fp8:16 fp8:12 q4_k_m:24 ..."
 # Files missing in MODELS_DIR are written first (bench/full_weights.py, bench/distill_lora.py); a DiT file not
 # needed by a later combination is removed when its last combination has run (the disk holds about two).
-# EX4D_RUN_TIMEOUT bounds each process (default 420 s).
+# Each process's whole output goes to RESULTS_<weights>_<budget>.log; EX4D_RUN_TIMEOUT bounds it (default 420 s).
 set -u
 out=${1:?results file}
 models=${2:?models folder}
@@ -23,12 +23,11 @@ i=0
 for combo in $combos; do
   weights=${combo%%:*} budget=${combo##*:}
   t0=$(date +%s)
-  python3 bench/full_weights.py --comfyui "$COMFYUI_PATH" --models "$models" --wan "$weights" --only wan \
-    | grep -v "^kept" || exit 1
+  python3 bench/full_weights.py --comfyui "$COMFYUI_PATH" --models "$models" --wan "$weights" --only wan || exit 1
   echo "[budgets] $weights at $budget GiB (files ready after $(( $(date +%s) - t0 )) s)"
   timeout "${EX4D_RUN_TIMEOUT:-420}" python3 bench/bench_full_graph.py --models "$models" --weights "$weights" \
-    --budget-gb "$budget" --recipe fast,published --out "$out" 2>&1 \
-    | grep -E '^\{|^host|^[0-9]|error|Error|^device' | grep -vE '^\{' | cut -c1-400
+    --budget-gb "$budget" --recipe fast,published --out "$out" > "${out%.jsonl}_${weights}_${budget}.log" 2>&1
+  grep -E '^host|^[0-9]|rror|^device' "${out%.jsonl}_${weights}_${budget}.log" | cut -c1-400
   echo "[budgets] $weights at $budget GiB done in $(( $(date +%s) - t0 )) s"
   if [ "$(last_use "$weights")" -eq "$i" ]; then
     rm -f "$models/diffusion_models/$(python3 -c "from bench.bench_full_graph import WAN_FILES; print(WAN_FILES['$weights'])")"
