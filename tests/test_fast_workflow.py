@@ -95,7 +95,8 @@ def test_fast_workflow_is_the_full_one_with_the_distillation_lora():
 def test_fast_schedule_is_lightx2vs():
     """lightx2v samples its distilled model at timesteps 1000, 750, 500, 250 of its shifted 1000-step
     schedule; the Euler step it takes is the host's. The shipped steps and shift give the same sigmas."""
-    inputs = _shipped("ex4d_fast")[_node_id(_shipped("ex4d_fast"), "EX4DWanSampler")]["inputs"]
+    shipped = _shipped("ex4d_fast")
+    inputs = shipped[_node_id(shipped, "EX4DWanSampler")]["inputs"]
     training = torch.linspace(1.0, 0.0, 1001, dtype=torch.float64)[:-1]
     lightx2v = sampling.shift_sigmas(training[[1000 - t for t in LIGHTX2V_TIMESTEPS]], inputs["shift"])
     ours = sampling.flow_match_sigmas(inputs["steps"], inputs["shift"])
