@@ -392,12 +392,15 @@ def write_bad_files(input_dir: Path, marker: Path) -> None:
     np.save(input_dir / "negative.npy", -depth)
     (input_dir / "notes.txt").write_text("not depth")
 
-    path = ex4d_camera.orbit(T, 3.0, W, H)
-    path.to_json(input_dir / "camera.json")
-    path.to_ex4d_npz(input_dir / "camera.npz")
-    ex4d_camera.orbit(T + 3, 3.0, W, H).to_ex4d_npz(input_dir / "camera_long.npz")
-    ex4d_camera.orbit(T, 3.0, 2 * W, 2 * H).to_json(input_dir / "camera_big.json")
-    intrinsics = ex4d_camera.intrinsics_matrix(W, H)
+    def orbit(frames: int, width: int, height: int) -> ex4d_camera.CameraPath:
+        return ex4d_camera.orbit(ex4d_camera.Clip.centred(frames, width, height, radius=3.0))
+
+    path = orbit(T, W, H)
+    ex4d_camera.write_json(path, input_dir / "camera.json")
+    ex4d_camera.write_ex4d_npz(path, input_dir / "camera.npz")
+    ex4d_camera.write_ex4d_npz(orbit(T + 3, W, H), input_dir / "camera_long.npz")
+    ex4d_camera.write_json(orbit(T, 2 * W, 2 * H), input_dir / "camera_big.json")
+    intrinsics = path.lens.intrinsics
     np.savez(input_dir / "camera_zero.npz", extrinsics=np.zeros((T, 4, 4), np.float32), intrinsics=intrinsics)
     nan_extrinsics = path.extrinsics.copy()
     nan_extrinsics[2, 0, 3] = np.nan
@@ -407,7 +410,7 @@ def write_bad_files(input_dir: Path, marker: Path) -> None:
     )
     np.savez(input_dir / "camera_no_intrinsics.npz", extrinsics=path.extrinsics)
     (input_dir / "camera_truncated.npz").write_bytes((input_dir / "camera.npz").read_bytes()[:150])
-    document = path.to_json_dict()
+    document = ex4d_camera.to_json_dict(path)
     (input_dir / "camera_malformed.json").write_text(json.dumps(document)[:-40])
     (input_dir / "camera_other.json").write_text(json.dumps({"format": "something else", "frames": []}))
     (input_dir / "camera_strings.json").write_text(json.dumps({**document, "width": "wide"}))

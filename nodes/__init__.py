@@ -2,7 +2,7 @@
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import _comfy, camera, depth, mesh, render, video, wan
+from . import _comfy, camera, camera_files, depth, mesh, render, video, wan
 
 
 class EX4DExtension(ComfyExtension):
@@ -10,4 +10,5 @@ class EX4DExtension(ComfyExtension):
         _comfy.register_model_folders()
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [*video.NODES, *depth.NODES, *camera.NODES, *mesh.NODES, *render.NODES, *wan.NODES]
+        return [*video.NODES, *depth.NODES, *camera.NODES, *camera_files.NODES, *mesh.NODES, *render.NODES,
+                *wan.NODES]

@@ -16,6 +16,7 @@ import comfy.model_management
 import comfy.utils
 import folder_paths
 import torch
+from comfy_api.latest import io
 
 from ..ex4d.runtime import Cancelled
 
@@ -186,13 +187,30 @@ def check_connected(value: object, kind: type | tuple[type, ...], input_name: st
         raise ValueError(f"{input_name}: got {value!r:.40}, not a link; connect {connect}")
 
 
+# number_limits by schema: the host runs each prompt's node on a fresh clone of its class, which shares the
+# original's define_schema
+_NUMBER_LIMITS: dict[Callable, dict[str, tuple[float | None, float | None]]] = {}
+
+
+def number_limits(node: type) -> dict[str, tuple[float | None, float | None]]:
+    """(min, max) of each number input (INT, FLOAT) of ``node``'s schema, read once per node class."""
+    define_schema = getattr(node.define_schema, "__func__", node.define_schema)
+    limits = _NUMBER_LIMITS.get(define_schema)
+    if limits is None:
+        number_types = (io.Float.io_type, io.Int.io_type)
+        limits = {spec.id: (spec.min, spec.max) for spec in node.define_schema().inputs
+                  if spec.io_type in number_types}
+        _NUMBER_LIMITS[define_schema] = limits
+    return limits
+
+
 def check_numbers(node: type, **values: float) -> None:
     """Refuse number inputs that the host's own checks let through, naming the input: NaN (every comparison
     with it is false, so it passes any min and max) and values that arrive through a link (the host checks the
-    min and max of widget values only). The limits are those of ``node``'s schema."""
-    inputs = {spec.id: spec for spec in node.define_schema().inputs}
+    min and max of widget values only). The limits are those of ``node``'s schema (:func:`number_limits`)."""
+    limits = number_limits(node)
     for name, value in values.items():
-        low, high = inputs[name].min, inputs[name].max
+        low, high = limits[name]
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{name}: {value} is not a finite number; give a value from {low} to {high}")
         if (low is not None and value < low) or (high is not None and value > high):

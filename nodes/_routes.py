@@ -1,16 +1,16 @@
 """The pack's HTTP routes for the camera editor (web/ex4d_camera_editor.js).
 
 ``GET /ex4d/camera/scene/<key>`` answers a scene a camera node made when it last ran (its ``ex4d_scene`` UI
-output names the key; :class:`~.camera.SceneCache`), as ``application/octet-stream``, or 404.
+output names the key; :class:`~._camera_scenes.SceneCache`), as ``application/octet-stream``, or 404.
 
 ``POST /ex4d/camera/path`` with ``{"node": <node id>, "clip": {frames, width, height, radius}, "inputs": {widget:
-value}}`` answers the path as :meth:`~ex4d.camera.CameraPath.to_json_dict` gives it, computed by the node's own
+value}}`` answers the path as :func:`~ex4d.camera.files.to_json_dict` gives it, computed by the node's own
 ``path`` classmethod (the one its ``execute`` calls), or ``400 {"error": ...}`` with the node's own message.
 The clip is what the node reported when it last ran (its ``ex4d_scene`` UI output).
 
 ``POST /ex4d/camera/scene`` with ``{"node": <node id>, "prompt": <API prompt of the page's graph>}`` answers the
 ``ex4d_scene`` entry (scene key and clip) of a camera node that ran earlier on the same depth and frames as
-that node (:func:`~.camera.source_key`), for the editor's "load scene" action, or ``404 {"error": ...}``.
+that node (:func:`~._camera_scenes.source_key`), for the editor's "load scene" action, or ``404 {"error": ...}``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from .camera import PATH_NODES, SCENES, Clip, source_key
+from ..ex4d.camera import Clip, to_json_dict
+from ._camera_scenes import SCENES, source_key
+from .camera import PATH_NODES
 
 PATH_ROUTE = "/ex4d/camera/path"
 SCENE_ROUTE = "/ex4d/camera/scene/{key}"
@@ -38,7 +40,7 @@ def path_response(body: object) -> tuple[int, dict]:
     if not isinstance(clip, dict) or not isinstance(inputs, dict):
         return 400, {"error": "clip, inputs: expected JSON objects; run the node once so the editor knows the clip"}
     try:
-        clip = Clip(int(clip["frames"]), int(clip["width"]), int(clip["height"]), float(clip["radius"]))
+        clip = Clip.centred(int(clip["frames"]), int(clip["width"]), int(clip["height"]), float(clip["radius"]))
     except (KeyError, TypeError, ValueError) as e:
         return 400, {"error": f"clip: expected frames, width, height and radius ({e})"}
     names = node.path_widgets()
@@ -49,7 +51,7 @@ def path_response(body: object) -> tuple[int, dict]:
         path = node.path(clip, **{name: inputs[name] for name in names if name in inputs})
     except (TypeError, ValueError) as e:
         return 400, {"error": str(e)}
-    return 200, path.to_json_dict()
+    return 200, to_json_dict(path)
 
 
 def scene_response(body: object) -> tuple[int, dict]:

@@ -1,155 +1,42 @@
-"""Camera path nodes: published presets and moves, orbit, dolly, keyframes, EX-4D npz / JSON load and save.
+"""Camera path nodes (published presets and moves, orbit, dolly, keyframes) and the path preview, each with the
+camera editor.
 
 Each path node computes its path in one classmethod, ``path(clip, **widgets)``, that both ``execute`` and the
-camera editor's route (:mod:`._routes`) call: the path the editor shows is the path that runs.
+camera editor's route (:mod:`._routes`) call: the path the editor shows is the path that runs. ``clip`` is the
+clip of the connected depth at its published radius and focal length; the widgets may set both.
 """
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import math
-import numbers
-import sys
-from collections import OrderedDict
-from dataclasses import dataclass
 
 import torch
 from comfy_api.latest import io
 
 from ..ex4d import camera as ex4d_camera
 from ..ex4d import mesh as ex4d_mesh
+from ..ex4d.camera import Clip, Speed
 from ..ex4d.depth import DepthVideo
-from ._comfy import (
-    CATEGORY,
-    check_choice,
-    check_connected,
-    check_input_file,
-    check_numbers,
-    check_output_prefix,
-    input_file_fingerprint,
-    input_files,
-    output_path,
-    resolve_input_file,
-)
+from ._camera_scenes import SCENES, source_key
+from ._comfy import CATEGORY, check_choice, check_connected, check_numbers, number_limits
 from ._types import CONNECT_CAMERA, CONNECT_DEPTH, CONNECT_FRAMES, Camera, Depth
 from .mesh import check_frames_and_depth
 
 CAMERA_CATEGORY = f"{CATEGORY}/camera"
-CAMERA_FORMATS = ("ex4d npz", "json")
-PATH_EXTENSIONS = (".npz", ".json")
-CHOOSE_CAMERA_FILE = "choose an EX-4D camera .npz or .json (EX-4D Save Camera Path writes them)"
-PRESETS = ("angle", "180", "zoom_in", "zoom_out", *ex4d_camera.MOVES)
+PRESETS = ("angle", *ex4d_camera.PRESETS)
 DOLLY_ZOOMS = ("none", "dolly-zoom (keep subject size)")
 
 
-@dataclass(frozen=True)
-class Clip:
-    """What a path is made for: frame count, image size, and the published radius of its frame 0."""
-
-    frames: int
-    width: int
-    height: int
-    auto_radius: float
-
-    def __post_init__(self) -> None:
-        if min(self.frames, self.width, self.height) < 1 or not math.isfinite(self.auto_radius) or self.auto_radius <= 0:
-            raise ValueError(f"clip: frames, width, height and radius must be positive, got {self}")
-
-    @classmethod
-    def of(cls, depth) -> Clip:
-        values = depth.depth
-        if values.ndim != 3 or values.shape[0] == 0:
-            raise ValueError(f"depth: expected [T, H, W] depth, got {list(values.shape)}")
-        t, h, w = values.shape
-        return cls(int(t), int(w), int(h), ex4d_camera.radius_from_depth(values[0]))
-
-    def radius(self, radius: float) -> float:
-        """The radius widget's value; 0 = the published rule."""
-        return float(radius) if radius > 0 else self.auto_radius
+def widget_clip(clip: Clip, radius: float, focal: float) -> Clip:
+    """``clip`` as a node's widgets set it: ``radius`` (0: the clip's published radius) and ``focal``."""
+    return Clip.centred(clip.frames, clip.lens.width, clip.lens.height,
+                        float(radius) if radius > 0 else clip.radius, focal)
 
 
-class SceneCache:
-    """The editor's scenes, kept in memory and served by the pack's route (``GET /ex4d/camera/scene/<key>``):
-    nothing is written to disk, so a prompt that fails later leaves no file behind. Keyed by content; the
-    ``capacity`` newest are kept (about 0.7 MB each).
-
-    Each scene is also remembered under the *source* it was made from (:func:`source_key`: the nodes that feed
-    the camera node's depth and frames, as queued), so the editor's "load scene" action finds it for any camera
-    node on the same depth later (``POST /ex4d/camera/scene``), e.g. after the page was reloaded."""
-
-    def __init__(self, capacity: int = 16):
-        self.capacity = capacity
-        self.scenes: OrderedDict[str, bytes] = OrderedDict()
-        self.sources: OrderedDict[str, dict] = OrderedDict()
-
-    def put(self, data: bytes) -> str:
-        key = hashlib.sha1(data).hexdigest()[:20]
-        self.scenes[key] = data
-        self.scenes.move_to_end(key)
-        while len(self.scenes) > self.capacity:
-            self.scenes.popitem(last=False)
-        return key
-
-    def get(self, key: str) -> bytes | None:
-        return self.scenes.get(key)
-
-    def remember(self, source: str, entry: dict) -> None:
-        self.sources[source] = entry
-        self.sources.move_to_end(source)
-        while len(self.sources) > self.capacity:
-            self.sources.popitem(last=False)
-
-    def of_source(self, source: str) -> dict | None:
-        entry = self.sources.get(source)
-        return entry if entry is not None and entry["scene"] in self.scenes else None
-
-
-SCENES = SceneCache()
-
-
-def source_key(prompt: object, node_id: object) -> str | None:
-    """What a camera node's scene is made from, as a key: the nodes upstream of its ``depth`` and ``frames``
-    inputs in an API prompt (class types and widget values; node ids left out, so the same graph queued again,
-    or sent by the editor from the page, gives the same key). None when the node or its depth link is missing."""
-    if not isinstance(prompt, dict) or not isinstance(prompt.get(str(node_id)), dict):
-        return None
-    memo: dict[str, object] = {}
-
-    def declared(class_type: object) -> set[str] | None:
-        """The inputs a node class declares: a page's prompt also holds the values of its display widgets
-        (e.g. a video preview's), which the queued prompt may lack. None (keep every input) for a class the
-        host does not know, or outside the host."""
-        # the host's nodes.py, loaded before any pack (a plain import could find this pack's nodes/ package)
-        mappings = getattr(sys.modules.get("nodes"), "NODE_CLASS_MAPPINGS", None)
-        node_class = mappings.get(class_type) if isinstance(mappings, dict) and isinstance(class_type, str) else None
-        if node_class is None:
-            return None
-        spec = node_class.INPUT_TYPES()
-        return {name for group in ("required", "optional") for name in spec.get(group, {})}
-
-    def signature(link: object, seen: frozenset) -> object:
-        if not (isinstance(link, list) and len(link) == 2 and str(link[0]) in prompt):
-            if isinstance(link, numbers.Real) and not isinstance(link, bool):
-                return float(link)  # the page writes 0 where the queued prompt had 0.0
-            return link  # a widget value
-        upstream = str(link[0])
-        if upstream in seen:
-            return None
-        if upstream not in memo:
-            node = prompt[upstream] if isinstance(prompt[upstream], dict) else {}
-            inputs = node.get("inputs") if isinstance(node.get("inputs"), dict) else {}
-            names = declared(node.get("class_type"))
-            memo[upstream] = [node.get("class_type"), sorted((k, signature(v, seen | {upstream}))
-                                                             for k, v in inputs.items() if names is None or k in names)]
-        return [memo[upstream], link[1]]
-
-    inputs = prompt[str(node_id)].get("inputs")
-    if not isinstance(inputs, dict) or not isinstance(inputs.get("depth"), list):
-        return None
-    parts = [signature(inputs.get(name), frozenset({str(node_id)})) for name in ("depth", "frames")]
-    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=repr).encode()).hexdigest()[:20]
+def widget_speed(easing: str, hold_start: int = 0, hold_end: int = 0) -> Speed:
+    return Speed(check_choice(easing, ex4d_camera.EASINGS, "easing"), hold_start, hold_end)
 
 
 # the hidden inputs a node with the camera editor declares, so its scene can be found by source (source_key)
@@ -168,11 +55,11 @@ def scene_ui(clip: Clip, depth, frames: torch.Tensor | None, focal: float, sourc
     if frames is not None:
         check_frames_and_depth(frames, values, fix="frames")  # the frames only colour the depth's scene
     elif min(values.shape[1:]) < 2:
-        raise ValueError(f"depth: {clip.width}x{clip.height} pixels, but a DW-mesh needs at least 2 x 2; connect the "
+        raise ValueError(f"depth: {clip.lens.width}x{clip.lens.height} pixels, but a DW-mesh needs at least 2 x 2; connect the "
                          "depth of a larger video")
     asset = ex4d_mesh.scene_asset(None if frames is None else frames[0], values[0], focal=focal)
-    entry = {"scene": SCENES.put(asset.to_bytes()), "frames": clip.frames, "width": clip.width,
-             "height": clip.height, "radius": clip.auto_radius}
+    entry = {"scene": SCENES.put(asset.to_bytes()), "frames": clip.frames, "width": clip.lens.width,
+             "height": clip.lens.height, "radius": clip.radius}
     if source is not None:
         SCENES.remember(source, entry)
     return entry
@@ -226,13 +113,12 @@ class CameraPathNode(io.ComfyNode):
     def execute(cls, depth, frames=None, **widgets) -> io.NodeOutput:
         check_connected(depth, DepthVideo, "depth", CONNECT_DEPTH)
         check_connected(frames, torch.Tensor, "frames", CONNECT_FRAMES, optional=True)
-        number_types = (io.Float.io_type, io.Int.io_type)
-        number_inputs = {spec.id for spec in cls.define_schema().inputs if spec.io_type in number_types}
-        check_numbers(cls, **{name: value for name, value in widgets.items() if name in number_inputs})
-        clip = Clip.of(depth)
+        numbers = number_limits(cls)
+        check_numbers(cls, **{name: value for name, value in widgets.items() if name in numbers})
+        clip = Clip.of_depth(depth.depth)
         path = cls.path(clip, **widgets)
         ui = {"ex4d_scene": [scene_ui(clip, depth, frames, path.focal, scene_source(cls))],
-              "ex4d_path": [path.to_json_dict()]}
+              "ex4d_path": [ex4d_camera.to_json_dict(path)]}
         return io.NodeOutput(path, ui=ui)
 
 
@@ -273,13 +159,8 @@ class CameraPreset(CameraPathNode):
     def path(cls, clip: Clip, radius, focal, preset, angle, zoom_fraction, easing="linear", hold_start=0,
              hold_end=0, amount=0.3, sweep="whole clip") -> ex4d_camera.CameraPath:
         name = f"{angle:g}" if check_choice(preset, PRESETS, "preset") == "angle" else preset
-        if name in ex4d_camera.MOVES:
-            return ex4d_camera.move(name, clip.frames, clip.radius(radius), clip.width, clip.height, focal=focal,
-                                    amount=amount, easing=check_choice(easing, ex4d_camera.EASINGS, "easing"),
-                                    hold_start=hold_start, hold_end=hold_end)
-        return ex4d_camera.preset(name, clip.frames, clip.radius(radius), clip.width, clip.height, focal=focal,
-                                  zoom_fraction=zoom_fraction, easing=check_choice(easing, ex4d_camera.EASINGS, "easing"),
-                                  hold_start=hold_start, hold_end=hold_end,
+        return ex4d_camera.preset(name, widget_clip(clip, radius, focal),
+                                  widget_speed(easing, hold_start, hold_end), zoom_fraction=zoom_fraction, amount=amount,
                                   sweep=check_choice(sweep, ex4d_camera.SWEEPS, "sweep"))
 
 
@@ -315,10 +196,9 @@ class CameraOrbit(CameraPathNode):
     @classmethod
     def path(cls, clip: Clip, radius, focal, yaw_start, yaw_end, pitch_start, pitch_end, distance, easing,
              hold_start, hold_end) -> ex4d_camera.CameraPath:
-        return ex4d_camera.orbit(clip.frames, clip.radius(radius), clip.width, clip.height, focal=focal,
-                                 yaw=(yaw_start, yaw_end), pitch=(pitch_start, pitch_end), distance=distance or None,
-                                 easing=check_choice(easing, ex4d_camera.EASINGS, "easing"), hold_start=hold_start,
-                                 hold_end=hold_end)
+        return ex4d_camera.orbit(widget_clip(clip, radius, focal), yaw=(yaw_start, yaw_end),
+                                 pitch=(pitch_start, pitch_end), distance=distance or None,
+                                 speed=widget_speed(easing, hold_start, hold_end))
 
 
 class CameraDolly(CameraPathNode):
@@ -353,9 +233,9 @@ class CameraDolly(CameraPathNode):
     def path(cls, clip: Clip, radius, focal, start, end, easing, hold_start, hold_end,
              zoom="none") -> ex4d_camera.CameraPath:
         keep_size = check_choice(zoom, DOLLY_ZOOMS, "zoom") != "none"
-        return ex4d_camera.dolly(clip.frames, clip.radius(radius), clip.width, clip.height, focal=focal, start=start,
-                                 end=end, easing=check_choice(easing, ex4d_camera.EASINGS, "easing"),
-                                 hold_start=hold_start, hold_end=hold_end, keep_subject_size=keep_size)
+        return ex4d_camera.dolly(widget_clip(clip, radius, focal), start=start, end=end,
+                                 speed=widget_speed(easing, hold_start, hold_end),
+                                 keep_subject_size=keep_size)
 
 
 KEYFRAMES_EXAMPLE = json.dumps([{"frame": 0, "yaw": 0}, {"frame": 24, "yaw": 45, "pitch": 10},
@@ -399,92 +279,9 @@ class CameraKeyframes(CameraPathNode):
         if not isinstance(keys, list) or not keys:
             raise ValueError(f"keyframes: give a non-empty JSON list of keyframes, e.g. {KEYFRAMES_EXAMPLE}")
         try:
-            return ex4d_camera.keyframed(keys, clip.frames, clip.radius(radius), clip.width, clip.height,
-                                         focal=focal, easing=easing)
+            return ex4d_camera.keyframed(keys, widget_clip(clip, radius, focal), easing=easing)
         except ValueError as e:
             raise ValueError(f"keyframes: {e}; example: {KEYFRAMES_EXAMPLE}") from e
-
-
-class LoadCameraPath(io.ComfyNode):
-    @classmethod
-    def define_schema(cls) -> io.Schema:
-        files = input_files(extensions=PATH_EXTENSIONS)
-        return io.Schema(
-            node_id="EX4DLoadCameraPath",
-            display_name="EX-4D Load Camera Path",
-            category=CAMERA_CATEGORY,
-            description="Load a camera path from ComfyUI's input folder: the original EX-4D tool's "
-            "camera_<preset>.npz (extrinsics + intrinsics) or this pack's JSON.",
-            inputs=[
-                io.Combo.Input("path", options=files,
-                    tooltip="A .npz or .json file in ComfyUI's input folder."),
-                io.Int.Input("width", default=0, min=0, max=16384,
-                             tooltip="Image width for an npz file (which stores none); 0 = 2 * cx of its intrinsics."),
-                io.Int.Input("height", default=0, min=0, max=16384,
-                             tooltip="Image height for an npz file; 0 = 2 * cy of its intrinsics."),
-            ],
-            outputs=[Camera.Output(display_name="camera")],
-        )
-
-    @classmethod
-    def validate_inputs(cls, path=None) -> bool | str:  # None: linked, or missing (the host says so)
-        return check_input_file(path, "path", PATH_EXTENSIONS,
-                                f"is neither an EX-4D .npz nor a camera .json; {CHOOSE_CAMERA_FILE}")
-
-    @classmethod
-    def fingerprint_inputs(cls, path, **kwargs) -> str:
-        return input_file_fingerprint(path, "path")
-
-    @classmethod
-    def execute(cls, path, width, height) -> io.NodeOutput:
-        check_numbers(cls, width=width, height=height)
-        file = resolve_input_file(path, "path")
-        try:
-            if file.suffix.lower() == ".npz":
-                camera = ex4d_camera.CameraPath.from_ex4d_npz(file, width=width or None, height=height or None)
-            else:
-                camera = ex4d_camera.CameraPath.from_json(file)
-        except ex4d_camera.CameraFileError as e:
-            raise ValueError(f"path: {e}; {CHOOSE_CAMERA_FILE}") from e
-        return io.NodeOutput(camera)
-
-
-class SaveCameraPath(io.ComfyNode):
-    @classmethod
-    def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id="EX4DSaveCameraPath",
-            display_name="EX-4D Save Camera Path",
-            category=CAMERA_CATEGORY,
-            description="Save a camera path into ComfyUI's output folder, as the original EX-4D tool's npz "
-            "(so it moves between the two) or as JSON.",
-            inputs=[
-                Camera.Input("camera",
-                    tooltip="The camera path to use (from a Camera Path node, or loaded)."),
-                io.String.Input("filename_prefix", default="ex4d/camera",
-                    tooltip="File name prefix under ComfyUI's output folder (subfolders allowed)."),
-                io.Combo.Input("format", options=list(CAMERA_FORMATS), default="ex4d npz",
-                    tooltip="ex4d npz: the original EX-4D tool's camera file (extrinsics + intrinsics); "
-                    "json: this pack's readable format."),
-            ],
-            outputs=[io.String.Output(display_name="path")],
-            is_output_node=True,
-        )
-
-    @classmethod
-    def validate_inputs(cls, filename_prefix=None) -> bool | str:  # None: linked, or missing
-        return check_output_prefix(filename_prefix)
-
-    @classmethod
-    def execute(cls, camera, filename_prefix, format) -> io.NodeOutput:
-        check_connected(camera, ex4d_camera.CameraPath, "camera", CONNECT_CAMERA)
-        ext = "npz" if check_choice(format, CAMERA_FORMATS, "format") == "ex4d npz" else "json"
-        path, relative = output_path(filename_prefix, ext, camera.width, camera.height)
-        if ext == "npz":
-            camera.to_ex4d_npz(path)
-        else:
-            camera.to_json(path)
-        return io.NodeOutput(relative, ui={"text": [relative]})
 
 
 class CameraPreview(io.ComfyNode):
@@ -516,14 +313,14 @@ class CameraPreview(io.ComfyNode):
         check_connected(frames, torch.Tensor, "frames", CONNECT_FRAMES, optional=True)
         check_numbers(cls, size=size)
         points = colors = None
-        ui = {"ex4d_path": [camera.to_json_dict()]}
+        ui = {"ex4d_path": [ex4d_camera.to_json_dict(camera)]}
         if depth is not None:
             d = depth.depth[:1].float().cpu()
             if (d.shape[2], d.shape[1]) != (camera.width, camera.height):
                 raise ValueError(f"depth: {d.shape[2]}x{d.shape[1]}, but the camera is for {camera.width}x"
                                  f"{camera.height} images; connect the depth the path was made from")
             # scene_ui checks the frames too
-            ui["ex4d_scene"] = [scene_ui(Clip.of(depth), depth, frames, camera.focal, scene_source(cls))]
+            ui["ex4d_scene"] = [scene_ui(Clip.of_depth(depth.depth), depth, frames, camera.focal, scene_source(cls))]
             step = max(1, math.ceil(math.sqrt(d.shape[1] * d.shape[2] / 40000)))
             pts = ex4d_mesh.unproject(d, camera.focal, push_border=False)[0]
             points = pts[::step, ::step].reshape(-1, 3).numpy()
@@ -534,4 +331,4 @@ class CameraPreview(io.ComfyNode):
 
 
 PATH_NODES = [CameraPreset, CameraOrbit, CameraDolly, CameraKeyframes]
-NODES = [*PATH_NODES, LoadCameraPath, SaveCameraPath, CameraPreview]
+NODES = [*PATH_NODES, CameraPreview]

@@ -10,6 +10,15 @@ import pytest
 import torch
 
 from ex4d import camera as cam
+from ex4d.camera.files import JSON_FORMAT, from_json_dict
+from ex4d.camera.lens import intrinsics_matrix, projection_matrix
+from ex4d.camera.path import extrinsics_from_view, look_at
+from ex4d.camera.preview import path_centre
+from ex4d.camera.speed import ease
+
+
+def clip(frames: int, radius: float, width: int, height: int, focal: float = 500.0) -> cam.Clip:
+    return cam.Clip.centred(frames, width, height, radius, focal)
 
 
 def _ref_look_at(eye, target):
@@ -44,20 +53,20 @@ def _ref_eyes(name, n, r):
 @pytest.mark.parametrize("name,n", [("180", 49), ("30", 49), ("60", 49), ("90", 49), ("45", 25), ("90", 98)])
 def test_presets_match_published_formulas(name, n):
     r = 2.71
-    path = cam.preset(name, n, r, 512, 320, sweep="published rounds")
+    path = cam.preset(name, clip(n, r, 512, 320), sweep="published rounds")
     assert path.extrinsics.shape == (n, 4, 4) and path.extrinsics.dtype == np.float32
     eyes = _ref_eyes(name, n, r)
     ref = np.stack([_ref_look_at(e, (0, 0, r)) for e in eyes]).astype(np.float32)
     np.testing.assert_allclose(path.extrinsics, ref, atol=2e-6)
     np.testing.assert_allclose(path.eyes(), eyes, atol=1e-5)
     k = np.array([[500, 0, 256], [0, 500, 160], [0, 0, 1]], np.float32)
-    np.testing.assert_array_equal(path.intrinsics, k)
+    np.testing.assert_array_equal(path.lens.intrinsics, k)
 
 
 def test_identity_camera_is_axis_flip():
-    e = cam.extrinsics_from_view(cam.look_at((0, 0, 0), (0, 0, 1)))
+    e = extrinsics_from_view(look_at((0, 0, 0), (0, 0, 1)))
     np.testing.assert_array_equal(e, np.diag([1.0, -1.0, -1.0, 1.0]))
-    path = cam.preset("30", 49, 3.0, 64, 64)
+    path = cam.preset("30", clip(49, 3.0, 64, 64))
     np.testing.assert_allclose(path.extrinsics[0], np.diag([1.0, -1.0, -1.0, 1.0]), atol=1e-7)
 
 
@@ -73,7 +82,7 @@ def test_projection_matrix_formula():
             [0, 0, -1, 0],
         ]
     )
-    np.testing.assert_allclose(cam.projection_matrix(w, h, f), ref, rtol=1e-12)
+    np.testing.assert_allclose(projection_matrix(w, h, f), ref, rtol=1e-12)
     # a source pixel (u, v) at depth z projects back onto NDC ((u+.5)... pixel-centre mapping is render's job);
     # here: column u lands at continuous screen x = u for even W (x_ndc = (u - W/2) * 2 / W)
     p = np.array([(100 - 256) / f * 4.0, (40 - 160) / f * 4.0, 4.0, 1.0])
@@ -92,16 +101,16 @@ def test_radius_from_depth():
 
 
 def test_npz_round_trip_exact(tmp_path):
-    path = cam.preset("60", 49, 3.3, 512, 384)
-    f = path.to_ex4d_npz(tmp_path / "camera_60.npz")
+    path = cam.preset("60", clip(49, 3.3, 512, 384))
+    f = cam.write_ex4d_npz(path, tmp_path / "camera_60.npz")
     with np.load(f) as data:
         assert set(data.files) == {"extrinsics", "intrinsics"}
         assert data["extrinsics"].shape == (49, 4, 4) and data["extrinsics"].dtype == np.float32
         assert data["intrinsics"].shape == (3, 3) and data["intrinsics"].dtype == np.float32
-    back = cam.CameraPath.from_ex4d_npz(f)
+    back = cam.read_ex4d_npz(f)
     assert (back.width, back.height) == (512, 384)
     np.testing.assert_array_equal(back.extrinsics, path.extrinsics)
-    np.testing.assert_array_equal(back.intrinsics, path.intrinsics)
+    np.testing.assert_array_equal(back.lens.intrinsics, path.lens.intrinsics)
 
 
 def random_poses(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -116,9 +125,9 @@ def random_poses(n: int, rng: np.random.Generator) -> np.ndarray:
 
 def test_npz_written_by_plain_numpy_loads(tmp_path):
     ext = random_poses(5, np.random.default_rng(0))
-    k = cam.intrinsics_matrix(640, 480, 500.0)
+    k = intrinsics_matrix(640, 480, 500.0)
     np.savez(tmp_path / "camera_x.npz", extrinsics=ext, intrinsics=k)
-    p = cam.CameraPath.from_ex4d_npz(tmp_path / "camera_x.npz")
+    p = cam.read_ex4d_npz(tmp_path / "camera_x.npz")
     assert (p.width, p.height, p.num_frames) == (640, 480, 5)
     np.testing.assert_array_equal(p.extrinsics, ext)
 
@@ -126,21 +135,21 @@ def test_npz_written_by_plain_numpy_loads(tmp_path):
 def test_json_round_trip_bit_exact(tmp_path):
     rng = np.random.default_rng(1)
     ext = random_poses(7, rng) / np.array([1, 1, 1, 1], dtype=np.float32) * np.float32(1.0)
-    path = cam.CameraPath(ext, cam.intrinsics_matrix(512, 320, 512.3), 512, 320)
-    text = path.to_json(tmp_path / "p.json")
+    path = cam.CameraPath(ext, cam.Lens(512, 320, intrinsics_matrix(512, 320, 512.3)))
+    text = cam.write_json(path, tmp_path / "p.json")
     assert json.loads(text)["width"] == 512
-    for back in (cam.CameraPath.from_json(text), cam.CameraPath.from_json(tmp_path / "p.json")):
+    for back in (cam.read_json(text), cam.read_json(tmp_path / "p.json")):
         assert back.extrinsics.tobytes() == path.extrinsics.tobytes()
-        assert back.intrinsics.tobytes() == path.intrinsics.tobytes()
+        assert back.lens.intrinsics.tobytes() == path.lens.intrinsics.tobytes()
         assert (back.width, back.height) == (512, 320)
     with pytest.raises(ValueError):
-        cam.CameraPath.from_json('{"format": "something-else"}')
+        cam.read_json('{"format": "something-else"}')
 
 
 def test_zoom_presets_dolly_along_view_axis():
     r = 3.0
-    zin = cam.preset("zoom_in", 49, r, 256, 256)
-    zout = cam.preset("zoom_out", 49, r, 256, 256)
+    zin = cam.preset("zoom_in", clip(49, r, 256, 256))
+    zout = cam.preset("zoom_out", clip(49, r, 256, 256))
     np.testing.assert_allclose(zin.eyes()[:, 2], np.linspace(0, 0.5 * r, 49), atol=1e-5)
     np.testing.assert_allclose(zout.eyes()[:, 2], np.linspace(0, -0.5 * r, 49), atol=1e-5)
     np.testing.assert_allclose(zin.eyes()[:, :2], 0, atol=1e-6)
@@ -152,12 +161,12 @@ def test_zoom_presets_dolly_along_view_axis():
 
 def test_unknown_preset_raises():
     with pytest.raises(ValueError, match="preset"):
-        cam.preset("spiral", 10, 1.0, 64, 64)
+        cam.preset("spiral", clip(10, 1.0, 64, 64))
 
 
 def test_orbit_easing_and_holds():
     r = 2.0
-    p = cam.orbit(20, r, 128, 128, yaw=(0, 40), pitch=(0, 10), easing="ease_in_out", hold_start=3, hold_end=2)
+    p = cam.orbit(clip(20, r, 128, 128), yaw=(0, 40), pitch=(0, 10), speed=cam.Speed(easing="ease_in_out", hold_start=3, hold_end=2))
     eyes = p.eyes()
     np.testing.assert_allclose(eyes[:4], 0, atol=1e-6)  # held at the source camera
     np.testing.assert_allclose(eyes[-3:], np.broadcast_to(eyes[-1], (3, 3)), atol=1e-6)
@@ -173,11 +182,11 @@ def test_orbit_easing_and_holds():
 
 def test_easing_curves():
     t = np.linspace(0, 1, 11)
-    np.testing.assert_allclose(cam.ease(t, "linear"), t)
-    np.testing.assert_allclose(cam.ease(t, "ease_in"), t**2)
-    np.testing.assert_allclose(cam.ease(t, "ease_in_out"), 3 * t**2 - 2 * t**3)
+    np.testing.assert_allclose(ease(t, "linear"), t)
+    np.testing.assert_allclose(ease(t, "ease_in"), t**2)
+    np.testing.assert_allclose(ease(t, "ease_in_out"), 3 * t**2 - 2 * t**3)
     with pytest.raises(ValueError):
-        cam.ease(t, "bounce")
+        ease(t, "bounce")
 
 
 def test_keyframes_interpolate_and_eye_keys():
@@ -187,30 +196,30 @@ def test_keyframes_interpolate_and_eye_keys():
         {"frame": 10, "yaw": 30.0},
         {"frame": 20, "yaw": 30.0, "pitch": 10.0, "roll": 5.0},
     ]
-    p = cam.keyframed(keys, 25, r, 128, 96)
-    ref = cam.orbit(11, r, 128, 96, yaw=(0, 30))
+    p = cam.keyframed(keys, clip(25, r, 128, 96))
+    ref = cam.orbit(clip(11, r, 128, 96), yaw=(0, 30))
     np.testing.assert_allclose(p.extrinsics[:11], ref.extrinsics, atol=1e-6)
     np.testing.assert_allclose(p.extrinsics[20:], np.broadcast_to(p.extrinsics[20], (5, 4, 4)))
     # keys given by eye: the path passes through them
     eye_key = (0.5, -0.2, 0.4)
-    q = cam.keyframed([{"frame": 0}, {"frame": 8, "eye": eye_key}], 9, r, 64, 64)
+    q = cam.keyframed([{"frame": 0}, {"frame": 8, "eye": eye_key}], clip(9, r, 64, 64))
     np.testing.assert_allclose(q.eyes()[-1], eye_key, atol=1e-5)
     np.testing.assert_allclose(q.extrinsics[-1], _ref_look_at(eye_key, (0, 0, r)), atol=1e-6)
 
 
 def test_clip_matrices_shape():
-    p = cam.preset("90", 49, 2.0, 64, 48)
+    p = cam.preset("90", clip(49, 2.0, 64, 48))
     m = p.clip_matrices()
     assert m.shape == (49, 4, 4)
     np.testing.assert_allclose(
-        m[0], cam.projection_matrix(64, 48, 500.0) @ np.diag([1.0, -1, -1, 1]), atol=1e-7
+        m[0], projection_matrix(64, 48, 500.0) @ np.diag([1.0, -1, -1, 1]), atol=1e-7
     )
 
 
 def test_path_centre_and_preview():
-    path = cam.preset("90", 49, 3.0, 512, 320)
-    np.testing.assert_allclose(cam.path_centre(path), [0.0, 0.0, 3.0], atol=1e-6)  # the look-at point
-    assert cam.path_centre(cam.dolly(49, 3.0, 512, 320, start=0.0, end=0.5)) is None  # parallel rays
+    path = cam.preset("90", clip(49, 3.0, 512, 320))
+    np.testing.assert_allclose(path_centre(path), [0.0, 0.0, 3.0], atol=1e-6)  # the look-at point
+    assert path_centre(cam.dolly(clip(49, 3.0, 512, 320), start=0.0, end=0.5)) is None  # parallel rays
     image = cam.path_preview(path, size=101)
     assert image.shape == (101, 202, 3) and image.dtype == np.float32
     assert np.isfinite(image).all() and image.min() >= 0 and image.max() <= 1
@@ -232,20 +241,20 @@ def test_path_centre_and_preview():
 ])
 def test_camera_refuses_what_the_renderer_cannot_draw(change, error):
     ext = random_poses(3, np.random.default_rng(2))
-    k = cam.intrinsics_matrix(640, 480, 500.0)
+    k = intrinsics_matrix(640, 480, 500.0)
     change(ext, k)
     with pytest.raises(ValueError, match=error):
-        cam.CameraPath(ext, k, 640, 480)
+        cam.CameraPath(ext, cam.Lens(640, 480, k))
 
 
 def test_zero_distance_keyframe_is_refused():
     with pytest.raises(ValueError, match="keyframe 1: eye equals target; move the eye or the target"):
-        cam.keyframed([{"frame": 0, "eye": [0, 0, 1], "target": [0, 0, 1]}], 5, 2.0, 64, 64)
+        cam.keyframed([{"frame": 0, "eye": [0, 0, 1], "target": [0, 0, 1]}], clip(5, 2.0, 64, 64))
     with pytest.raises(ValueError, match="keyframe 2: distance 0 puts the eye on the target"):
-        cam.keyframed([{"frame": 0}, {"frame": 4, "distance": 0}], 5, 2.0, 64, 64)
+        cam.keyframed([{"frame": 0}, {"frame": 4, "distance": 0}], clip(5, 2.0, 64, 64))
     nan = {"frame": 0, "yaw": float("nan"), "pitch": 0, "distance": 1}
     with pytest.raises(ValueError, match="NaN"):
-        cam.keyframed([nan], 5, 2.0, 64, 64)
+        cam.keyframed([nan], clip(5, 2.0, 64, 64))
 
 
 @pytest.mark.parametrize(("keys", "error"), [
@@ -260,25 +269,25 @@ def test_zero_distance_keyframe_is_refused():
 ])
 def test_bad_keyframes_name_the_keyframe_and_key(keys, error):
     with pytest.raises(ValueError, match=error):
-        cam.keyframed(keys, 5, 2.0, 64, 64)
+        cam.keyframed(keys, clip(5, 2.0, 64, 64))
 
 
 def test_keyframes_take_numpy_numbers_and_none_for_defaults():
     keys = [{"frame": np.int64(0), "yaw": np.float32(10.0), "distance": None, "eye": None},
             cam.Keyframe(frame=4, yaw=20.0, eye=None)]
-    expected = cam.keyframed([{"frame": 0, "yaw": 10.0}, {"frame": 4, "yaw": 20.0}], 5, 2.0, 64, 64)
-    np.testing.assert_array_equal(cam.keyframed(keys, 5, 2.0, 64, 64).extrinsics, expected.extrinsics)
+    expected = cam.keyframed([{"frame": 0, "yaw": 10.0}, {"frame": 4, "yaw": 20.0}], clip(5, 2.0, 64, 64))
+    np.testing.assert_array_equal(cam.keyframed(keys, clip(5, 2.0, 64, 64)).extrinsics, expected.extrinsics)
 
 
 @pytest.mark.parametrize("content", [b"not a zip", b"PK\x03\x04broken"])
 def test_unreadable_npz_is_a_clear_error(tmp_path, content):
     (tmp_path / "c.npz").write_bytes(content)
     with pytest.raises(cam.CameraFileError, match="'c.npz' is not a readable EX-4D camera file"):
-        cam.CameraPath.from_ex4d_npz(tmp_path / "c.npz")
+        cam.read_ex4d_npz(tmp_path / "c.npz")
 
 
 def test_npz_of_another_kind_is_a_clear_error(tmp_path):
-    k = cam.intrinsics_matrix(64, 64)
+    k = intrinsics_matrix(64, 64)
     np.savez(tmp_path / "missing.npz", extrinsics=np.eye(4, dtype=np.float32)[None])
     np.savez(tmp_path / "zero.npz", extrinsics=np.zeros((2, 4, 4), np.float32), intrinsics=k)
     np.savez(tmp_path / "nan_k.npz", extrinsics=np.eye(4, dtype=np.float32)[None], intrinsics=k * np.nan)
@@ -289,37 +298,37 @@ def test_npz_of_another_kind_is_a_clear_error(tmp_path):
                         ("nan_k.npz", "'nan_k.npz' holds intrinsics that are not a 3 x 3 matrix of finite"),
                         ("single.npz", "'single.npz' holds a single array")]:
         with pytest.raises(cam.CameraFileError, match=error):
-            cam.CameraPath.from_ex4d_npz(tmp_path / name)
+            cam.read_ex4d_npz(tmp_path / name)
 
 
 @pytest.mark.parametrize(("data", "error"), [
     ([1, 2], "not an EX-4D camera path JSON \\(a list\\)"),
     ({"format": "other"}, "not an EX-4D camera path JSON \\(format 'other'\\)"),
-    ({"format": cam.JSON_FORMAT}, "lacks extrinsics, intrinsics, width, height"),
-    ({"format": cam.JSON_FORMAT, "extrinsics": "x", "intrinsics": [], "width": "a", "height": 1}, "not numbers"),
-    ({"format": cam.JSON_FORMAT, "extrinsics": [], "intrinsics": [], "width": 1, "height": float("inf")},
+    ({"format": JSON_FORMAT}, "lacks extrinsics, intrinsics, width, height"),
+    ({"format": JSON_FORMAT, "extrinsics": "x", "intrinsics": [], "width": "a", "height": 1}, "not numbers"),
+    ({"format": JSON_FORMAT, "extrinsics": [], "intrinsics": [], "width": 1, "height": float("inf")},
      "its height holds values that are not numbers"),
 ])
 def test_bad_json_is_a_clear_error(data, error):
     with pytest.raises(cam.CameraFileError, match=error):
-        cam.CameraPath.from_json_dict(data)
+        from_json_dict(data)
 
 
 def test_bad_json_file_names_the_file(tmp_path):
-    (tmp_path / "cut.json").write_text(cam.orbit(3, 2.0, 64, 64).to_json()[:-20])
+    (tmp_path / "cut.json").write_text(cam.write_json(cam.orbit(clip(3, 2.0, 64, 64)))[:-20])
     with pytest.raises(cam.CameraFileError, match="'cut.json' is not valid JSON \\(line 1, column"):
-        cam.CameraPath.from_json(tmp_path / "cut.json")
+        cam.read_json(tmp_path / "cut.json")
     (tmp_path / "bytes.json").write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(cam.CameraFileError, match="'bytes.json' is not a readable text file"):
-        cam.CameraPath.from_json(tmp_path / "bytes.json")
+        cam.read_json(tmp_path / "bytes.json")
 
 
 def test_preset_speed_curves_keep_the_published_curve():
     r, n = 2.0, 25
-    published = cam.preset("60", n, r, 512, 320)
-    assert np.array_equal(cam.preset("60", n, r, 512, 320, easing="linear", hold_start=0, hold_end=0).extrinsics,
+    published = cam.preset("60", clip(n, r, 512, 320))
+    assert np.array_equal(cam.preset("60", clip(n, r, 512, 320), speed=cam.Speed(easing="linear", hold_start=0, hold_end=0)).extrinsics,
                           published.extrinsics)
-    eased = cam.preset("60", n, r, 512, 320, easing="ease_in_out", hold_start=3, hold_end=2)
+    eased = cam.preset("60", clip(n, r, 512, 320), speed=cam.Speed(easing="ease_in_out", hold_start=3, hold_end=2))
     eyes, ref = eased.eyes(), published.eyes()
     np.testing.assert_allclose(eyes[:4], np.repeat(ref[:1], 4, 0), atol=1e-5)  # held, then eased out of frame 0
     np.testing.assert_allclose(eyes[-3:], np.repeat(ref[-1:], 3, 0), atol=1e-5)
@@ -328,14 +337,47 @@ def test_preset_speed_curves_keep_the_published_curve():
     # every eased eye lies on the published curve: its angle t gives back the same point
     t = np.arctan2(eyes[:, 0], r * np.abs(np.cos(0)) - eyes[:, 2])
     np.testing.assert_allclose(eyes[:, 1], 0.2 * r * (np.abs(np.cos(t)) - 1), atol=1e-5)
-    zoom = cam.preset("zoom_in", n, r, 512, 320, easing="ease_in", hold_end=5)
+    zoom = cam.preset("zoom_in", clip(n, r, 512, 320), speed=cam.Speed(easing="ease_in", hold_end=5))
     np.testing.assert_allclose(zoom.eyes()[-6:, 2], 0.5 * r, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", [*cam.PRESETS, "30", "12.5"])
+def test_every_preset_is_one_move_of_the_table(name):
+    """The named presets and the moves beside them come from one table; each one's path is the move it names."""
+    c, speed = clip(9, 2.0, 64, 48), cam.Speed("ease_in", 1, 0)
+    path = cam.preset(f" {name.upper()} ", c, speed, zoom_fraction=0.4, amount=-0.3)
+    if name in cam.MOVES:
+        expected = cam.move(name, c, amount=-0.3, speed=speed)
+    elif name.startswith("zoom"):
+        expected = cam.dolly(c, start=0.0, end=0.4 if name == "zoom_in" else -0.4, speed=speed)
+    else:  # a turn: the last eye at its whole angle on the published curve ("180": once around)
+        t, r = math.radians(360.0 if name == "180" else float(name)), 2.0
+        c = math.cos(t) if name == "180" else abs(math.cos(t))
+        end = [r * math.sin(t), 0.2 * r * (c - 1), 0.0 if name == "180" else r - r * c]
+        np.testing.assert_allclose(path.eyes()[-1], end, atol=1e-5)
+        return
+    assert path.extrinsics.tobytes() == expected.extrinsics.tobytes()
+    assert cam.to_json_dict(path) == cam.to_json_dict(expected)
+
+
+def test_a_clip_and_its_lens_refuse_what_no_path_can_be_made_for():
+    with pytest.raises(ValueError, match="clip: frames and radius must be positive"):
+        clip(0, 2.0, 64, 48)
+    with pytest.raises(ValueError, match="clip: frames and radius must be positive"):
+        clip(5, float("nan"), 64, 48)
+    with pytest.raises(ValueError, match="width and height must be positive"):
+        clip(5, 2.0, 0, 48)
+    with pytest.raises(ValueError, match="fx = -1"):
+        clip(5, 2.0, 64, 48, focal=-1.0)
+    lens = cam.Lens.centred(64, 48, 100.0)
+    assert lens.principal_point == (32.0, 24.0) and not lens.zooms
+    assert cam.Lens(64, 48, lens.intrinsics, focals=[100.0, 100.0]).focals is None  # no zoom: one focal
 
 
 @pytest.mark.parametrize("kind", cam.MOVES)
 def test_moves(kind):
     r, n = 2.0, 9
-    path = cam.move(kind, n, r, 64, 48, amount=0.5, easing="ease_in_out")
+    path = cam.move(kind, clip(n, r, 64, 48), amount=0.5, speed=cam.Speed(easing="ease_in_out"))
     eyes = path.eyes()
     np.testing.assert_allclose(path.extrinsics[0], np.diag([1, -1, -1, 1]), atol=1e-6)  # the source camera
     axis = 0 if kind == "truck" else 1
@@ -352,7 +394,7 @@ def test_moves(kind):
     else:  # slides: the view does not turn
         np.testing.assert_allclose(rotations, np.broadcast_to(rotations[0], rotations.shape), atol=1e-6)
     with pytest.raises(ValueError, match="unknown camera move"):
-        cam.move("zoom", n, r, 64, 48)
+        cam.move("zoom", clip(n, r, 64, 48))
 
 
 # ----------------------------------------------------------------------------- per-frame focal (dolly-zoom)
@@ -366,10 +408,10 @@ def _ndc(path: cam.CameraPath, points: np.ndarray) -> np.ndarray:
 
 def test_dolly_zoom_keeps_the_subject_size():
     r, f = 3.0, 500.0
-    plain = cam.dolly(49, r, 512, 320, f, start=0.0, end=0.6, easing="ease_in_out")
-    zoom = cam.dolly(49, r, 512, 320, f, start=0.0, end=0.6, easing="ease_in_out", keep_subject_size=True)
+    plain = cam.dolly(clip(49, r, 512, 320, f), start=0.0, end=0.6, speed=cam.Speed(easing="ease_in_out"))
+    zoom = cam.dolly(clip(49, r, 512, 320, f), start=0.0, end=0.6, keep_subject_size=True, speed=cam.Speed(easing="ease_in_out"))
     # the same eyes; each frame's focal length follows the eye's distance to the target
-    assert zoom.zooms and not plain.zooms and plain.focals is None
+    assert zoom.lens.zooms and not plain.lens.zooms and plain.lens.focals is None
     assert zoom.extrinsics.tobytes() == plain.extrinsics.tobytes() and zoom.focal == f
     distance = r - plain.eyes()[:, 2]
     np.testing.assert_allclose(zoom.frame_focals(), f * distance / r, rtol=1e-6)
@@ -385,47 +427,47 @@ def test_dolly_zoom_keeps_the_subject_size():
     background = _ndc(zoom, np.array([[1.0, 0.5, 2 * r]]))[:, 0]
     assert abs(background[-1, 0]) < 0.7 * abs(background[0, 0])
     # moving out zooms in
-    out = cam.dolly(9, r, 512, 320, f, start=0.0, end=-1.0, keep_subject_size=True)
+    out = cam.dolly(clip(9, r, 512, 320, f), start=0.0, end=-1.0, keep_subject_size=True)
     np.testing.assert_allclose(out.frame_focals()[-1], 2 * f, rtol=1e-6)
     shown = _ndc(out, subject)
     np.testing.assert_allclose(shown, np.broadcast_to(shown[:1], shown.shape), atol=1e-5)
 
 
 def test_a_path_without_zoom_stays_the_published_path():
-    plain = cam.dolly(49, 3.0, 512, 320, start=0.0, end=0.5)
-    held = cam.dolly(49, 3.0, 512, 320, start=0.0, end=0.0, keep_subject_size=True)  # no move: no zoom
-    assert held.focals is None
-    same = cam.CameraPath(plain.extrinsics, plain.intrinsics, 512, 320, focals=np.full(49, 500.0))
-    assert same.focals is None and same.to_json_dict() == plain.to_json_dict()
+    plain = cam.dolly(clip(49, 3.0, 512, 320), start=0.0, end=0.5)
+    held = cam.dolly(clip(49, 3.0, 512, 320), start=0.0, end=0.0, keep_subject_size=True)  # no move: no zoom
+    assert held.lens.focals is None
+    same = cam.CameraPath(plain.extrinsics, cam.Lens(512, 320, plain.lens.intrinsics, focals=np.full(49, 500.0)))
+    assert same.lens.focals is None and cam.to_json_dict(same) == cam.to_json_dict(plain)
     assert same.clip_matrices().tobytes() == plain.clip_matrices().tobytes()
-    np.testing.assert_array_equal(plain.frame_intrinsics(), np.broadcast_to(plain.intrinsics, (49, 3, 3)))
+    np.testing.assert_array_equal(plain.frame_intrinsics(), np.broadcast_to(plain.lens.intrinsics, (49, 3, 3)))
 
 
 def test_per_frame_focal_in_the_clip_matrices():
-    path = cam.dolly(5, 2.0, 64, 48, 100.0, start=0.0, end=0.5, keep_subject_size=True)
+    path = cam.dolly(clip(5, 2.0, 64, 48, 100.0), start=0.0, end=0.5, keep_subject_size=True)
     m = path.clip_matrices()
     for i, f in enumerate(path.frame_focals()):
-        np.testing.assert_allclose(m[i], cam.projection_matrix(64, 48, f) @ path.extrinsics[i].astype(np.float64))
+        np.testing.assert_allclose(m[i], projection_matrix(64, 48, f) @ path.extrinsics[i].astype(np.float64))
 
 
 def test_per_frame_focal_round_trips_through_npz(tmp_path):
-    path = cam.dolly(49, 3.0, 512, 320, 500.0, start=-0.5, end=0.5, keep_subject_size=True)
+    path = cam.dolly(clip(49, 3.0, 512, 320, 500.0), start=-0.5, end=0.5, keep_subject_size=True)
     assert path.frame_focals()[0] == pytest.approx(750.0)  # the subject keeps its size in the source frame
-    f = path.to_ex4d_npz(tmp_path / "camera_vertigo.npz")
+    f = cam.write_ex4d_npz(path, tmp_path / "camera_vertigo.npz")
     with np.load(f) as data:
         assert set(data.files) == {"extrinsics", "intrinsics", "source_focal"}
         assert data["intrinsics"].shape == (49, 3, 3) and data["intrinsics"].dtype == np.float32
-        np.testing.assert_array_equal(data["intrinsics"][:, 0, 0], path.focals)
-        np.testing.assert_array_equal(data["intrinsics"][:, 1, 1], path.focals)
+        np.testing.assert_array_equal(data["intrinsics"][:, 0, 0], path.lens.focals)
+        np.testing.assert_array_equal(data["intrinsics"][:, 1, 1], path.lens.focals)
         assert float(data["source_focal"]) == 500.0
-    back = cam.CameraPath.from_ex4d_npz(f)
+    back = cam.read_ex4d_npz(f)
     assert (back.width, back.height, back.focal) == (512, 320, 500.0)
-    assert back.focals.tobytes() == path.focals.tobytes()
+    assert back.lens.focals.tobytes() == path.lens.focals.tobytes()
     assert back.extrinsics.tobytes() == path.extrinsics.tobytes()
     assert back.clip_matrices().tobytes() == path.clip_matrices().tobytes()
     # per-frame intrinsics written by another tool (no source_focal): the source focal is frame 0's
     np.savez(tmp_path / "other.npz", extrinsics=path.extrinsics, intrinsics=path.frame_intrinsics())
-    other = cam.CameraPath.from_ex4d_npz(tmp_path / "other.npz")
+    other = cam.read_ex4d_npz(tmp_path / "other.npz")
     assert other.focal == pytest.approx(750.0) and np.array_equal(other.frame_focals(), path.frame_focals())
 
 
@@ -433,56 +475,56 @@ def test_per_frame_focal_round_trips_through_npz(tmp_path):
 def test_a_zoom_held_at_one_focal_round_trips_through_both_formats(tmp_path, frames):
     """Every frame at the same focal length, other than the source's (a dolly-zoom held at its end, or one
     frame): the npz keeps the source focal as the JSON does."""
-    path = cam.dolly(frames, 3.0, 64, 48, 500.0, start=0.5, end=0.5, keep_subject_size=True)
+    path = cam.dolly(clip(frames, 3.0, 64, 48, 500.0), start=0.5, end=0.5, keep_subject_size=True)
     assert path.focal == 500.0 and np.all(path.frame_focals() == 250.0)
-    for back in (cam.CameraPath.from_ex4d_npz(path.to_ex4d_npz(tmp_path / "held.npz")),
-                 cam.CameraPath.from_json(path.to_json())):
-        assert back.focal == 500.0 and back.focals.tobytes() == path.focals.tobytes()
+    for back in (cam.read_ex4d_npz(cam.write_ex4d_npz(path, tmp_path / "held.npz")),
+                 cam.read_json(cam.write_json(path))):
+        assert back.focal == 500.0 and back.lens.focals.tobytes() == path.lens.focals.tobytes()
 
 
 def test_npz_of_structured_arrays_is_a_clear_error(tmp_path):
     record = np.zeros(4, dtype=[("a", "<f4"), ("b", "<f4")])
-    np.savez(tmp_path / "records.npz", extrinsics=record, intrinsics=cam.intrinsics_matrix(64, 64))
+    np.savez(tmp_path / "records.npz", extrinsics=record, intrinsics=intrinsics_matrix(64, 64))
     with pytest.raises(cam.CameraFileError, match="'records.npz' is not a readable EX-4D camera file"):
-        cam.CameraPath.from_ex4d_npz(tmp_path / "records.npz")
+        cam.read_ex4d_npz(tmp_path / "records.npz")
 
 
 def test_per_frame_intrinsics_the_renderer_cannot_draw_are_refused(tmp_path):
-    path = cam.dolly(4, 3.0, 64, 48, 100.0, start=0.0, end=0.5, keep_subject_size=True)
+    path = cam.dolly(clip(4, 3.0, 64, 48, 100.0), start=0.0, end=0.5, keep_subject_size=True)
     k = path.frame_intrinsics()
     moved = k.copy()
     moved[2, 0, 2] += 5.0
     np.savez(tmp_path / "moved.npz", extrinsics=path.extrinsics, intrinsics=moved)
     with pytest.raises(cam.CameraFileError, match="'moved.npz' holds per-frame intrinsics that differ in more"):
-        cam.CameraPath.from_ex4d_npz(tmp_path / "moved.npz")
+        cam.read_ex4d_npz(tmp_path / "moved.npz")
     np.savez(tmp_path / "short.npz", extrinsics=path.extrinsics, intrinsics=k[:3])
     with pytest.raises(cam.CameraFileError, match="'short.npz' holds 3 intrinsics for 4 cameras"):
-        cam.CameraPath.from_ex4d_npz(tmp_path / "short.npz")
+        cam.read_ex4d_npz(tmp_path / "short.npz")
     with pytest.raises(ValueError, match="focals: the focal length of frame 1 is -3"):
-        cam.CameraPath(path.extrinsics, path.intrinsics, 64, 48, focals=[100.0, -3.0, 50.0, 50.0])
+        cam.CameraPath(path.extrinsics, cam.Lens(64, 48, path.lens.intrinsics, focals=[100.0, -3.0, 50.0, 50.0]))
     with pytest.raises(ValueError, match="one focal length per frame"):
-        cam.CameraPath(path.extrinsics, path.intrinsics, 64, 48, focals=[100.0])
+        cam.CameraPath(path.extrinsics, cam.Lens(64, 48, path.lens.intrinsics, focals=[100.0, 50.0]))
 
 
 def test_per_frame_focal_round_trips_through_json(tmp_path):
-    path = cam.dolly(13, 2.5, 512, 320, 512.3, start=0.2, end=-0.7, easing="ease_out", keep_subject_size=True)
-    text = path.to_json(tmp_path / "p.json")
+    path = cam.dolly(clip(13, 2.5, 512, 320, 512.3), start=0.2, end=-0.7, keep_subject_size=True, speed=cam.Speed(easing="ease_out"))
+    text = cam.write_json(path, tmp_path / "p.json")
     assert len(json.loads(text)["focals"]) == 13
-    for back in (cam.CameraPath.from_json(text), cam.CameraPath.from_json(tmp_path / "p.json")):
-        assert back.focals.tobytes() == path.focals.tobytes()
-        assert back.intrinsics.tobytes() == path.intrinsics.tobytes()
+    for back in (cam.read_json(text), cam.read_json(tmp_path / "p.json")):
+        assert back.lens.focals.tobytes() == path.lens.focals.tobytes()
+        assert back.lens.intrinsics.tobytes() == path.lens.intrinsics.tobytes()
         assert back.extrinsics.tobytes() == path.extrinsics.tobytes()
     bad = {**json.loads(text), "focals": [1.0] * 12 + ["x"]}
     with pytest.raises(cam.CameraFileError, match="its focals holds values that are not numbers"):
-        cam.CameraPath.from_json_dict(bad)
+        from_json_dict(bad)
     bad = {**json.loads(text), "focals": [0.0] * 13}
     with pytest.raises(cam.CameraFileError, match="focal length of frame 0 is 0"):
-        cam.CameraPath.from_json_dict(bad)
+        from_json_dict(bad)
 
 
 def test_preview_shows_each_frames_field_of_view():
-    plain = cam.dolly(49, 3.0, 512, 320, start=0.0, end=0.6)
-    zoom = cam.dolly(49, 3.0, 512, 320, start=0.0, end=0.6, keep_subject_size=True)
+    plain = cam.dolly(clip(49, 3.0, 512, 320), start=0.0, end=0.6)
+    zoom = cam.dolly(clip(49, 3.0, 512, 320), start=0.0, end=0.6, keep_subject_size=True)
     a, b = cam.path_preview(plain, size=128), cam.path_preview(zoom, size=128)
     changed = np.abs(a - b).max(axis=-1) > 0
     assert changed.sum() > 50  # the frustum edges of the zooming path
@@ -494,9 +536,9 @@ def test_preview_shows_each_frames_field_of_view():
 def test_angle_preset_turns_its_angle_over_the_whole_clip(n):
     """The default sweep turns 90 degrees over any length; the published rounds only agree at 49 frames."""
     r = 2.0
-    whole = cam.preset("90", n, r, 512, 320)
+    whole = cam.preset("90", clip(n, r, 512, 320))
     np.testing.assert_allclose(whole.eyes()[-1], [r, 0.2 * r * (0 - 1), r], atol=1e-5)  # theta = 90 degrees
-    published = cam.preset("90", n, r, 512, 320, sweep="published rounds")
+    published = cam.preset("90", clip(n, r, 512, 320), sweep="published rounds")
     assert np.array_equal(whole.extrinsics, published.extrinsics) == (n == 49)
     with pytest.raises(ValueError, match="unknown sweep 'rounds'"):
-        cam.preset("90", n, r, 512, 320, sweep="rounds")
+        cam.preset("90", clip(n, r, 512, 320), sweep="rounds")

@@ -88,7 +88,8 @@ def test_camera_nodes_match_library(example_inputs):
                                                           "format": "ex4d npz"}}})
     depth = host.node_output("2")[0][0].depth
     cam = host.node_output("4")[0][0]
-    expected = ex4d_camera.preset("30", FRAMES, ex4d_camera.radius_from_depth(depth[0]), 512, 320)
+    clip = ex4d_camera.Clip.centred(FRAMES, 512, 320, ex4d_camera.radius_from_depth(depth[0]))
+    expected = ex4d_camera.preset("30", clip)
     np.testing.assert_array_equal(cam.extrinsics, expected.extrinsics)
     saved = host.output_dir / host.node_output("8")[0][0]
     with np.load(saved) as data:
@@ -160,8 +161,8 @@ def test_save_dw_mesh_for_the_3d_preview(example_inputs, tmp_path):
 
 def test_mismatched_camera_and_mesh_is_a_clear_error(example_inputs):
     host = example_inputs
-    cam = ex4d_camera.preset("30", FRAMES + 3, 3.0, 512, 320)
-    cam.to_ex4d_npz(host.input_dir / "camera_long.npz")
+    cam = ex4d_camera.preset("30", ex4d_camera.Clip.centred(FRAMES + 3, 512, 320, 3.0))
+    ex4d_camera.write_ex4d_npz(cam, host.input_dir / "camera_long.npz")
     prompt = reconstruction_prompt(camera={"class_type": "EX4DLoadCameraPath",
                                            "inputs": {"path": "camera_long.npz", "width": 0, "height": 0}})
     with pytest.raises(NodeExecutionError, match=f"camera has {FRAMES + 3} frames but mesh has {FRAMES}"):
@@ -323,8 +324,8 @@ def _path_response(host, body: dict) -> tuple[int, dict]:
 def _scene_bytes(host, entry: dict) -> bytes:
     import importlib
 
-    package = host.node_classes["EX4DCameraPreset"].__module__
-    return importlib.import_module(package).SCENES.get(entry["scene"])
+    package = host.node_classes["EX4DCameraPreset"].__module__.rsplit(".", 1)[0]
+    return importlib.import_module(f"{package}._camera_scenes").SCENES.get(entry["scene"])
 
 
 @pytest.mark.parametrize("node", [
@@ -357,9 +358,9 @@ def test_path_nodes_show_their_scene_and_the_route_gives_the_path_that_ran(examp
     widgets = {k: v for k, v in camera["inputs"].items() if not isinstance(v, list)}
     status, answer = _path_response(host, {"node": node["class_type"], "clip": scene, "inputs": widgets})
     assert status == 200 and answer == shown
-    assert ("focals" in answer) == cam.zooms  # a dolly-zoom's per-frame focal reaches the editor
-    if cam.zooms:
-        np.testing.assert_array_equal(np.array(answer["focals"], np.float32), cam.focals)
+    assert ("focals" in answer) == cam.lens.zooms  # a dolly-zoom's per-frame focal reaches the editor
+    if cam.lens.zooms:
+        np.testing.assert_array_equal(np.array(answer["focals"], np.float32), cam.lens.focals)
     status, answer = _path_response(host, {"node": node["class_type"], "clip": scene, "inputs": {**widgets, "focal": -1}})
     assert status == 400 and "focal" in answer["error"]
 
@@ -379,8 +380,9 @@ def test_dolly_zoom_node_renders_saves_and_loads(example_inputs):
     depth = host.node_output("2")[0][0].depth
     cam = host.node_output("4")[0][0]
     r = ex4d_camera.radius_from_depth(depth[0])
-    expected = ex4d_camera.dolly(FRAMES, r, 512, 320, 500.0, start=0.0, end=0.5, keep_subject_size=True)
-    assert cam.focal == 500.0 and cam.focals.tobytes() == expected.focals.tobytes()
+    expected = ex4d_camera.dolly(ex4d_camera.Clip.centred(FRAMES, 512, 320, r), start=0.0, end=0.5,
+                                 keep_subject_size=True)
+    assert cam.focal == 500.0 and cam.lens.focals.tobytes() == expected.lens.focals.tobytes()
     np.testing.assert_allclose(cam.frame_focals(), 500.0 * (1 - 0.5 * np.linspace(0, 1, FRAMES)), rtol=1e-6)
     colour = host.node_output("5")[0][0]
     saved = [host.output_dir / host.node_output(key)[0][0] for key in ("8", "9")]
@@ -393,7 +395,7 @@ def test_dolly_zoom_node_renders_saves_and_loads(example_inputs):
         host.run(reconstruction_prompt(camera={"class_type": "EX4DLoadCameraPath",
                                                "inputs": {"path": f"vertigo{file.suffix}", "width": 0, "height": 0}}))
         loaded = host.node_output("4")[0][0]
-        assert loaded.focals.tobytes() == cam.focals.tobytes() and loaded.focal == 500.0
+        assert loaded.lens.focals.tobytes() == cam.lens.focals.tobytes() and loaded.focal == 500.0
         assert torch.equal(host.node_output("5")[0][0], colour)
 
 
@@ -424,6 +426,26 @@ def test_load_scene_route_finds_the_scene_of_the_same_depth(example_inputs):
     assert status == 404 and answer["error"].startswith("depth: not connected")
     assert scene_response({"node": "99", "prompt": page})[0] == 400
     assert scene_response([1])[0] == 400
+
+
+def test_load_scene_route_leaves_out_display_widgets_whatever_nodes_names(example_inputs, monkeypatch):
+    """A page's prompt holds display-widget values the queued prompt lacks; the scene's key leaves out what the
+    node classes do not declare, found in the host's registry even where the bare name ``nodes`` is this pack's
+    package (as it is for an import from the pack's own folder)."""
+    import importlib
+    import sys
+
+    host = example_inputs
+    camera = {"class_type": "EX4DCameraPreset",
+              "inputs": {"depth": ["2", 0], "frames": ["1", 0], "radius": 0.0, "focal": 500.0, "preset": "angle",
+                         "angle": 33.0, "zoom_fraction": 0.5}}  # an angle no other test runs: this one runs
+    prompt = reconstruction_prompt(camera=camera)
+    entry = host.run(prompt)["4"]["ex4d_scene"][0]
+    package = host.node_classes["EX4DCameraPreset"].__module__.rsplit(".", 1)[0]
+    scene_response = importlib.import_module(f"{package}._routes").scene_response
+    page = {**prompt, "1": {**prompt["1"], "inputs": {**prompt["1"]["inputs"], "videopreview": {"hidden": False}}}}
+    monkeypatch.setitem(sys.modules, "nodes", importlib.import_module(package))
+    assert scene_response({"node": "4", "prompt": page}) == (200, entry)
 
 
 def test_path_route_refuses_what_it_cannot_evaluate(host):

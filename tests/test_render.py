@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ex4d import render
-from ex4d.camera import CameraPath, from_eyes, intrinsics_matrix, orbit, radius_from_depth
+from ex4d.camera import CameraPath, Clip, Lens, orbit, radius_from_depth
 from ex4d.mesh import DWMeshSpec, build_dw_mesh
 from ex4d.runtime import Cancelled
 
@@ -17,7 +17,7 @@ F = 500.0
 
 
 def _identity_path(t, w, h):
-    return CameraPath(np.tile(np.diag([1.0, -1.0, -1.0, 1.0]), (t, 1, 1)), intrinsics_matrix(w, h, F), w, h)
+    return CameraPath(np.tile(np.diag([1.0, -1.0, -1.0, 1.0]), (t, 1, 1)), Lens.centred(w, h, F))
 
 
 def test_rasterize_single_triangle_conventions():
@@ -61,7 +61,7 @@ def test_shared_edges_leave_no_holes():
     frames = torch.rand(2, 40, 48, 3, generator=g)
     depth = 3.0 + torch.rand(2, 40, 48, generator=g) * 0.01
     mesh = build_dw_mesh(frames, depth)
-    pos = render.clip_positions(mesh.vertices, orbit(2, 3.0, 48, 40, yaw=(0, 7), pitch=(0, 3)))
+    pos = render.clip_positions(mesh.vertices, orbit(Clip.centred(2, 48, 40, 3.0), yaw=(0, 7), pitch=(0, 3)))
     rast = render.rasterize(pos, mesh.faces, (40, 48))
     cov = rast[..., 3] > 0
     assert bool(cov[0, :-1, :-1].all())  # identity view: the mesh spans pixel centres up to W-1.5, H-1.5
@@ -169,7 +169,7 @@ def _raycast(path: CameraPath, frame: int):
 
 def _moved_path(r):
     eyes = np.array([[0.0, 0.0, 0.0], [0.03, -0.01, 0.05]])
-    return from_eyes(eyes, np.array([0.0, 0.0, r]), W, H, F)
+    return CameraPath.looking_at(eyes, np.array([0.0, 0.0, r]), Lens.centred(W, H, F))
 
 
 def test_moved_camera_matches_analytic_reprojection():
@@ -197,7 +197,8 @@ def test_disocclusions_are_mask_zero():
     r = radius_from_depth(depth[0])
     mesh = build_dw_mesh(frames, depth)
     # move right: the background just right of the box (hidden in the source) comes into view
-    path = from_eyes(np.array([[0.0, 0.0, 0.0], [0.03, 0.0, 0.0]]), np.array([0.0, 0.0, r]), W, H, F)
+    path = CameraPath.looking_at(np.array([[0.0, 0.0, 0.0], [0.03, 0.0, 0.0]]), np.array([0.0, 0.0, r]),
+                                 Lens.centred(W, H, F))
     out = render.render_views(mesh, path, backend="torch")
     m = out.mask[1].numpy()
     mask_ref, _, _ = _raycast(path, 1)
@@ -217,7 +218,8 @@ def test_disocclusions_are_mask_zero():
 def test_non_watertight_shows_background_through_deleted_faces():
     frames, depth = _scene()
     r = radius_from_depth(depth[0])
-    path = from_eyes(np.array([[0.0, 0.0, 0.0], [0.03, 0.0, 0.0]]), np.array([0.0, 0.0, r]), W, H, F)
+    path = CameraPath.looking_at(np.array([[0.0, 0.0, 0.0], [0.03, 0.0, 0.0]]), np.array([0.0, 0.0, r]),
+                                 Lens.centred(W, H, F))
     tight = render.render_views(build_dw_mesh(frames, depth), path, backend="torch")
     loose = render.render_views(build_dw_mesh(frames, depth, watertight=False), path, backend="torch")
     # deleted faces no longer occlude or hide: at least as much is visible, and background shows in holes
@@ -241,7 +243,7 @@ def test_render_of_a_spec_is_the_render_of_its_built_mesh(options):
     frames = torch.stack([torch.from_numpy(_texture(u + 2 * i, v)).float() for i in range(t)])
     mesh = {k: options[k] for k in ("watertight", "filter") if k in options}
     aa = options.get("antialias_edges", True)
-    path = orbit(t, radius_from_depth(depth[0]), W, H, yaw=(0, 9), pitch=(0, 3))
+    path = orbit(Clip.centred(t, W, H, radius_from_depth(depth[0])), yaw=(0, 9), pitch=(0, 3))
     whole = render.render_views(build_dw_mesh(frames, depth, **mesh), path, backend="torch", antialias_edges=aa)
     assert whole.mask[1:].mean() < 0.99  # something is hidden: the comparison covers the mask too
     spec = DWMeshSpec(frames, depth, **mesh)
@@ -257,18 +259,18 @@ def test_render_of_a_spec_is_the_render_of_its_built_mesh(options):
 def test_frame_count_mismatch_and_progress_cancel():
     frames, depth = _scene()
     mesh = build_dw_mesh(frames, depth)
-    path3 = orbit(3, 2.0, W, H)
+    path3 = orbit(Clip.centred(3, W, H, 2.0))
     with pytest.raises(ValueError, match="3 frames.*2"):
         render.render_views(mesh, path3, backend="torch")
     calls = []
     render.render_views(
-        mesh, orbit(2, 2.0, W, H), backend="torch", progress=lambda d, t: calls.append((d, t))
+        mesh, orbit(Clip.centred(2, W, H, 2.0)), backend="torch", progress=lambda d, t: calls.append((d, t))
     )
     assert calls[0] == (1, 2) and calls[-1] == (2, 2)
     with pytest.raises(Cancelled, match="render cancelled"):
-        render.render_views(mesh, orbit(2, 2.0, W, H), backend="torch", cancel=lambda: True)
+        render.render_views(mesh, orbit(Clip.centred(2, W, H, 2.0)), backend="torch", cancel=lambda: True)
     with pytest.raises(ValueError):
-        render.render_views(mesh, orbit(2, 2.0, W, H), backend="opengl")
+        render.render_views(mesh, orbit(Clip.centred(2, W, H, 2.0)), backend="opengl")
 
 
 def test_interpolate_and_antialias_shapes():
@@ -325,7 +327,7 @@ def test_nvdiffrast_matches_torch_backend():
     )
     frames = frames.float()[None].repeat(t, 1, 1, 1).cuda()
     mesh = build_dw_mesh(frames, depth)
-    path = orbit(t, radius_from_depth(depth[0]), n, n, yaw=(0, 12), pitch=(0, 4))
+    path = orbit(Clip.centred(t, n, n, radius_from_depth(depth[0])), yaw=(0, 12), pitch=(0, 4))
     a = render.render_views(mesh, path, backend="nvdiffrast")
     b = render.render_views(mesh, path, backend="torch")
     assert a.backend == "nvdiffrast" and b.backend == "torch"
@@ -356,7 +358,7 @@ def test_render_memory_covers_the_measured_peak(backend, chunk):
     d = 3.0 + 0.5 * np.sin(u / 40.0) + 0.3 * np.cos(v / 33.0)
     depth = torch.from_numpy(d).float()[None].repeat(t, 1, 1).cuda()
     frames = torch.rand(t, h, w, 3, generator=torch.Generator().manual_seed(0)).cuda()
-    path = orbit(t, radius_from_depth(depth[0]), w, h, yaw=(0, 90), pitch=(0, 10))
+    path = orbit(Clip.centred(t, w, h, radius_from_depth(depth[0])), yaw=(0, 90), pitch=(0, 10))
     spec = DWMeshSpec(frames, depth)
     torch.cuda.synchronize()
     torch.cuda.empty_cache()
@@ -380,7 +382,7 @@ def test_each_frame_is_rendered_with_its_own_focal_length():
     frames = ramp[None].repeat(3, 1, 1, 1)
     mesh = build_dw_mesh(frames, torch.full((3, h, w), 3.0))
     plain = _identity_path(3, w, h)
-    zoom = CameraPath(plain.extrinsics, plain.intrinsics, w, h, focals=[F, 2 * F, F])
+    zoom = CameraPath(plain.extrinsics, Lens(w, h, plain.lens.intrinsics, focals=[F, 2 * F, F]))
     a, b = render.clip_positions(mesh.vertices, plain), render.clip_positions(mesh.vertices, zoom)
     torch.testing.assert_close(b[1, :, :2], 2 * a[1, :, :2])
     torch.testing.assert_close(b[1, :, 2:], a[1, :, 2:])
@@ -398,5 +400,5 @@ def test_each_frame_is_rendered_with_its_own_focal_length():
     torch.testing.assert_close(centre, flat.color[1][h // 2 - 1 : h // 2 + 1, w // 2 - 1 : w // 2 + 1, :2].mean((0, 1)),
                                atol=2e-3, rtol=0)
     with pytest.raises(ValueError, match="focal 250"):  # the mesh's focal is the source camera's, not a frame's
-        render.render_views(mesh, CameraPath(plain.extrinsics, intrinsics_matrix(w, h, F / 2), w, h,
-                                             focals=[F, F, F]), backend="torch")
+        half = Lens(w, h, Lens.centred(w, h, F / 2).intrinsics, focals=[F, F, F])
+        render.render_views(mesh, CameraPath(plain.extrinsics, half), backend="torch")

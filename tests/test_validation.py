@@ -168,3 +168,29 @@ def test_complex_depth_file_is_refused(host, clip):
     np.savez(host.input_dir / "complex_depth.npz", depth=np.ones((2, 8, 8), dtype=np.complex64))
     with pytest.raises(NodeExecutionError, match="path: 'complex_depth.npz' holds complex64 values; depth must be real"):
         host.run(previewed_depth(load_depth(path="complex_depth.npz")))
+
+
+def test_number_limits_are_read_once_per_node_class(host):
+    """The run-time number checks read a node's schema once: the host runs each prompt's node on a fresh clone of
+    its class, and some schemas list a folder (Load Camera Path's lists the input folder)."""
+    import importlib
+
+    from comfy_api.internal import shallow_clone_class
+    from comfy_api.latest import io
+
+    package = host.node_classes["EX4DLoadCameraPath"].__module__.rsplit(".", 1)[0]
+    check_numbers = importlib.import_module(f"{package}._comfy").check_numbers
+    schemas = []
+
+    class Counted(io.ComfyNode):
+        @classmethod
+        def define_schema(cls) -> io.Schema:
+            schemas.append(cls)
+            return io.Schema(node_id="EX4DTestCounted", inputs=[io.Int.Input("size", min=1, max=4),
+                                                                io.Combo.Input("kind", options=["a"])], outputs=[])
+
+    for node in (Counted, shallow_clone_class(Counted), shallow_clone_class(Counted)):
+        check_numbers(node, size=2)
+    with pytest.raises(ValueError, match="size: 9 is out of range; give a value from 1 to 4"):
+        check_numbers(shallow_clone_class(Counted), size=9)
+    assert schemas == [Counted]
