@@ -1,22 +1,29 @@
 # Sourced on a GPU machine that has PyTorch but no ComfyUI (the workplace's device image), from the repo root:
 #   . bench/gpu_env.sh   ->  $COMFYUI_PATH is a ComfyUI 0.33 tree, the host's missing packages are importable
-# It expects what a device call carries: .whl/ (py3.12 manylinux wheels of the packages the image lacks: torchsde,
-# trampoline, comfy-aimdo, blake3, simpleeval, and for the whole graph av, alembic, sqlalchemy, mako, pydantic,
-# pydantic-core, pydantic-settings, python-dotenv, typing-inspection, annotated-types) and .devhost/host033.tar.xz
-# (ComfyUI/: the 0.33 tree without tests/, comfy_api_nodes/, blueprints/ and the tokenizers Wan does not use;
-# site/: comfy-kitchen 0.2.31 without its compiled CUDA/HIP kernels, 235 MB unpacked, which the host imports but the
-# EX-4D paths do not use: its eager backend stays). Optional, where carried: .whl-video/ (av, for the whole graph's
-# video nodes) and .devhost-ck/_C.abi3.so.xz (comfy-kitchen's CUDA kernels, 21 MB packed: with them the host's Wan
-# RoPE runs its CUDA kernel, as on a user's machine with a CUDA 13 PyTorch). The carry limit (64 MiB) takes one of
-# the two with the rest.
+# Build what it needs once, on a machine with the package index (not committed; about 56 MiB of the 64 a device
+# call carries, with the repo's own files):
+#   bench/make_gpu_carry.sh [COMFYUI_GGUF_CHECKOUT]      -> .whl/ .devhost/ [.devpacks/]
+# and name those folders in the call's carry. .whl/: py3.12 manylinux wheels of the packages the image lacks
+# (torchsde, trampoline, comfy-aimdo, blake3, simpleeval, alembic, sqlalchemy, mako, pydantic, pydantic-core,
+# pydantic-settings, python-dotenv, typing-inspection, annotated-types, typing-extensions; av for the video nodes,
+# diffusers for DepthCrafter, gguf for ComfyUI-GGUF and GGUF weight files).
+# .devhost/host033.tar.xz: ComfyUI/ (the 0.33 tree without tests/, comfy_api_nodes/, blueprints/ and the tokenizers
+# Wan does not use) and site/ (comfy-kitchen 0.2.31 without its compiled CUDA/HIP kernels, which the host imports
+# but the EX-4D paths do not use: its eager backend stays). .devpacks/ComfyUI-GGUF.tar.xz, where carried: city96's
+# ComfyUI-GGUF, put into the host's custom_nodes (its UnetLoaderGGUF loads GGUF DiT files). Optional, where
+# carried: .devhost-ck/_C.abi3.so.xz (comfy-kitchen's CUDA kernels, 21 MB packed: with them the host's Wan RoPE
+# runs its CUDA kernel, as on a user's machine with a CUDA 13 PyTorch; it fits only without av).
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-  $(ls .whl-video/*.whl 2>/dev/null) || return 1
+  || return 1
 mkdir -p /tmp/host && tar xJf .devhost/host033.tar.xz -C /tmp/host || return 1
 if [ -f .devhost-ck/_C.abi3.so.xz ]; then
   xz -dc .devhost-ck/_C.abi3.so.xz > /tmp/host/site/comfy_kitchen/backends/cuda/_C.abi3.so || return 1
 fi
 export PYTHONPATH=/tmp/site:/tmp/host/site PYTHONUNBUFFERED=1
 export COMFYUI_PATH=/tmp/host/ComfyUI
+if [ -f .devpacks/ComfyUI-GGUF.tar.xz ]; then
+  tar xJf .devpacks/ComfyUI-GGUF.tar.xz -C "$COMFYUI_PATH/custom_nodes" || return 1
+fi
 # the harness installs the host's requirements unless this stamp names this interpreter (nothing can be fetched here)
 python3 -c "import sys; print(sys.executable, end='')" > "$COMFYUI_PATH/.ex4d-prepared"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
