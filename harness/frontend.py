@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import urllib.request
 from typing import Any
@@ -28,6 +29,12 @@ def chromium_path() -> str | None:
 
 # The first-run template browser covers the canvas (and takes its mouse events): off where a test drives it.
 NO_FIRST_RUN = {"Comfy.TutorialCompleted": True}
+# The frontend's two node renderers: the classic canvas and "Modern Node Design (Nodes 2.0)" (Vue components).
+RENDERERS = {"classic": {"Comfy.VueNodes.Enabled": False}, "nodes2": {"Comfy.VueNodes.Enabled": True}}
+# What names the pack in a console message: its extension names, files and node types.
+PACK_MARKERS = re.compile(r"ex-?4d|camera_editor", re.IGNORECASE)
+ONLINE_REGISTRY = "https://api.comfy.org/"
+ROUTE_REFUSED = "error: Failed to load resource: the server responded with a status of 400"
 
 
 class Frontend:
@@ -51,8 +58,8 @@ class Frontend:
         self._pw = sync_playwright().start()
         self._browser = self._pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
         self.page = self._browser.new_page(viewport={"width": 1600, "height": 1000})
-        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
-        self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
+        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text} [{m.location.get('url', '')}]"))
+        self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e} [{e.stack}]"))
         self.page.goto(self.server.url)
         self.page.wait_for_function(
             "() => window.app && window.app.graph && window.LiteGraph"
@@ -66,6 +73,19 @@ class Frontend:
             self._browser.close()
         if self._pw:
             self._pw.stop()
+
+    def pack_errors(self, since: int = 0) -> list[str]:
+        """Console errors and uncaught exceptions that name the pack (its extensions, files or node types), from
+        console line ``since`` on. Not counted: the frontend's own look-ups of the pack's nodes in the online
+        registry (this machine reaches none), and the camera routes' 400 answer to a bad widget value, which the
+        node shows as its message (the browser logs every 4xx answer)."""
+        return [line for line in self.console[since:]
+                if line.startswith(("error:", "pageerror:")) and PACK_MARKERS.search(line)
+                and not line.rsplit(" [", 1)[-1].startswith(ONLINE_REGISTRY)
+                and not (line.startswith(ROUTE_REFUSED) and "/ex4d/camera/" in line)]
+
+    def frontend_version(self) -> str:
+        return self.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__ ?? 'unknown'")
 
     def evaluate(self, script: str, arg: Any = None) -> Any:
         return self.page.evaluate(script, arg)
@@ -87,8 +107,33 @@ class Frontend:
         self.evaluate("(ids) => { for (const id of ids) app.graph.getNodeById(id).mode = 4; }",
                       [int(i) for i in node_ids])
 
-    def arrange(self) -> None:
-        self.evaluate("() => { app.graph.arrange(80); app.graph.setDirtyCanvas(true, true); }")
+    def arrange(self, margin: int = 80) -> None:
+        """Lay the graph out in columns (the frontend's own arrange) with room around every node at its size in
+        either renderer: the classic canvas's (its title included) and Nodes 2.0's, measured by switching to it.
+        The nodes keep their classic sizes; in Nodes 2.0 their content sizes them."""
+        self.evaluate("() => app.canvas.draw(true, true)")  # the classic size counts the title once drawn
+        classic = self.evaluate("""() => Object.fromEntries(app.graph._nodes.map((n) => { const c = n.computeSize();
+            return [n.id, [Math.max(n.size[0], c[0]), Math.max(n.size[1], c[1])]]; }))""")
+        self.set_setting("Comfy.VueNodes.Enabled", not self.nodes2)
+        other = self.node_boxes(nodes2=not self.nodes2)
+        self.set_setting("Comfy.VueNodes.Enabled", self.nodes2)
+        this = self.node_boxes()
+        self.evaluate(
+            """([classic, boxes, margin]) => { const title = LiteGraph.NODE_TITLE_HEIGHT;
+                for (const n of app.graph._nodes) {
+                  const fits = boxes.map((b) => b[n.id] ?? [0, 0, 0, title]);
+                  n.size[0] = Math.max(classic[n.id][0], ...fits.map((b) => b[2]));
+                  n.size[1] = Math.max(classic[n.id][1], ...fits.map((b) => b[3] - title));
+                }
+                app.graph.arrange(margin);
+                for (const n of app.graph._nodes) n.setSize(classic[n.id]);
+                app.graph.setDirtyCanvas(true, true); }""", [classic, [other, this], margin])
+
+    def set_setting(self, name: str, value: Any) -> None:
+        """Change a user setting in the open page, as the settings dialog does."""
+        self.evaluate("async ([name, value]) => { await app.extensionManager.setting.set(name, value); }",
+                      [name, value])
+        self.page.wait_for_timeout(500)
 
     def serialize(self) -> dict[str, Any]:
         # through JSON in the page: properties that are undefined there must be absent, not null
@@ -103,6 +148,32 @@ class Frontend:
 
     def graph_node_types(self) -> list[str]:
         return self.evaluate("() => app.graph._nodes.map((n) => n.type)")
+
+    @property
+    def nodes2(self) -> bool:
+        return bool(self.settings.get("Comfy.VueNodes.Enabled"))
+
+    def node_boxes(self, nodes2: bool | None = None) -> dict[str, list[float]]:
+        """Every node's box in graph coordinates, [x, y, width, height] with its title, as the renderer lays the
+        open graph out (``nodes2``: which renderer is on, by default the one the page opened with): in Nodes 2.0
+        the box of the node's component (its content decides its size), waited for until it stays put."""
+        if not (self.nodes2 if nodes2 is None else nodes2):
+            return self.evaluate("() => Object.fromEntries(app.graph._nodes.map((n) => [n.id, [...n.getBounding()]]))")
+        script = """() => {
+            const box = app.canvas.canvas.getBoundingClientRect(), ds = app.canvas.ds;
+            const elements = [...document.querySelectorAll("[data-node-id]")];
+            if (elements.length < app.graph._nodes.length) return null;
+            return Object.fromEntries(elements.map((e) => { const r = e.getBoundingClientRect();
+                return [e.dataset.nodeId, [(r.left - box.left) / ds.scale - ds.offset[0],
+                        (r.top - box.top) / ds.scale - ds.offset[1], r.width / ds.scale, r.height / ds.scale]]; })); }"""
+        previous = None
+        for _ in range(40):
+            boxes = self.evaluate(script)
+            if boxes is not None and boxes == previous:
+                return boxes
+            previous = boxes
+            self.page.wait_for_timeout(250)
+        raise TimeoutError(f"the Nodes 2.0 layout did not settle: {previous}")
 
     def screenshot(self, path: str) -> None:
         self.page.screenshot(path=path)
