@@ -1,4 +1,4 @@
-"""Lazy nvdiffrast loading with the plugin-path fix (EX-4D reference, section 3).
+"""Loading nvdiffrast where CUDA is, with the plugin-path fix (EX-4D reference, section 3).
 
 With recent torch, nvdiffrast's JIT-compiled CUDA plugin is built but cannot be imported until its build
 directory (``torch.utils.cpp_extension._get_build_directory(<plugin name>, False)``) is on ``sys.path``.
@@ -11,8 +11,15 @@ import re
 import sys
 from types import ModuleType
 
+import torch
+
 _DEFAULT_PLUGIN_NAMES = ("nvdiffrast_plugin",)
 _cached: ModuleType | None = None
+
+# What a machine without a working nvdiffrast raises: the package missing (ImportError), its plugin failing to
+# build or load (torch's extension builder raises RuntimeError, a missing compiler or library OSError), or no
+# usable CUDA device (RuntimeError).
+UNAVAILABLE = (ImportError, OSError, RuntimeError)
 
 
 def _plugin_names() -> list[str]:
@@ -21,7 +28,6 @@ def _plugin_names() -> list[str]:
     names = list(_DEFAULT_PLUGIN_NAMES)
     try:
         import nvdiffrast
-        import torch
 
         base = f"nvdiffrast_plugin_{nvdiffrast.__version__}_torch{torch.__version__}"
         for suffix in ("", "_gl"):
@@ -39,8 +45,8 @@ def add_plugin_build_dirs() -> list[str]:
     for name in _plugin_names():
         try:
             path = cpp_extension._get_build_directory(name, False)
-        except Exception:  # private API: tolerate changes, the import below reports the real problem
-            continue
+        except (AttributeError, TypeError, OSError):
+            continue  # a private API: tolerate its changes, the import below reports the real problem
         if path not in sys.path:
             sys.path.append(path)
             added.append(path)
@@ -60,12 +66,17 @@ def load() -> ModuleType:
 
 def available() -> bool:
     """True when CUDA is usable and nvdiffrast imports (does not compile the plugin)."""
-    import torch
-
     if not torch.cuda.is_available():
         return False
     try:
         load()
-    except Exception:
+    except UNAVAILABLE:
         return False
     return True
+
+
+def context(device: torch.device) -> tuple[ModuleType, object]:
+    """(``nvdiffrast.torch``, a CUDA rasteriser context on ``device``); creating the context builds or loads
+    the plugin, so a machine where nvdiffrast cannot run raises one of :data:`UNAVAILABLE` here."""
+    dr = load()
+    return dr, dr.RasterizeCudaContext(device=device)

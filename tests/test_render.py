@@ -8,12 +8,20 @@ import numpy as np
 import pytest
 import torch
 
-from ex4d import render
+from ex4d import raster, raster_torch, render
 from ex4d.camera import CameraPath, Clip, Lens, orbit, radius_from_depth
 from ex4d.mesh import DWMeshSpec, build_dw_mesh
 from ex4d.runtime import Cancelled
 
 F = 500.0
+
+
+def _rasterize(pos, tri, resolution, ranges=None, **context):
+    """raster_torch.rasterize's rast, on a context of ``context`` (chunk, budget)."""
+    rast, rast_db = raster_torch.rasterize(raster_torch.RasterizeTorchContext(**context), pos, tri, resolution,
+                                           ranges=ranges)
+    assert rast_db.shape == (*rast.shape[:3], 0)
+    return rast
 
 
 def _identity_path(t, w, h):
@@ -24,7 +32,7 @@ def test_rasterize_single_triangle_conventions():
     # NDC triangle covering the lower-left half; pixel (px, py) samples (2(px+.5)/W-1, 2(py+.5)/H-1)
     pos = torch.tensor([[[-1.0, -1.0, 0.5, 1.0], [1.0, -1.0, 0.5, 1.0], [-1.0, 1.0, 0.5, 1.0]]])
     faces = torch.tensor([[0, 1, 2]], dtype=torch.int32)
-    rast = render.rasterize(pos, faces, (8, 8))
+    rast = _rasterize(pos, faces, (8, 8))
     assert rast.shape == (1, 8, 8, 4)
     py, px = np.mgrid[0:8, 0:8]
     x, y = 2 * (px + 0.5) / 8 - 1, 2 * (py + 0.5) / 8 - 1
@@ -46,14 +54,14 @@ def test_rasterize_depth_test_and_perspective():
     for order in ((near, far), (far, near)):
         pos = torch.tensor([order[0] + order[1]], dtype=torch.float32)
         faces = torch.tensor([[0, 1, 2], [3, 4, 5]], dtype=torch.int32)
-        rast = render.rasterize(pos, faces, (16, 16))
+        rast = _rasterize(pos, faces, (16, 16))
         hit = rast[0, ..., 3] > 0
         near_id = 1 if order[0] is near else 2
         assert bool((rast[0, ..., 3][hit] == near_id).all())
         np.testing.assert_allclose(rast[0, ..., 2][hit].numpy(), -0.5, atol=1e-6)
     # a triangle behind the camera (w < 0) draws nothing
     pos = torch.tensor([[[-1, -1, 0.5, -1], [1, -1, 0.5, -1], [0, 1, 0.5, -1]]], dtype=torch.float32)
-    assert not bool(render.rasterize(pos, torch.tensor([[0, 1, 2]], dtype=torch.int32), (8, 8))[..., 3].any())
+    assert not bool(_rasterize(pos, torch.tensor([[0, 1, 2]], dtype=torch.int32), (8, 8))[..., 3].any())
 
 
 def test_shared_edges_leave_no_holes():
@@ -62,7 +70,7 @@ def test_shared_edges_leave_no_holes():
     depth = 3.0 + torch.rand(2, 40, 48, generator=g) * 0.01
     mesh = build_dw_mesh(frames, depth)
     pos = render.clip_positions(mesh.vertices, orbit(Clip.centred(2, 48, 40, 3.0), yaw=(0, 7), pitch=(0, 3)))
-    rast = render.rasterize(pos, mesh.faces, (40, 48))
+    rast = _rasterize(pos, mesh.faces, (40, 48))
     cov = rast[..., 3] > 0
     assert bool(cov[0, :-1, :-1].all())  # identity view: the mesh spans pixel centres up to W-1.5, H-1.5
     # moved view: no empty pixel surrounded by covered ones (a crack between two triangles)
@@ -226,24 +234,72 @@ def test_non_watertight_shows_background_through_deleted_faces():
     assert loose.mask[1].sum() > tight.mask[1].sum()
     mesh = build_dw_mesh(frames, depth, watertight=False)
     pos = render.clip_positions(mesh.vertices, path)
-    tri = render.rasterize(pos, mesh.faces, (H, W), face_mask=mesh.face_keep)[1, ..., 3].long() - 1
-    assert not bool(mesh.stretched[1][tri[tri >= 0]].any())  # no deleted face is ever hit
+    kept = mesh.face_keep[1].nonzero().squeeze(1)
+    ids = _rasterize(pos[1:], mesh.faces[kept], (H, W))[0, ..., 3].long() - 1
+    assert not bool(mesh.stretched[1][kept[ids[ids >= 0]]].any())  # no deleted face is ever hit
     # the same mesh with its stretched faces kept (opaque) looks different where they were
     opaque = render.render_views(dataclasses.replace(mesh, face_keep=None), path, backend="torch")
     assert (opaque.color[1] - loose.color[1]).abs().amax() > 0.1
 
 
+def _moving_box(t):
+    """t frames of the analytic scene with the box moving from frame to frame (a different face list each)."""
+    v, u = np.mgrid[0:H, 0:W].astype(np.float64)
+    depth = torch.stack([torch.from_numpy(_scene_depth(u - 3 * i, v)).float() for i in range(t)])
+    frames = torch.stack([torch.from_numpy(_texture(u + 2 * i, v)).float() for i in range(t)])
+    return frames, depth, orbit(Clip.centred(t, W, H, radius_from_depth(depth[0])), yaw=(0, 9), pitch=(0, 3))
+
+
+@pytest.mark.parametrize("antialias_edges", [True, False])
+def test_ablation_renders_in_one_call_what_a_loop_over_frames_renders(antialias_edges):
+    """The non-watertight ablation (a face list per frame) is drawn in range mode, all frames of a chunk in one
+    call: bit for bit what drawing each frame's own faces in a call of its own gives."""
+    frames, depth, path = _moving_box(5)
+    mesh = build_dw_mesh(frames, depth, watertight=False)
+    out = render.render_views(mesh, path, backend="torch", antialias_edges=antialias_edges)
+    pos = render.clip_positions(mesh.vertices, path)
+    for i in range(1, mesh.num_frames):
+        tri = mesh.frame_faces(i).int()
+        assert tri.shape[0] < mesh.faces.shape[0]  # this frame deletes faces of its own
+        rast = _rasterize(pos[i : i + 1], tri, (H, W))
+        rgba, _ = raster_torch.interpolate(mesh.colors[i : i + 1], rast, tri)
+        if antialias_edges:
+            rgba = raster_torch.antialias(rgba, rast, pos[i : i + 1], tri)
+        visible = rgba[0, ..., 3] > render.ALPHA_THRESHOLD
+        torch.testing.assert_close(out.mask[i], visible.float(), rtol=0, atol=0)
+        torch.testing.assert_close(out.color[i], rgba[0, ..., :3].div(255).clamp(0, 1) * visible[..., None],
+                                   rtol=0, atol=0)
+
+
+def test_auto_falls_back_to_torch_only_where_nvdiffrast_cannot_run(monkeypatch):
+    """The one fallback: "auto" takes the torch rasteriser, with a warning, when nvdiffrast imports but its
+    context (plugin) cannot be made; nvdiffrast named explicitly raises, and so does any other failure."""
+    from ex4d import _nvdiffrast
+
+    def plugin_fails(device):
+        raise failure
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(_nvdiffrast, "available", lambda: True)
+    monkeypatch.setattr(_nvdiffrast, "context", plugin_fails)
+    failure = RuntimeError("Error building extension 'nvdiffrast_plugin'")
+    with pytest.warns(UserWarning, match="falling back to the torch rasteriser"):
+        chosen = raster.open_rasteriser("auto", torch.device("cpu"))
+    assert chosen.name == "torch" and chosen.dr is raster_torch
+    with pytest.raises(RuntimeError, match="Error building extension"):
+        raster.open_rasteriser("nvdiffrast", torch.device("cpu"))
+    for failure in (torch.cuda.OutOfMemoryError("CUDA out of memory"), KeyError("a bug")):
+        with pytest.raises(type(failure)):
+            raster.open_rasteriser("auto", torch.device("cpu"))
+
+
 @pytest.mark.parametrize("options", [{}, {"watertight": False}, {"filter": "boundary", "antialias_edges": False}])
 def test_render_of_a_spec_is_the_render_of_its_built_mesh(options):
     """A DWMeshSpec is built chunk by chunk while rendering: the same images as the mesh built whole."""
-    v, u = np.mgrid[0:H, 0:W].astype(np.float64)
     t = 5
-    # the box moves from frame to frame, so that a chunk built from the wrong frames shows
-    depth = torch.stack([torch.from_numpy(_scene_depth(u - 3 * i, v)).float() for i in range(t)])
-    frames = torch.stack([torch.from_numpy(_texture(u + 2 * i, v)).float() for i in range(t)])
+    frames, depth, path = _moving_box(t)  # a chunk built from the wrong frames shows
     mesh = {k: options[k] for k in ("watertight", "filter") if k in options}
     aa = options.get("antialias_edges", True)
-    path = orbit(Clip.centred(t, W, H, radius_from_depth(depth[0])), yaw=(0, 9), pitch=(0, 3))
     whole = render.render_views(build_dw_mesh(frames, depth, **mesh), path, backend="torch", antialias_edges=aa)
     assert whole.mask[1:].mean() < 0.99  # something is hidden: the comparison covers the mask too
     spec = DWMeshSpec(frames, depth, **mesh)
@@ -278,10 +334,10 @@ def test_interpolate_and_antialias_shapes():
     mesh = build_dw_mesh(frames, depth)
     path = _moved_path(2.15)
     pos = render.clip_positions(mesh.vertices, path)
-    rast = render.rasterize(pos, mesh.faces, (H, W))
-    col = render.interpolate(mesh.colors, rast, mesh.faces)
-    assert col.shape == (2, H, W, 4)
-    aa = render.antialias(col, rast, pos, mesh.faces)
+    rast = _rasterize(pos, mesh.faces, (H, W))
+    col, derivatives = raster_torch.interpolate(mesh.colors, rast, mesh.faces)
+    assert col.shape == (2, H, W, 4) and derivatives.shape == (2, H, W, 0)
+    aa = raster_torch.antialias(col, rast, pos, mesh.faces)
     assert aa.shape == col.shape
     changed = (aa - col).abs().amax(-1) > 0
     # antialiasing only touches pixels next to a triangle-id change, and only a few of them
@@ -299,9 +355,18 @@ def test_rasterize_chunking_is_exact():
     frames, depth = _scene()
     mesh = build_dw_mesh(frames, depth)
     pos = render.clip_positions(mesh.vertices, _moved_path(2.15))
-    a = render.rasterize(pos, mesh.faces, (H, W))
-    b = render.rasterize(pos, mesh.faces, (H, W), chunk=997, budget=1000)
+    a = _rasterize(pos, mesh.faces, (H, W))
+    b = _rasterize(pos, mesh.faces, (H, W), chunk=997, budget=1000)
     torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # range mode: the same frames as two ranges over all frames' vertices, triangle ids counting on
+    nf = mesh.faces.shape[0]
+    both = torch.cat([mesh.faces, mesh.faces + pos.shape[1]]).int()
+    ranges = torch.tensor([[0, nf], [nf, nf]], dtype=torch.int32)
+    for context in ({}, {"chunk": 997, "budget": 1000}):
+        c = _rasterize(pos.reshape(-1, 4), both, (H, W), ranges=ranges, **context)
+        torch.testing.assert_close(c[..., :3], a[..., :3], rtol=0, atol=0)
+        offset = nf * torch.arange(2.0)[:, None, None] * (a[..., 3] > 0)
+        torch.testing.assert_close(c[..., 3], a[..., 3] + offset, rtol=0, atol=0)
 
 
 # ----------------------------------------------------------------------------- GPU
