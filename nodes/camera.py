@@ -55,8 +55,9 @@ def scene_ui(clip: Clip, depth, frames: torch.Tensor | None, focal: float, sourc
     if frames is not None:
         check_frames_and_depth(frames, values, fix="frames")  # the frames only colour the depth's scene
     elif min(values.shape[1:]) < 2:
-        raise ValueError(f"depth: {clip.lens.width}x{clip.lens.height} pixels, but a DW-mesh needs at least 2 x 2; connect the "
-                         "depth of a larger video")
+        size = f"{clip.lens.width}x{clip.lens.height}"
+        raise ValueError(f"depth: {size} pixels, but a DW-mesh needs at least 2 x 2; connect the depth of a larger "
+                         "video")
     asset = ex4d_mesh.scene_asset(None if frames is None else frames[0], values[0], focal=focal)
     entry = {"scene": SCENES.put(asset.to_bytes()), "frames": clip.frames, "width": clip.lens.width,
              "height": clip.lens.height, "radius": clip.radius}
