@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from harness.frontend import Frontend, chromium_path
+from harness.frontend import NO_FIRST_RUN, RENDERERS, Frontend, chromium_path
 from harness.host import ServerHost
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,10 +25,27 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def ui(tmp_path_factory):
-    with ServerHost(tmp_path_factory.mktemp("frontend")) as server, Frontend(server) as frontend:
+# The pack's node colours, as web/ex4d.js sets them
+NODE_COLORS = dict(re.findall(r'(color|bgcolor): "(#[0-9a-f]{6})"', (REPO / "web" / "ex4d.js").read_text()))
+
+
+@pytest.fixture(scope="module", params=list(RENDERERS))
+def ui(request, tmp_path_factory):
+    settings = {**NO_FIRST_RUN, **RENDERERS[request.param]}
+    with ServerHost(tmp_path_factory.mktemp("frontend")) as server, Frontend(server, settings) as frontend:
         yield frontend
+
+
+@pytest.fixture(autouse=True)
+def no_pack_errors(request):
+    """Every test fails on a console error or uncaught exception that names the pack."""
+    if "ui" not in request.fixturenames:
+        yield
+        return
+    ui = request.getfixturevalue("ui")
+    since = len(ui.console)
+    yield
+    assert not ui.pack_errors(since), f"frontend {ui.frontend_version()}: {ui.pack_errors(since)}"
 
 
 def _normalise(prompt: dict) -> dict:
@@ -41,8 +59,40 @@ def _normalise(prompt: dict) -> dict:
 
 def test_extension_loads_once_without_errors(ui):
     assert ui.extensions().count("EX-4D.types") == 1
-    errors = [line for line in ui.console if "ex4d" in line.lower() and ("error" in line.lower())]
-    assert not errors, errors
+    assert not ui.pack_errors(), ui.pack_errors()
+
+
+def test_pack_nodes_wear_the_pack_colours(ui):
+    """On a node added by hand and on every pack node of a shipped workflow; in Nodes 2.0 the node's component
+    shows the background colour."""
+    added = ui.evaluate("""() => { const n = LiteGraph.createNode("EX4DRenderViews"); app.graph.add(n);
+                                   return {color: n.color, bgcolor: n.bgcolor}; }""")
+    assert added == NODE_COLORS and set(NODE_COLORS) == {"color", "bgcolor"}
+    ui.load_workflow(json.loads((REPO / "workflows" / "ex4d_example.json").read_text()))
+    info = ui.server.get_json("/object_info")
+    colours = ui.evaluate("() => app.graph._nodes.map((n) => [n.type, {color: n.color, bgcolor: n.bgcolor}])")
+    pack = [c for t, c in colours if info[t].get("category", "").startswith("EX-4D")]
+    assert pack and all(c == NODE_COLORS for c in pack), colours
+    assert all(c != NODE_COLORS for t, c in colours if not info[t].get("category", "").startswith("EX-4D"))
+    if ui.nodes2:
+        shown = ui.evaluate("""() => [...document.querySelectorAll("[data-node-id]")].map((e) =>
+            [...e.querySelectorAll("*"), e].map((c) => getComputedStyle(c).backgroundColor))""")
+        rgb = "rgb({}, {}, {})".format(*bytes.fromhex(NODE_COLORS["bgcolor"][1:]))
+        assert sum(rgb in node for node in shown) == len(pack), (rgb, shown)
+
+
+@pytest.mark.parametrize("path", UI_WORKFLOWS, ids=[p.stem for p in UI_WORKFLOWS])
+def test_ui_workflow_lays_out_without_overlaps(ui, path):
+    ui.load_workflow(json.loads(path.read_text()))
+    boxes = ui.node_boxes()
+    overlaps = [(a, b) for i, (a, box_a) in enumerate(boxes.items()) for b, box_b in list(boxes.items())[i + 1:]
+                if _overlap(box_a, box_b)]
+    types = dict(ui.evaluate("() => app.graph._nodes.map((n) => [String(n.id), n.type])"))
+    assert not overlaps, [(types[a], boxes[a], types[b], boxes[b]) for a, b in overlaps]
+
+
+def _overlap(a: list[float], b: list[float]) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
 def test_pack_nodes_registered_in_frontend(ui):
