@@ -107,27 +107,32 @@ class Frontend:
         self.evaluate("(ids) => { for (const id of ids) app.graph.getNodeById(id).mode = 4; }",
                       [int(i) for i in node_ids])
 
-    def arrange(self, margin: int = 80) -> None:
+    def arrange(self, margin: int = 80, both_renderers: bool = True) -> None:
         """Lay the graph out in columns (the frontend's own arrange) with room around every node at its size in
-        either renderer: the classic canvas's (its title included) and Nodes 2.0's, measured by switching to it.
-        The nodes keep their classic sizes; in Nodes 2.0 their content sizes them."""
+        this renderer and, with ``both_renderers``, the other one too (measured by switching to it): the classic
+        canvas's (its title included) and Nodes 2.0's. The nodes keep their classic sizes; in Nodes 2.0 their
+        content sizes them."""
         self.evaluate("() => app.canvas.draw(true, true)")  # the classic size counts the title once drawn
         classic = self.evaluate("""() => Object.fromEntries(app.graph._nodes.map((n) => { const c = n.computeSize();
             return [n.id, [Math.max(n.size[0], c[0]), Math.max(n.size[1], c[1])]]; }))""")
-        self.set_setting("Comfy.VueNodes.Enabled", not self.nodes2)
-        other = self.node_boxes(nodes2=not self.nodes2)
-        self.set_setting("Comfy.VueNodes.Enabled", self.nodes2)
+        other = {}
+        if both_renderers:
+            self.set_setting("Comfy.VueNodes.Enabled", not self.nodes2)
+            other = self.node_boxes(nodes2=not self.nodes2)
+            self.set_setting("Comfy.VueNodes.Enabled", self.nodes2)
         this = self.node_boxes()
         self.evaluate(
             """([classic, boxes, margin]) => { const title = LiteGraph.NODE_TITLE_HEIGHT;
                 for (const n of app.graph._nodes) {
                   const fits = boxes.map((b) => b[n.id] ?? [0, 0, 0, title]);
-                  n.size[0] = Math.max(classic[n.id][0], ...fits.map((b) => b[2]));
-                  n.size[1] = Math.max(classic[n.id][1], ...fits.map((b) => b[3] - title));
+                  n.setSize([Math.max(classic[n.id][0], ...fits.map((b) => b[2])),
+                             Math.max(classic[n.id][1], ...fits.map((b) => b[3] - title))]);
                 }
                 app.graph.arrange(margin);
                 for (const n of app.graph._nodes) n.setSize(classic[n.id]);
                 app.graph.setDirtyCanvas(true, true); }""", [classic, [other, this], margin])
+        if self.nodes2:  # older Nodes 2.0 layouts (1.32) take node positions only when a graph opens
+            self.load_workflow(self.serialize())
 
     def set_setting(self, name: str, value: Any) -> None:
         """Change a user setting in the open page, as the settings dialog does."""

@@ -64,6 +64,13 @@ def no_pack_errors(ui):
     assert not ui.pack_errors(since), f"frontend {ui.frontend_version()}: {ui.pack_errors(since)}"
 
 
+def load(ui, prompt: dict) -> None:
+    """Open an API prompt and lay it out so that no node covers another (in Nodes 2.0 nodes outgrow the places
+    the frontend gives an API prompt's nodes, and one would take the mouse over another's editor)."""
+    ui.load_api(prompt)
+    ui.arrange(both_renderers=False)
+
+
 def saved_camera(ui, after: set[str]) -> Path:
     """The camera file Save Camera Path writes next (waits for it)."""
     folder = ui.server.work_dir / "output" / "ex4d"
@@ -96,7 +103,7 @@ def test_example_workflow_opens_with_an_editor_on_each_camera_node(ui):
 
 
 def test_editor_draws_scrubs_drags_and_queues_the_path_it_shows(ui):
-    ui.load_api(editor_prompt())
+    load(ui, editor_prompt())
     ui.show_node(3)
     before = written(ui)
     ui.queue()
@@ -164,7 +171,7 @@ def test_editor_draws_scrubs_drags_and_queues_the_path_it_shows(ui):
 def test_wheel_zooms_the_editor_not_the_graph(ui):
     prompt = editor_prompt()
     prompt["3"]["inputs"]["focal"] = 450.0  # a prompt of its own: the host runs it (nothing cached) and shows it
-    ui.load_api(prompt)
+    load(ui, prompt)
     ui.show_node(3)
     ui.queue()
     ui.wait_for_camera_editor(3)
@@ -189,7 +196,7 @@ def test_wheel_zooms_the_editor_not_the_graph(ui):
 
 def test_redraw_is_interactive(ui):
     """Full redraws (overview, path, new view) of the example clip's scene in software GL: ms per frame."""
-    ui.load_api(editor_prompt())
+    load(ui, editor_prompt())
     ui.show_node(3)
     ui.queue()
     ui.wait_for_camera_editor(3)
@@ -221,7 +228,7 @@ def drag(ui, handle: dict, dx: float, dy: float) -> None:
 
 
 def test_orbit_and_dolly_handles_load_scene_and_dolly_zoom(ui):
-    ui.load_api(handles_prompt())
+    load(ui, handles_prompt())
     ui.show_node(3, scale=0.8)
     before = written(ui)
     ui.queue()
@@ -270,7 +277,7 @@ def test_load_scene_inside_a_subgraph(ui):
     prompt["7"] = {"class_type": "EX4DCameraDolly",
                    "inputs": {"depth": ["2", 0], "frames": ["1", 0], "radius": 0.0, "focal": 500.0, "start": 0.0,
                               "end": 0.5, "easing": "linear", "hold_start": 0, "hold_end": 0}}
-    ui.load_api(prompt)
+    load(ui, prompt)
     ui.queue()
     ui.wait_for_camera_editor(3)
     ids = ui.evaluate("""async () => {
