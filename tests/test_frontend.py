@@ -26,7 +26,7 @@ pytestmark = [
 
 
 # The pack's node colours, as web/ex4d.js sets them
-NODE_COLORS = dict(re.findall(r'(color|bgcolor): "(#[0-9a-f]{6})"', (REPO / "web" / "ex4d.js").read_text()))
+NODE_COLORS = dict(re.findall(r'\b(color|bgcolor)[\s:=]+"(#[0-9a-f]{6})"', (REPO / "web" / "ex4d.js").read_text()))
 
 
 @pytest.fixture(scope="module", params=list(RENDERERS))
@@ -67,7 +67,7 @@ def test_pack_nodes_wear_the_pack_colours(ui):
     shows the background colour."""
     added = ui.evaluate("""() => { const n = LiteGraph.createNode("EX4DRenderViews"); app.graph.add(n);
                                    return {color: n.color, bgcolor: n.bgcolor}; }""")
-    assert added == NODE_COLORS and set(NODE_COLORS) == {"color", "bgcolor"}
+    assert set(NODE_COLORS) == {"color", "bgcolor"} and added == NODE_COLORS, (NODE_COLORS, added)
     ui.load_workflow(json.loads((REPO / "workflows" / "ex4d_example.json").read_text()))
     info = ui.server.get_json("/object_info")
     colours = ui.evaluate("() => app.graph._nodes.map((n) => [n.type, {color: n.color, bgcolor: n.bgcolor}])")
