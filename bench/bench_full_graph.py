@@ -339,7 +339,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     t_start = time.perf_counter()
     host = InProcessHost(work, cpu=False, host_args=host_args).start()
     start_s = time.perf_counter() - t_start
-    if args.weights in GGUF_WEIGHTS and "UnetLoaderGGUF" not in host.node_classes():
+    if args.weights in GGUF_WEIGHTS and "UnetLoaderGGUF" not in host.node_classes:
         raise SystemExit(f"--weights {args.weights} needs ComfyUI-GGUF in {host_root() / 'custom_nodes'}")
     clip, depth = CLIPS[args.workflow]
     copies = itertools.count()
