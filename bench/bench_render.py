@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from ex4d import render  # noqa: E402
-from ex4d.camera import preset, radius_from_depth  # noqa: E402
+from ex4d.camera import Clip, preset, radius_from_depth  # noqa: E402
 from ex4d.mesh import build_dw_mesh  # noqa: E402
 
 
@@ -68,7 +68,7 @@ def main() -> None:
 
     def build_render(device: str, backend: str):
         frames, depth = scene(t, n, device)
-        path = preset("30", t, radius_from_depth(depth[0]), n, n)
+        path = preset("30", Clip.centred(t, n, n, radius_from_depth(depth[0])))
 
         def run():
             mesh = build_dw_mesh(frames, depth)
@@ -85,7 +85,7 @@ def main() -> None:
             total = timed(build_render("cuda", "nvdiffrast"), "cuda", args.repeat)
             frames, depth = scene(t, n, "cuda")
             mesh = build_dw_mesh(frames, depth)
-            path = preset("30", t, radius_from_depth(depth[0]), n, n)
+            path = preset("30", Clip.centred(t, n, n, radius_from_depth(depth[0])))
             pos = render.clip_positions(mesh.vertices, path).contiguous()
             faces = mesh.faces.contiguous()
             cols = mesh.colors.contiguous()
