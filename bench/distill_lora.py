@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from bench.full_weights import FULL, TINY, DiTSize, Layout, TensorSpec, write_safetensors  # noqa: E402
+sys.path.insert(0, str(REPO / "bench"))  # as when run as a script: the bench's modules import each other by name
+from full_weights import FULL, TINY, DiTSize, Layout, TensorSpec, write_safetensors  # noqa: E402
 
 FAST_WORKFLOW = REPO / "workflows" / "api" / "ex4d_fast_api.json"
 RANK = 64

@@ -1,0 +1,70 @@
+"""The whole-graph benchmark's graphs and bookkeeping (the runs themselves need a GPU: bench/gpu_budgets.sh)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+
+import bench_full_graph as bfg  # noqa: E402
+import distill_lora  # noqa: E402
+
+
+def by_class(prompt: dict) -> dict[str, dict]:
+    return {node["class_type"]: node for node in prompt.values()}
+
+
+@pytest.mark.parametrize("weights", ["q8_0", "q4_k_m"])
+def test_gguf_weights_load_through_comfyui_gguf_and_change_nothing_else(weights):
+    gguf, fp8 = bfg.prompt_for(weights, "clip_0.mp4", 49), bfg.prompt_for("fp8", "clip_0.mp4", 49)
+    loader_id = next(i for i, n in fp8.items() if n["class_type"] == "UNETLoader")
+    assert gguf[loader_id] == {"class_type": "UnetLoaderGGUF", "inputs": {"unet_name": bfg.WAN_FILES[weights]}}
+    assert not any(n["class_type"] == "UNETLoader" for n in gguf.values())
+    assert {i: n for i, n in gguf.items() if i != loader_id} == {i: n for i, n in fp8.items() if i != loader_id}
+
+
+def test_recipes_are_the_shipped_workflows_settings():
+    fast = bfg.prompt_for("fp8", "clip_0.mp4", 49, workflow=bfg.RECIPES["fast"])
+    published = bfg.prompt_for("fp8", "clip_0.mp4", 49, workflow=bfg.RECIPES["published"])
+    assert bfg.sampler_settings(fast) == {"steps": 4, "cfg": 1.0}
+    assert bfg.sampler_settings(published) == {"steps": 25, "cfg": 5.0}
+    assert by_class(fast)["LoraLoaderModelOnly"]["inputs"]["lora_name"] == distill_lora.lora_file_name()
+    assert "LoraLoaderModelOnly" not in by_class(published)
+    steps = bfg.prompt_for("fp8", "clip_0.mp4", 49, workflow="fast", steps=2)
+    assert bfg.sampler_settings(steps)["steps"] == 2
+
+
+def test_time_split_accounts_for_every_second():
+    per_node = {"3 EX4DEstimateDepth": 3.5, "2 EX4DDepthModelLoader": 0.25, "17 EX4DWanSampler": 7.0,
+                "16 EX4DApply": 2.0, "6 EX4DRenderViews": 1.0, "18 VAEDecode": 0.75, "10 CLIPTextEncode": 0.5}
+    split = bfg.time_split(per_node, {"sampler_first_step_s": 4.5})
+    assert split == {"depth": 3.75, "sampler_first_step": 4.5, "sampler_later_steps": 2.5, "vae_encode": 2.0,
+                     "other": 1.0, "vae_decode": 0.75, "encode": 0.5}
+    assert sum(split.values()) == pytest.approx(sum(per_node.values()))
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--config", "budget24"], ("bf16", 24.0, False, "bf16/24G")),
+    (["--config", "fp8"], ("fp8", None, True, "fp8+mm")),
+    (["--weights", "q4_k_m", "--budget-gb", "12"], ("q4_k_m", 12.0, False, "q4_k_m/12G")),
+])
+def test_configurations(monkeypatch, argv, expected):
+    monkeypatch.setattr(sys, "argv", ["bench_full_graph.py", "--models", "m", *argv])
+    args = bfg.parse_args()
+    assert (args.weights, args.budget_gb, args.fp8_matmul,
+            bfg.config_name(args.weights, args.budget_gb, args.fp8_matmul)) == expected
+
+
+def test_distill_lora_covers_every_linear_of_every_block():
+    from full_weights import TINY
+
+    layout = distill_lora.lora_layout(TINY, rank=4)
+    linears = distill_lora.block_linears(TINY)
+    assert len(layout) == TINY.layers * len(linears) * 3
+    down = layout["diffusion_model.blocks.1.ffn.2.lora_down.weight"]
+    up = layout["diffusion_model.blocks.1.ffn.2.lora_up.weight"]
+    assert (down.shape, up.shape) == ((4, TINY.ffn), (TINY.dim, 4))
