@@ -250,25 +250,47 @@ def _moving_box(t):
     return frames, depth, orbit(Clip.centred(t, W, H, radius_from_depth(depth[0])), yaw=(0, 9), pitch=(0, 3))
 
 
+_NVDIFFRAST = pytest.param("nvdiffrast", marks=[pytest.mark.gpu, pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU")])
+
+
+def _nvdiffrast_or_skip():
+    pytest.importorskip("nvdiffrast")
+    from ex4d import _nvdiffrast
+
+    try:
+        _nvdiffrast.load()
+    except _nvdiffrast.UNAVAILABLE as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(f"nvdiffrast unavailable: {exc}")
+
+
+@pytest.mark.parametrize("backend", ["torch", _NVDIFFRAST])
 @pytest.mark.parametrize("antialias_edges", [True, False])
-def test_ablation_renders_in_one_call_what_a_loop_over_frames_renders(antialias_edges):
+def test_ablation_renders_in_one_call_what_a_loop_over_frames_renders(backend, antialias_edges):
     """The non-watertight ablation (a face list per frame) is drawn in range mode, all frames of a chunk in one
-    call: bit for bit what drawing each frame's own faces in a call of its own gives."""
+    call: what drawing each frame's own faces in a call of its own gives (bit for bit on the torch rasteriser;
+    nvdiffrast's antialiasing adds up with atomics)."""
+    if backend == "nvdiffrast":
+        _nvdiffrast_or_skip()
     frames, depth, path = _moving_box(5)
     mesh = build_dw_mesh(frames, depth, watertight=False)
-    out = render.render_views(mesh, path, backend="torch", antialias_edges=antialias_edges)
+    out = render.render_views(mesh, path, backend=backend, antialias_edges=antialias_edges)
+    primitives = raster.open_rasteriser(backend, out.color.device)
+    dr, ctx = primitives.dr, primitives.ctx
+    mesh = mesh.to(out.color.device)
     pos = render.clip_positions(mesh.vertices, path)
     for i in range(1, mesh.num_frames):
-        tri = mesh.frame_faces(i).int()
+        tri = mesh.frame_faces(i).int().contiguous()
         assert tri.shape[0] < mesh.faces.shape[0]  # this frame deletes faces of its own
-        rast = _rasterize(pos[i : i + 1], tri, (H, W))
-        rgba, _ = raster_torch.interpolate(mesh.colors[i : i + 1], rast, tri)
+        rast, _ = dr.rasterize(ctx, pos[i : i + 1].contiguous(), tri, resolution=[H, W])
+        rgba, _ = dr.interpolate(mesh.colors[i : i + 1].contiguous(), rast, tri)
         if antialias_edges:
-            rgba = raster_torch.antialias(rgba, rast, pos[i : i + 1], tri)
+            rgba = dr.antialias(rgba, rast, pos[i : i + 1].contiguous(), tri)
         visible = rgba[0, ..., 3] > render.ALPHA_THRESHOLD
         torch.testing.assert_close(out.mask[i], visible.float(), rtol=0, atol=0)
+        atol = 0 if backend == "torch" else 1e-5
         torch.testing.assert_close(out.color[i], rgba[0, ..., :3].div(255).clamp(0, 1) * visible[..., None],
-                                   rtol=0, atol=0)
+                                   rtol=0, atol=atol)
 
 
 def test_auto_falls_back_to_torch_only_where_nvdiffrast_cannot_run(monkeypatch):
@@ -374,14 +396,9 @@ def test_rasterize_chunking_is_exact():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_nvdiffrast_matches_torch_backend():
-    pytest.importorskip("nvdiffrast")
-    from ex4d import _nvdiffrast
-
-    try:
-        _nvdiffrast.load()
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"nvdiffrast unavailable: {exc}")
+@pytest.mark.parametrize("watertight", [True, False])
+def test_nvdiffrast_matches_torch_backend(watertight):
+    _nvdiffrast_or_skip()
     t, n = 6, 512
     v, u = np.mgrid[0:n, 0:n].astype(np.float64)
     d = 3.0 + 0.5 * np.sin(u / 40.0) + 0.3 * np.cos(v / 33.0)
@@ -391,13 +408,14 @@ def test_nvdiffrast_matches_torch_backend():
         np.stack([0.5 + 0.4 * np.sin(u / 9), 0.5 + 0.4 * np.cos(v / 7), (u + v) / (4 * n)], -1)
     )
     frames = frames.float()[None].repeat(t, 1, 1, 1).cuda()
-    mesh = build_dw_mesh(frames, depth)
+    mesh = build_dw_mesh(frames, depth, watertight=watertight)
+    assert watertight or not bool(mesh.face_keep.all())
     path = orbit(Clip.centred(t, n, n, radius_from_depth(depth[0])), yaw=(0, 12), pitch=(0, 4))
     a = render.render_views(mesh, path, backend="nvdiffrast")
     b = render.render_views(mesh, path, backend="torch")
     assert a.backend == "nvdiffrast" and b.backend == "torch"
     # built chunk by chunk while rendering: the same images (antialiasing adds up with atomics)
-    c = render.render_views(DWMeshSpec(frames, depth), path, backend="nvdiffrast", chunk=4)
+    c = render.render_views(DWMeshSpec(frames, depth, watertight=watertight), path, backend="nvdiffrast", chunk=4)
     torch.testing.assert_close(c.color, a.color, rtol=0, atol=1e-5)
     torch.testing.assert_close(c.mask, a.mask, rtol=0, atol=0)
     for i in range(1, t):
@@ -413,9 +431,10 @@ def test_nvdiffrast_matches_torch_backend():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("backend", ["torch", "nvdiffrast"])
-@pytest.mark.parametrize("chunk", [8, 32])
-def test_render_memory_covers_the_measured_peak(backend, chunk):
-    """What Render Views asks the host to free is at least what the render takes (DW-mesh built per chunk)."""
+@pytest.mark.parametrize(("chunk", "watertight"), [(8, True), (32, True), (32, False)])
+def test_render_memory_covers_the_measured_peak(backend, chunk, watertight):
+    """What Render Views asks the host to free is at least what the render takes (DW-mesh built per chunk; the
+    ablation drawn in range mode, a chunk at once)."""
     if backend == "nvdiffrast":
         pytest.importorskip("nvdiffrast")
     t, h, w = 49, 320, 512
@@ -424,7 +443,7 @@ def test_render_memory_covers_the_measured_peak(backend, chunk):
     depth = torch.from_numpy(d).float()[None].repeat(t, 1, 1).cuda()
     frames = torch.rand(t, h, w, 3, generator=torch.Generator().manual_seed(0)).cuda()
     path = orbit(Clip.centred(t, w, h, radius_from_depth(depth[0])), yaw=(0, 90), pitch=(0, 10))
-    spec = DWMeshSpec(frames, depth)
+    spec = DWMeshSpec(frames, depth, watertight=watertight)
     torch.cuda.synchronize()
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
