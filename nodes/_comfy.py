@@ -217,6 +217,26 @@ def check_numbers(node: type, **values: float) -> None:
             raise ValueError(f"{name}: {value} is out of range; give a value from {low} to {high}")
 
 
+def device_memory(device) -> int | None:
+    """Bytes of ``device`` that models and work may use: its total less the host's reserve (``--reserve-vram``);
+    None for the CPU, whose limit is the system's, not an estimate of ours."""
+    mm = comfy.model_management
+    if mm.is_device_cpu(device):
+        return None
+    return mm.get_total_memory(device) - mm.extra_reserved_memory()
+
+
+def check_fits(memory_required: int, weights: int, device, what: str, change: str) -> None:
+    """Refuse, before any model moves, work that ``device`` cannot hold even with every other model offloaded:
+    ``weights`` plus ``memory_required`` (the stage's own estimate of its peak) beyond :func:`device_memory`.
+    ``what`` says what needs it, ``change`` names the input to change and how."""
+    available = device_memory(device)
+    if available is not None and weights + memory_required > available:
+        raise ValueError(f"{what} needs about {(weights + memory_required) / 2**30:.1f} GiB "
+                         f"({memory_required / 2**30:.1f} GiB beside {weights / 2**30:.1f} GiB of weights) and this "
+                         f"GPU has {available / 2**30:.1f} GiB for it; {change}")
+
+
 def make_room(memory_required: int, device) -> None:
     """Free device memory for work that is not a model (a render) the way ``load_models_gpu`` does for a
     model's inference memory: the host's own reserve (``--reserve-vram``) on top, models offloaded as needed."""

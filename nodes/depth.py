@@ -18,6 +18,7 @@ from ._comfy import (
     cancel_requested,
     check_choice,
     check_connected,
+    check_fits,
     check_input_file,
     check_numbers,
     check_output_prefix,
@@ -207,6 +208,8 @@ class EstimateDepth(io.ComfyNode):
             lower += ", load the model in fp16 / bf16" if lib.dtype == torch.float32 else ""
             run = lambda: lib.estimate(frames, batch_size=batch_size, smoothing=smoothing,  # noqa: E731
                                        progress=progress, cancel=cancel_requested)
+        check_fits(memory, depth_model.patcher.model_size(), depth_model.patcher.load_device,
+                   f"{knob}: {depth_model.name} on {t} frames of {w}x{h}", f"{lower}, or load fewer / smaller frames.")
         depth_model.load(memory)
         message = (f"{knob}: out of GPU memory estimating depth for {t} frames of {w}x{h} with {depth_model.name} "
                    f"(it needs about {memory / 2**30:.1f} GiB beside its weights); {lower}, or load fewer / "

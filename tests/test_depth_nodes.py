@@ -316,3 +316,23 @@ def test_reraise_out_of_memory_takes_only_out_of_memory(installed):
     with pytest.raises(torch.AcceleratorError) as raised, reraise("window: lower it"):
         raise fault
     assert raised.value is fault  # not out of memory by the host's is_oom: as it was
+
+
+@pytest.mark.parametrize(("model", "knob"), [("DepthCrafter", "window"),
+                                              ("Depth Anything V2: tiny-v2", "batch_size")])
+def test_depth_that_cannot_fit_the_card_is_refused_before_the_model_loads(installed, monkeypatch, model, knob):
+    import comfy.model_management as mm
+
+    host = installed
+    module = sys.modules[host.node_classes["EX4DEstimateDepth"].__module__]
+    comfy_module = sys.modules[module.check_fits.__module__]
+    loads: list = []
+    monkeypatch.setattr(mm, "load_models_gpu", lambda *args, **kwargs: loads.append(args))
+    monkeypatch.setattr(comfy_module, "device_memory", lambda device: 2**20)  # a 1 MiB card
+    with pytest.raises(NodeExecutionError, match=f"{knob}: .* on 8 frames of 64x64 needs about .* GiB beside .* "
+                       f"this GPU has 0.0 GiB for it; lower '{knob}'"):
+        host.run(estimate_prompt(model=model, seed=21))
+    assert loads == []
+    monkeypatch.undo()  # the machine's own memory: it runs
+    host.run(estimate_prompt(model=model, seed=21))
+    assert host.node_output("3")[0][0].depth.shape == (T, H, W)
