@@ -55,17 +55,20 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))  # bench/ is not a package: its modules import each other by name
+import arguments  # noqa: E402
+from records import Column, append_records, print_table, read_records  # noqa: E402
+from timing import DevicePeak, GiB, Gpu, Timer  # noqa: E402
+
 from harness.host import host_root  # noqa: E402
 from harness.speed_nodes import SPEEDS, insert_speed  # noqa: E402  (shared with the UI workflows' writer)
 
-GiB = 1024**3
 WORKFLOWS = {"full": REPO / "workflows" / "api" / "ex4d_full_api.json",  # 49 frames, DepthCrafter depth
              "fast": REPO / "workflows" / "api" / "ex4d_fast_api.json",  # the same, 4 steps at CFG 1 (distilled)
              "long": REPO / "workflows" / "api" / "ex4d_long_api.json"}  # 121 frames, true depth, context windows
@@ -100,7 +103,7 @@ def recipe_list(value: str) -> list[str]:
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = arguments.parser(__doc__)
     p.add_argument("--config", choices=sorted(CONFIGS),
                    help="shorthand for the earlier rows: normal = --weights bf16; budget24 = --weights bf16 "
                    "--budget-gb 24; fp8 = --weights fp8 --fp8-matmul")
@@ -110,7 +113,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--budget-gb", type=float, help="emulate a card with this much memory (a ballast tensor holds the "
                    "rest of the GPU before the host starts); default: the whole GPU")
     p.add_argument("--fp8-matmul", action="store_true", help="start the host with --fast fp8_matrix_mult")
-    p.add_argument("--models", help="models folder written by bench/full_weights.py")
+    arguments.add_models(p, written_here=False)
     p.add_argument("--workflow", choices=("full", "long"), default="full",
                    help="full: the shipped full (or fast) workflow; long: the 121-frame one in the host's context windows")
     p.add_argument("--recipe", type=recipe_list, default=["published"], metavar="LIST",
@@ -127,13 +130,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--first-only", action="store_true",
                    help="only the run right after the host starts (with the first --speed setting)")
     p.add_argument("--oom-check", action="store_true", help="after the runs, a graph that cannot fit, then one that can")
-    p.add_argument("--out", help="append one JSON line per run to this file")
-    p.add_argument("--table", help="print the table of a results file and exit")
+    arguments.add_results(p)
     args = p.parse_args()
+    arguments.require(p, args, bool(args.models and (args.config or args.weights)),
+                      "--models and --weights (or --config) are required")
     if args.table:
         return args
-    if not args.models or not (args.config or args.weights):
-        p.error("--models and --weights (or --config) are required (or --table FILE)")
     if args.config:
         weights, budget, fp8_matmul = CONFIGS[args.config]
         args.weights = args.weights or weights
@@ -153,29 +155,6 @@ def parse_args() -> argparse.Namespace:
 def config_name(weights: str, budget_gib: float | None, fp8_matmul: bool) -> str:
     """The row's name: weights, then the budget and the host's fp8 matmul where set (bf16, fp8/16G, ...)."""
     return weights + (f"/{budget_gib:g}G" if budget_gib else "") + ("+mm" if fp8_matmul else "")
-
-
-class DevicePeak:
-    """Peak GPU memory in use on the device (all allocators: torch's, comfy-aimdo's, the driver's), polled."""
-
-    def __init__(self, torch, interval: float = 0.02):
-        self.torch, self.interval, self.peak = torch, interval, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            free, total = self.torch.cuda.mem_get_info()
-            self.peak = max(self.peak, total - free)
-            time.sleep(self.interval)
-
-    def __enter__(self) -> DevicePeak:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def prompt_for(weights: str, video: str, frames: int, attention: str = "workflow", workflow: str = "full",
@@ -281,30 +260,29 @@ def run_once(host, torch, prompt: dict[str, Any], record: dict[str, Any], ballas
     from harness.host import NodeExecutionError
 
     class_of = {node_id: node["class_type"] for node_id, node in prompt.items()}
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
+    gpu = Gpu(torch)
+    gpu.reset_peak()
     breaks = counters["graph_break"]
     breaks.clear()
-    t0 = time.perf_counter()
     error = None
-    with DevicePeak(torch) as device_peak:
+    with Timer(gpu) as timer, DevicePeak(torch) as device_peak:
         try:
             host.run(prompt)
         except NodeExecutionError as e:
             error = {"node_type": e.details.get("node_type"), "exception_type": e.details.get("exception_type"),
                      "message": str(e.details.get("exception_message", ""))[:600]}
-        torch.cuda.synchronize()
-    wall = time.perf_counter() - t0
     import comfy.model_management as mm
 
+    ballast_gib = ballast_bytes / GiB
+    peak_alloc, peak_reserved = gpu.peak()
     record = dict(record)
     record.update(
         completed=error is None,
-        wall_s=round(wall, 2),
+        wall_s=round(timer.seconds, 2),
         per_node_s={f"{node_id} {class_of.get(node_id, '?')}": round(s, 2)
                     for node_id, s in host.node_seconds().items()},
-        peak_alloc_gib=round((torch.cuda.max_memory_allocated() - ballast_bytes) / GiB, 2),
-        peak_reserved_gib=round((torch.cuda.max_memory_reserved() - ballast_bytes) / GiB, 2),
+        peak_alloc_gib=round(peak_alloc - ballast_gib, 2),
+        peak_reserved_gib=round(peak_reserved - ballast_gib, 2),
         peak_device_gib=round((device_peak.peak - ballast_bytes) / GiB, 2),
         models_loaded_after=len(mm.current_loaded_models),
         error=error,
@@ -314,9 +292,7 @@ def run_once(host, torch, prompt: dict[str, Any], record: dict[str, Any], ballas
     timing = sampler_timing(host, sampler) if sampler is not None else {}
     record.update(timing, time_split_s=time_split(record["per_node_s"], timing))
     print(json.dumps(record), flush=True)
-    if out:  # at once: a run that a later one outlasts or crashes stays recorded
-        with open(out, "a") as f:
-            f.write(json.dumps(record) + "\n")
+    append_records(out, [record])
     return record
 
 
@@ -386,24 +362,42 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     return results
 
 
-def print_table(results: list[dict[str, Any]]) -> None:
-    head = (f"{'host':<8}{'config':<16}{'recipe':<10}{'attn':<6}{'speed':<12}{'raster':<11}{'run':<24}{'ok':>4}"
-            f"{'wall s':>8}{'alloc':>7}{'reserv':>7}{'device':>7}{'budget':>7}{'1st':>6}{'step':>6}  where the time goes (s)")
-    print(head)
-    print("-" * (len(head) + 40))
-    for r in results:
-        budget = f"{r['budget_gib']:g}" if r.get("budget_gib") else "-"
-        config = r["config"] if r.get("workflow", "full") == "full" else f"{r['config']}/{r['frames']}f"
-        recipe = r.get("recipe", "published")
-        run = r["run"] if r.get("steps", 25) in (25, None) or recipe == "fast" else f"{r['run']} ({r['steps']} steps)"
-        print(f"{r['host']:<8}{config:<16}{recipe:<10}{r.get('attention', 'host'):<6}{r.get('speed', 'none'):<12}"
-              f"{r.get('rasteriser', 'torch'):<11}"
-              f"{run:<24}{'yes' if r['completed'] else 'NO':>4}{r['wall_s']:8.1f}"
-              f"{r['peak_alloc_gib']:7.1f}{r['peak_reserved_gib']:7.1f}{r['peak_device_gib']:7.1f}{budget:>7}"
-              f"{_seconds(r.get('sampler_first_step_s')):>6}{_seconds(r.get('sampler_step_median_s'), 2):>6}  "
-              f"{_where(r)}")
-        if r.get("error"):
-            print(f"{'':<76}error: {r['error']['exception_type']}: {r['error']['message'][:160]!r}")
+def _config(r: dict[str, Any]) -> str:
+    return r["config"] if r.get("workflow", "full") == "full" else f"{r['config']}/{r['frames']}f"
+
+
+def _run(r: dict[str, Any]) -> str:
+    fast_or_25 = r.get("steps", 25) in (25, None) or r.get("recipe", "published") == "fast"
+    return r["run"] if fast_or_25 else f"{r['run']} ({r['steps']} steps)"
+
+
+COLUMNS = (
+    Column("host", 8, lambda r: r["host"]),
+    Column("config", 16, _config),
+    Column("recipe", 10, lambda r: r.get("recipe", "published")),
+    Column("attn", 6, lambda r: r.get("attention", "host")),
+    Column("speed", 12, lambda r: r.get("speed", "none")),
+    Column("raster", 11, lambda r: r.get("rasteriser", "torch")),
+    Column("run", 24, _run),
+    Column("ok", 4, lambda r: "yes" if r["completed"] else "NO", align=">"),
+    Column("wall s", 8, lambda r: r["wall_s"], ".1f", ">"),
+    Column("alloc", 7, lambda r: r["peak_alloc_gib"], ".1f", ">"),
+    Column("reserv", 7, lambda r: r["peak_reserved_gib"], ".1f", ">"),
+    Column("device", 7, lambda r: r["peak_device_gib"], ".1f", ">"),
+    Column("budget", 7, lambda r: r.get("budget_gib") or None, "g", ">"),
+    Column("1st", 6, lambda r: r.get("sampler_first_step_s"), ".1f", ">"),
+    Column("step", 6, lambda r: r.get("sampler_step_median_s"), ".2f", ">"),
+    Column("  where the time goes (s)", 0, lambda r: "  " + _where(r)),
+)
+
+
+def _error(r: dict[str, Any]) -> list[str]:
+    error = r.get("error")
+    return [f"{'':<76}error: {error['exception_type']}: {error['message'][:160]!r}"] if error else []
+
+
+def print_runs(results: list[dict[str, Any]]) -> None:
+    print_table(COLUMNS, results, rule=40, below=_error)
     if results:
         print(f"device: {results[-1]['device']}; alloc / reserv = torch's allocator peaks, device = peak in use on the "
               "GPU (all allocators, polled every 20 ms); GiB. 1st = EX-4D Wan Sampler's start to its first step's end "
@@ -420,16 +414,12 @@ def _where(r: dict[str, Any]) -> str:
     return ", ".join(f"{name.split(' ', 1)[1]} {s:.1f}" for name, s in nodes)
 
 
-def _seconds(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def main() -> None:
     args = parse_args()
     if args.table:
-        print_table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()])
+        print_runs(read_records(args.table))
         return
-    print_table(run(args))
+    print_runs(run(args))
     sys.stdout.flush()
     os._exit(0)  # the host's worker threads (aimdo, async offload) need not be joined
 

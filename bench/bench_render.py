@@ -8,15 +8,16 @@ floor), the torch backend on the GPU, the torch backend on the CPU with 2 thread
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package: its modules import each other
 
+import arguments  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from timing import Gpu, best_seconds  # noqa: E402
 
 from ex4d import render  # noqa: E402
 from ex4d.camera import Clip, preset, radius_from_depth  # noqa: E402
@@ -39,25 +40,12 @@ def scene(t: int, n: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def timed(fn, device: str, repeat: int) -> float:
-    fn()  # warm-up
-    sync(device)
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return best_seconds(fn, Gpu(torch, [device]), repeat)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = arguments.parser(__doc__)
     ap.add_argument("--frames", type=int, default=49)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--repeat", type=int, default=3)

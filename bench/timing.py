@@ -1,0 +1,117 @@
+"""The benchmarks' one GPU timer: seconds of a region split at steps, each stamp taken after the devices'
+queued work; peak memory per device (torch's allocator) and on the whole device (polled)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+GiB = 1024**3
+
+
+class Gpu:
+    """Synchronise, reset and read the peak memory of ``devices`` (default: the current CUDA device); no-ops and
+    zeros where they are not all CUDA devices (the CPU runs of ``--tiny``)."""
+
+    def __init__(self, torch, devices: Sequence[Any] | None = None):
+        self.torch = torch
+        self.devices = list(devices) if devices is not None else [None]  # None: the current device
+        self.cuda = torch.cuda.is_available() and all(d is None or torch.device(d).type == "cuda"
+                                                      for d in self.devices)
+
+    def sync(self) -> None:
+        if self.cuda:
+            for d in self.devices:
+                self.torch.cuda.synchronize(d)
+
+    def reset_peak(self) -> None:
+        if self.cuda:
+            for d in self.devices:
+                self.torch.cuda.reset_peak_memory_stats(d)
+
+    def peak(self) -> tuple[float, float]:
+        """GiB allocated and reserved at most by torch on the first device since the last reset."""
+        if not self.cuda:
+            return 0.0, 0.0
+        d = self.devices[0]
+        return self.torch.cuda.max_memory_allocated(d) / GiB, self.torch.cuda.max_memory_reserved(d) / GiB
+
+    def peaks(self) -> dict[str, float]:
+        """GiB allocated at most on each device, by its name."""
+        if not self.cuda:
+            return {}
+        return {str(d): round(self.torch.cuda.max_memory_allocated(d) / GiB, 2) for d in self.devices}
+
+    def total_gib(self) -> float:
+        return self.torch.cuda.mem_get_info()[1] / GiB if self.cuda else 0.0
+
+    def name(self) -> str:
+        return self.torch.cuda.get_device_name() if self.cuda else "cpu"
+
+
+class Timer:
+    """``with Timer(gpu) as t:`` the region's seconds in ``t.seconds``; ``t.step`` as a step callback (a
+    sampler's ``callback(step, x0, x, total)`` or a ``progress(step, total)``) stamps each step's end, and
+    ``t.steps`` are then the seconds of each step, the first counted from the region's start. With a
+    ``label``, each step's seconds are printed as it ends."""
+
+    def __init__(self, gpu: Gpu, label: str | None = None):
+        self.gpu, self.label = gpu, label
+        self.stamps: list[float] = []
+        self.start = self.seconds = 0.0
+
+    def __enter__(self) -> Timer:
+        self.gpu.sync()
+        self.start = time.perf_counter()
+        return self
+
+    def step(self, step: int, *rest: Any) -> None:
+        self.gpu.sync()
+        self.stamps.append(time.perf_counter())
+        if self.label is not None:
+            total = rest[-1] if rest else "?"
+            print(f"  {self.label}step {step + 1}/{total}: {self.steps[-1]:.2f} s", flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        self.gpu.sync()
+        self.seconds = time.perf_counter() - self.start
+
+    @property
+    def steps(self) -> list[float]:
+        return [b - a for a, b in zip([self.start, *self.stamps[:-1]], self.stamps, strict=True)]
+
+
+def best_seconds(fn: Callable[[], object], gpu: Gpu, repeat: int) -> float:
+    """The fastest of ``repeat`` timed calls of ``fn``, after one untimed warm-up call."""
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        with Timer(gpu) as timer:
+            fn()
+        best = min(best, timer.seconds)
+    return best
+
+
+class DevicePeak:
+    """Peak GPU memory in use on the device (all allocators: torch's, comfy-aimdo's, the driver's), polled."""
+
+    def __init__(self, torch, interval: float = 0.02):
+        self.torch, self.interval, self.peak = torch, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            free, total = self.torch.cuda.mem_get_info()
+            self.peak = max(self.peak, total - free)
+            time.sleep(self.interval)
+
+    def __enter__(self) -> DevicePeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
