@@ -1,6 +1,7 @@
 """The Depth Watertight Mesh (EX-4D reference, section 2), batched over frames, plus PLY / GLB export.
 
-One vertex per pixel (index v * W + u) at ``depth * ((u - W//2) / f, (v - H//2) / f, 1)`` after the
+One vertex per pixel (index v * W + u) at ``depth * ((u - W//2) / f, (v - H//2) / f, 1)`` (f: the clip's focal
+length, or each frame's where the source zooms; published: 500) after the
 border pixels are pushed to depth 100; per quad the faces (BL, TL, TR) and (BL, TR, BR), then two closing
 faces over the image corners. Stretched faces (smallest interior angle < 2.5 deg, or the "boundary" ratio
 test) are *hidden*: their vertices get RGBA = 0, the faces stay and keep occluding. ``watertight=False`` is
@@ -21,6 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from .camera.lens import PUBLISHED_FOCAL
+from .gltf import ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER, GltfWriter
 
 BORDER_DEPTH = 100.0
 FILTERS = ("angle", "boundary", "none")
@@ -43,7 +47,7 @@ class DWMesh:
     height: int
     width: int
     frame0: torch.Tensor
-    focal: float = 500.0
+    focal: float = PUBLISHED_FOCAL
     face_keep: torch.Tensor | None = None
     stretched: torch.Tensor | None = None
 
@@ -109,14 +113,16 @@ class DWMeshSpec:
 
     frames: torch.Tensor
     depth: torch.Tensor
-    focal: float = 500.0
+    focal: float = PUBLISHED_FOCAL
     filter: str = "angle"
     angle_threshold: float = 2.5
     boundary_ratio: float = 2.0
     watertight: bool = True
+    focals: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         _check_frames_and_depth(self.frames, self.depth)
+        _check_focals(self.focals, self.num_frames)
         if self.height < 2 or self.width < 2:
             raise ValueError(f"a DW-mesh needs at least 2 x 2 pixels, got {self.height} x {self.width}")
         if self.filter not in FILTERS:
@@ -151,11 +157,18 @@ class DWMeshSpec:
         ``frame0`` is the first frame of the whole. The same numbers as those frames of the whole mesh."""
         dev = torch.device(device) if device is not None else self.device
         frames = self.frames[start:stop].to(dev, torch.float32)
+        focals = None if self.focals is None else self.focals[start:stop]
         mesh = build_dw_mesh(frames, self.depth[start:stop].to(dev, torch.float32), focal=self.focal,
                              filter=self.filter, angle_threshold=self.angle_threshold,
-                             boundary_ratio=self.boundary_ratio, watertight=self.watertight)
+                             boundary_ratio=self.boundary_ratio, watertight=self.watertight, focals=focals)
         mesh.frame0 = self.frame0.to(dev)
         return mesh
+
+
+def _check_focals(focals: torch.Tensor | None, num_frames: int) -> None:
+    if focals is not None and (focals.shape != (num_frames,) or not bool((focals > 0).all())):
+        raise ValueError(f"focals must be {num_frames} positive focal lengths (one per frame), got "
+                         f"{list(focals.shape)}")
 
 
 def _check_frames_and_depth(frames: torch.Tensor, depth: torch.Tensor) -> None:
@@ -179,8 +192,10 @@ def grid_faces(height: int, width: int, device: torch.device | str = "cpu") -> t
     return torch.cat([torch.stack([bl, tl, tr], -1), torch.stack([bl, tr, br], -1), closing]).to(torch.int32)
 
 
-def unproject(depth: torch.Tensor, focal: float = 500.0, push_border: bool = True) -> torch.Tensor:
-    """[T, H, W] z-depth -> [T, H, W, 3] points on integer pixel rays, principal point (W//2, H//2)."""
+def unproject(depth: torch.Tensor, focal: float | torch.Tensor = PUBLISHED_FOCAL,
+              push_border: bool = True) -> torch.Tensor:
+    """[T, H, W] z-depth -> [T, H, W, 3] points on integer pixel rays, principal point (W//2, H//2); ``focal``
+    one focal length, or [T] (each frame's)."""
     d = depth.to(torch.float32).clone()
     t, h, w = d.shape
     if push_border:
@@ -188,6 +203,11 @@ def unproject(depth: torch.Tensor, focal: float = 500.0, push_border: bool = Tru
         d[:, -1, :] = BORDER_DEPTH
         d[:, :, 0] = BORDER_DEPTH
         d[:, :, -1] = BORDER_DEPTH
+    if isinstance(focal, torch.Tensor):
+        f = focal.to(d.device, torch.float32).reshape(-1, 1, 1)
+        x = (torch.arange(w, device=d.device, dtype=torch.float32) - (w // 2))[None, None, :] / f
+        y = (torch.arange(h, device=d.device, dtype=torch.float32) - (h // 2))[None, :, None] / f
+        return torch.stack([d * x, d * y, d], -1)
     x = (torch.arange(w, device=d.device, dtype=torch.float32) - (w // 2)) / focal
     y = (torch.arange(h, device=d.device, dtype=torch.float32) - (h // 2)) / focal
     return torch.stack([d * x[None, None, :], d * y[None, :, None], d], -1)
@@ -259,24 +279,27 @@ def _hidden_vertices(stretched: torch.Tensor, faces: torch.Tensor, h: int, w: in
 def build_dw_mesh(
     frames: torch.Tensor,
     depth: torch.Tensor,
-    focal: float = 500.0,
+    focal: float = PUBLISHED_FOCAL,
     filter: str = "angle",
     angle_threshold: float = 2.5,
     boundary_ratio: float = 2.0,
     watertight: bool = True,
     chunk_frames: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    focals: torch.Tensor | None = None,
 ) -> DWMesh:
     """Build the per-frame DW-meshes.
 
     frames: [T, H, W, 3] float in [0, 1]; depth: [T, H, W] z-depth (same device). Vectorised over faces,
     processed ``chunk_frames`` frames at a time to bound the filter's temporaries (about 50 MB a frame at
     512 x 512; default: 64 frames on a GPU, 8 elsewhere). ``progress(done, total)`` after each chunk.
+    ``focals`` [T], where the source zooms, unprojects each frame with its own focal length in place of ``focal``.
     """
     if depth.ndim == 4 and depth.shape[-1] == 1:
         depth = depth[..., 0]
     _check_frames_and_depth(frames, depth)
     t, h, w = depth.shape
+    _check_focals(focals, t)
     device = frames.device
     depth = depth.to(device)
     faces = grid_faces(h, w, device)
@@ -289,7 +312,7 @@ def build_dw_mesh(
     stretched = torch.empty(t, nf, dtype=torch.bool, device=device)
     cols[..., 3] = 255.0
     for s in range(0, t, chunk_frames):
-        pts = unproject(depth[s : s + chunk_frames], focal)
+        pts = unproject(depth[s : s + chunk_frames], focal if focals is None else focals[s : s + chunk_frames])
         n = pts.shape[0]
         e = s + n
         verts[s:e] = pts.reshape(n, h * w, 3)
@@ -374,19 +397,25 @@ def save_glb(
     ``preview=False``: the whole watertight mesh, POSITION, COLOR_0 as normalised RGBA bytes (hidden vertices
     black), uint32 indices, a double-sided opaque material.
 
-    ``preview=True`` (for 3D viewers such as ComfyUI's Preview 3D): only the faces a viewer should see, the
-    far border wall and the hidden (stretched) faces left out and unused vertices dropped, so the scene, not
-    the depth-100 wall, fills the bounding box the viewer frames; the source frame's colours on every kept
-    vertex as linear float RGB (glTF's COLOR_0 is linear; the frame is sRGB); an unlit material
-    (KHR_materials_unlit), so the colours show as they are whatever the viewer's lights; the node translated
-    so the kept mesh's bounding box is centred on the origin, where viewers orbit.
+    ``preview=True``: :func:`preview_gltf`, the file ComfyUI's Preview 3D (and a camera path's scene) shows.
     """
-    if not preview:
-        v, c, f = _export_arrays(mesh, frame, gl_axes)
-        return _write_glb(path, frame, v, f, c, normalized_colors=True)
-    v, rgb, f = preview_arrays(mesh, frame, gl_axes)
+    if preview:
+        return preview_gltf(mesh, frame).write(path)
+    v, c, f = _export_arrays(mesh, frame, gl_axes)
+    return _mesh_gltf(frame, v, f, c, normalized_colors=True).write(path)
+
+
+def preview_gltf(mesh: DWMesh | DWMeshSpec, frame: int) -> GltfWriter:
+    """One frame's mesh for 3D viewers, as a glTF document (node 0, named ``dw_mesh_frame_<frame>``): only the
+    faces a viewer should see, the far border wall and the hidden (stretched) faces left out and unused vertices
+    dropped, so the scene, not the depth-100 wall, fills the bounding box the viewer frames; the source frame's
+    colours on every kept vertex as linear float RGB (glTF's COLOR_0 is linear; the frame is sRGB); an unlit
+    material (KHR_materials_unlit), so the colours show as they are whatever the viewer's lights; the node
+    translated so the kept mesh's bounding box is centred on the origin, where viewers orbit. Axes as in
+    :func:`save_ply`."""
+    v, rgb, f = preview_arrays(mesh, frame, gl_axes=True)
     centre = (v.min(0) + v.max(0)) / 2 if len(v) else np.zeros(3, np.float32)
-    return _write_glb(path, frame, v, f, srgb_to_linear(rgb), normalized_colors=False,
+    return _mesh_gltf(frame, v, f, srgb_to_linear(rgb), normalized_colors=False,
                       translation=(-centre).astype(np.float64).tolist(), unlit=True)
 
 
@@ -431,8 +460,7 @@ def preview_arrays(
     return np.ascontiguousarray(v), np.ascontiguousarray(rgb, dtype=np.float32), np.ascontiguousarray(faces)
 
 
-def _write_glb(
-    path: str | Path,
+def _mesh_gltf(
     frame: int,
     v: np.ndarray,
     f: np.ndarray,
@@ -440,67 +468,25 @@ def _write_glb(
     normalized_colors: bool,
     translation: list[float] | None = None,
     unlit: bool = False,
-) -> Path:
-    """A glTF 2.0 binary of one triangle mesh: POSITION, COLOR_0 (normalised bytes or float), uint32 indices."""
-    color_blob = c.astype("u1").tobytes() if normalized_colors else c.astype("<f4").tobytes()
-    blobs = [v.astype("<f4").tobytes(), color_blob, f.astype("<u4").tobytes()]
-    views, offset = [], 0
-    for i, blob in enumerate(blobs):
-        view = {"buffer": 0, "byteOffset": offset, "byteLength": len(blob)}
-        view["target"] = 34963 if i == 2 else 34962
-        views.append(view)
-        offset += len(blob) + (-len(blob)) % 4
-    binary = b"".join(b + b"\0" * ((-len(b)) % 4) for b in blobs)
-    node = {"mesh": 0, "name": f"dw_mesh_frame_{frame}"}
-    if translation is not None:
-        node["translation"] = translation
+) -> GltfWriter:
+    """A glTF 2.0 document of one triangle mesh: POSITION, COLOR_0 (normalised bytes or float), uint32 indices
+    (accessors 0, 1, 2), in node 0."""
+    doc = GltfWriter()
     material = {"doubleSided": True, "pbrMetallicRoughness": {"metallicFactor": 0.0, "roughnessFactor": 1.0}}
     if unlit:
         material["extensions"] = {"KHR_materials_unlit": {}}
-    color_type = "VEC4" if c.shape[1] == 4 else "VEC3"
-    color_accessor = ({"bufferView": 1, "componentType": 5121, "normalized": True, "count": len(c), "type": color_type}
-                      if normalized_colors else {"bufferView": 1, "componentType": 5126, "count": len(c), "type": color_type})
-    gltf = {
-        "asset": {"version": "2.0", "generator": "ComfyUI-EX4D"},
-        "scene": 0,
-        "scenes": [{"nodes": [0]}],
-        "nodes": [node],
-        "materials": [material],
-        "meshes": [
-            {
-                "primitives": [
-                    {"attributes": {"POSITION": 0, "COLOR_0": 1}, "indices": 2, "material": 0, "mode": 4}
-                ]
-            }
-        ],
-        "buffers": [{"byteLength": len(binary)}],
-        "bufferViews": views,
-        "accessors": [
-            {
-                "bufferView": 0,
-                "componentType": 5126,
-                "count": len(v),
-                "type": "VEC3",
-                "min": v.min(0).tolist() if len(v) else [0, 0, 0],
-                "max": v.max(0).tolist() if len(v) else [0, 0, 0],
-            },
-            color_accessor,
-            {"bufferView": 2, "componentType": 5125, "count": int(f.size), "type": "SCALAR"},
-        ],
-    }
-    if unlit:
-        gltf["extensionsUsed"] = ["KHR_materials_unlit"]
-    js = json.dumps(gltf, separators=(",", ":")).encode("utf-8")
-    js += b" " * ((-len(js)) % 4)
-    total = 12 + 8 + len(js) + 8 + len(binary)
-    path = Path(path)
-    with open(path, "wb") as fh:
-        fh.write(struct.pack("<III", 0x46546C67, 2, total))
-        fh.write(struct.pack("<II", len(js), 0x4E4F534A))
-        fh.write(js)
-        fh.write(struct.pack("<II", len(binary), 0x004E4942))
-        fh.write(binary)
-    return path
+        doc.use_extension("KHR_materials_unlit")
+    position = doc.add_accessor(v.astype(np.float32), target=ARRAY_BUFFER, bounds=True)
+    colors = c.astype(np.uint8) if normalized_colors else c.astype(np.float32)
+    color = doc.add_accessor(colors, target=ARRAY_BUFFER, normalized=normalized_colors)
+    indices = doc.add_accessor(f.astype(np.uint32).reshape(-1), target=ELEMENT_ARRAY_BUFFER)
+    primitive = {"attributes": {"POSITION": position, "COLOR_0": color}, "indices": indices,
+                 "material": doc.add("materials", material), "mode": 4}
+    node = {"mesh": doc.add("meshes", {"primitives": [primitive]}), "name": f"dw_mesh_frame_{frame}"}
+    if translation is not None:
+        node["translation"] = translation
+    doc.add_node(node)
+    return doc
 
 
 # ----------------------------------------------------------------------------- browser scene
@@ -553,7 +539,7 @@ def depth_shade(depth: torch.Tensor) -> torch.Tensor:
 
 
 def scene_asset(
-    frame: torch.Tensor | None, depth: torch.Tensor, focal: float = 500.0, max_vertices: int = SCENE_MAX_VERTICES
+    frame: torch.Tensor | None, depth: torch.Tensor, focal: float = PUBLISHED_FOCAL, max_vertices: int = SCENE_MAX_VERTICES
 ) -> SceneAsset:
     """The DW-mesh of one frame ([H, W, 3] in [0, 1], or None for :func:`depth_shade`; [H, W] z-depth) on
     every ``step``-th pixel, at most about ``max_vertices`` vertices. Vertices sit where the full mesh puts
