@@ -12,7 +12,6 @@ file is written under a ``.partial`` name and renamed when complete; a file that
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -20,7 +19,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))  # as when run as a script: the bench's modules import each other by name
-from full_weights import FULL, TINY, DiTSize, Layout, TensorSpec, write_safetensors  # noqa: E402
+import arguments  # noqa: E402
+from full_weights import FULL, TINY, DiTSize  # noqa: E402
+from safetensors_stream import Layout, TensorSpec, write_complete, write_safetensors  # noqa: E402
 
 FAST_WORKFLOW = REPO / "workflows" / "api" / "ex4d_fast_api.json"
 RANK = 64
@@ -58,19 +59,16 @@ def lora_layout(size: DiTSize, rank: int = RANK) -> Layout:
 
 def write_lora(models: Path, size: DiTSize = FULL) -> Path:
     path = models / "loras" / lora_file_name()
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    write_safetensors(partial, lora_layout(size), {"format": "pt", "ex4d_bench": "random weights"})
-    partial.rename(path)
+    if not path.exists():
+        write_complete(path, lambda partial: write_safetensors(partial, lora_layout(size),
+                                                               {"format": "pt", "ex4d_bench": "random weights"}))
     return path
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", required=True, help="the ComfyUI models folder to write into")
-    p.add_argument("--scale", choices=("full", "tiny"), default="full")
+    p = arguments.parser(__doc__)
+    arguments.add_models(p)
+    arguments.add_scale(p)
     args = p.parse_args()
     path = write_lora(Path(args.models), FULL if args.scale == "full" else TINY)
     print(f"{path} ({path.stat().st_size / 2**20:.0f} MiB)")

@@ -39,9 +39,7 @@ import argparse
 import io
 import json
 import math
-import os
 import shutil
-import struct
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -49,7 +47,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import arguments
 import gguf_weights
+from safetensors_stream import (
+    Layout,
+    TensorSpec,
+    generation_device,
+    raw_bytes,
+    safetensors_size,
+    unit_spec,
+    value_chunks,
+    write_complete,
+    write_safetensors,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -66,7 +76,6 @@ WAN_VAE_DIM = {"full": 96, "tiny": 16}
 EX4D_RANK = 16
 EX4D_LORA_SCALE = 0.05  # small random LoRA deltas: the patched DiT's activations stay those of the base
 UMT5_TINY = {"d_ff": 64, "num_heads": 1, "vocab_size": 1024}
-CHUNK_ELEMENTS = 1 << 26  # values drawn per step: 256 MiB of float32
 SAFETENSORS_METADATA = {"format": "pt", "ex4d_bench": "random weights written by bench/full_weights.py"}
 
 
@@ -81,124 +90,6 @@ class DiTSize:
 
 FULL = DiTSize(5120, 40, 40, 13824, 1024)  # Wan2.1-I2V-14B-480P + the published camera encoder
 TINY = DiTSize(128, 2, 1, 256, 32)  # checks code paths on any machine, CPU included
-
-
-# ---------------------------------------------------------------------------------------------
-# Tensor layouts and the streaming safetensors writer
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One tensor of a file: its shape and stored dtype, and how its values are made."""
-
-    shape: tuple[int, ...]
-    dtype: torch.dtype
-    std: float = 0.0  # normal(0, std) values when positive, else every value is `fill`
-    fill: float = 0.0
-    data: torch.Tensor | None = None  # fixed contents instead (a scale, the tokenizer model)
-
-    @property
-    def nbytes(self) -> int:
-        return math.prod(self.shape) * self.dtype.itemsize
-
-
-Layout = dict[str, TensorSpec]
-
-_SAFETENSORS_DTYPES = {
-    "torch.float32": "F32",
-    "torch.float16": "F16",
-    "torch.bfloat16": "BF16",
-    "torch.float8_e4m3fn": "F8_E4M3",
-    "torch.uint8": "U8",
-}
-
-
-def unit_spec(name: str, shape: tuple[int, ...], dtype: torch.dtype) -> TensorSpec:
-    """Values that keep activations near unit size: norms 1, biases 0, matrices and convolutions
-    normal(0, 1 / sqrt(fan_in)), other vectors (embeddings, mix factors) normal(0, 0.02)."""
-    if name.endswith("gamma") or (len(shape) == 1 and name.endswith("weight")):
-        return TensorSpec(shape, dtype, fill=1.0)
-    if len(shape) == 1 and name.endswith("bias"):
-        return TensorSpec(shape, dtype, fill=0.0)
-    if len(shape) >= 2:
-        return TensorSpec(shape, dtype, std=1.0 / math.sqrt(math.prod(shape[1:])))
-    return TensorSpec(shape, dtype, std=0.02)
-
-
-def _storage_order(layout: Layout) -> list[str]:
-    # as safetensors' own writer: wider dtypes first, so every tensor starts aligned to its item size
-    return sorted(layout, key=lambda name: (-layout[name].dtype.itemsize, name))
-
-
-def safetensors_header(layout: Layout, metadata: dict[str, str] | None = None) -> bytes:
-    entries: dict[str, object] = {}
-    start = 0
-    for name in _storage_order(layout):
-        spec = layout[name]
-        entries[name] = {
-            "dtype": _SAFETENSORS_DTYPES[str(spec.dtype)],
-            "shape": list(spec.shape),
-            "data_offsets": [start, start + spec.nbytes],
-        }
-        start += spec.nbytes
-    if metadata:
-        entries["__metadata__"] = metadata
-    raw = json.dumps(entries, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    return struct.pack("<Q", len(raw)) + raw
-
-
-def safetensors_size(layout: Layout, metadata: dict[str, str] | None = None) -> int:
-    return len(safetensors_header(layout, metadata)) + sum(spec.nbytes for spec in layout.values())
-
-
-def generation_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _values(spec: TensorSpec, shape: tuple[int, ...], gen: torch.Generator, device: str) -> torch.Tensor:
-    import torch
-
-    if spec.std > 0:
-        # drawn in float32 and converted: randn has no float8 kernel
-        return (torch.randn(shape, generator=gen, device=device) * spec.std).to(spec.dtype)
-    return torch.full(shape, spec.fill, device=device).to(spec.dtype)
-
-
-def _chunks(spec: TensorSpec, gen: torch.Generator, device: str) -> Iterator[torch.Tensor]:
-    """The tensor's values in row blocks of at most CHUNK_ELEMENTS (one block for small tensors)."""
-    if spec.data is not None:
-        yield spec.data.to(spec.dtype)
-        return
-    numel = math.prod(spec.shape)
-    if numel <= CHUNK_ELEMENTS:
-        yield _values(spec, spec.shape, gen, device)
-        return
-    rows, row_numel = spec.shape[0], numel // spec.shape[0]
-    step = max(1, CHUNK_ELEMENTS // row_numel)
-    for start in range(0, rows, step):
-        yield _values(spec, (min(step, rows - start), *spec.shape[1:]), gen, device)
-
-
-def _raw(tensor: torch.Tensor):
-    import torch
-
-    return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
-
-
-def write_safetensors(path: Path, layout: Layout, metadata: dict[str, str] | None = None, seed: int = 0) -> None:
-    """A safetensors file streamed tensor by tensor (safetensors' own writer needs every tensor in memory)."""
-    import torch
-
-    device = generation_device()
-    gen = torch.Generator(device).manual_seed(seed)
-    with open(path, "wb") as f:
-        f.write(safetensors_header(layout, metadata))
-        for name in _storage_order(layout):
-            for chunk in _chunks(layout[name], gen, device):
-                f.write(_raw(chunk))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,15 +170,9 @@ def wan_layout(size: DiTSize, weight_dtype: torch.dtype) -> Layout:
     return layout
 
 
-def _partial(path: Path) -> Path:
-    return path.with_name(path.name + ".partial")
-
-
 def write_wan_file(path: Path, size: DiTSize, weight_dtype: torch.dtype) -> None:
     """Random weights with the names and shapes of ComfyUI's repackaged Wan 2.1 I2V file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_safetensors(_partial(path), wan_layout(size, weight_dtype))
-    _partial(path).rename(path)
+    write_complete(path, lambda partial: write_safetensors(partial, wan_layout(size, weight_dtype)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -482,8 +367,8 @@ def _plain_gguf_chunks(t: gguf_weights.GGUFTensor, gen: torch.Generator, device:
     import torch
 
     dtype = torch.float32 if t.qtype == gguf_weights.F32 else torch.float16
-    for chunk in _chunks(TensorSpec(t.shape, dtype, std=t.std, fill=t.fill), gen, device):
-        yield _raw(chunk)
+    for chunk in value_chunks(TensorSpec(t.shape, dtype, std=t.std, fill=t.fill), gen, device):
+        yield raw_bytes(chunk)
 
 
 def _gguf_file(rel: str, layout: Layout, quant: str, seed: int) -> PlannedFile:
@@ -562,10 +447,8 @@ def write_files(models: Path, files: list[PlannedFile], log: Callable[[str], Non
             if f.is_weights:
                 log(f"kept    {f.rel} ({_size(path.stat().st_size)}, already there)")
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
-        f.write(_partial(path))
-        _partial(path).rename(path)
+        write_complete(path, f.write)
         written += path.stat().st_size
         if f.is_weights:
             log(f"wrote   {f.rel} ({_size(path.stat().st_size)}) in {time.perf_counter() - t:.1f} s")
@@ -589,17 +472,16 @@ def print_plan(models: Path, files: list[PlannedFile]) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--comfyui", default=os.environ.get("COMFYUI_PATH"), help="host folder (or env COMFYUI_PATH)")
-    p.add_argument("--models", required=True, help="the ComfyUI models folder to write into")
+    p = arguments.parser(__doc__)
+    arguments.add_comfyui(p)
+    arguments.add_models(p)
     p.add_argument("--wan", choices=(*WAN_DTYPES, *gguf_weights.QUANTS, "none"), default="bf16",
                    help="which DiT file: bf16 (30.5 GiB), fp8 (15.3 GiB), GGUF q8_0 (16.4 GiB) or q4_k_m (10.1 GiB), or none")
     p.add_argument("--only", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
-    p.add_argument("--scale", choices=("full", "tiny"), default="full")
+    arguments.add_scale(p)
     p.add_argument("--plan", action="store_true", help="print the files and their sizes, write nothing")
     args = p.parse_args()
-    if not args.comfyui:
-        p.error("give the ComfyUI folder with --comfyui or COMFYUI_PATH")
+    arguments.require_comfyui(p, args)
     args.parts = tuple(s.strip() for s in args.only.split(",") if s.strip())
     unknown = sorted(set(args.parts) - set(PARTS))
     if unknown:

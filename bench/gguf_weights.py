@@ -45,7 +45,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     import torch
-    from full_weights import Layout
+    from safetensors_stream import Layout
 
 # GGML tensor types: id -> (values per block, bytes per block)
 F32, F16, Q8_0, Q4_K, Q6_K = 0, 1, 8, 12, 14
