@@ -39,35 +39,30 @@ import argparse
 import io
 import json
 import math
-import shutil
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import arguments
 import gguf_weights
+from planned_files import PlannedFile, gguf_file, json_file, print_plan, safetensors_file, write_files
 from safetensors_stream import (
     Layout,
     TensorSpec,
-    generation_device,
-    raw_bytes,
-    safetensors_size,
+    safetensors_size,  # noqa: F401  (the writer's size, as the tests read it here)
     unit_spec,
-    value_chunks,
     write_complete,
     write_safetensors,
 )
+from timing import GiB  # noqa: F401  (the unit of the sizes this module's users check)
 
 if TYPE_CHECKING:
     import torch
 
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOW = REPO / "workflows" / "api" / "ex4d_full_api.json"
-GiB = 1024**3
-MiB = 1024**2
 
 IN_DIM, TEXT_DIM = 36, 4096  # Wan 2.1 I2V: 16 noise + 4 mask + 16 image latent channels; umT5-XXL width
 PARTS = ("wan", "vae", "text_encoder", "clip_vision", "depthcrafter", "ex4d")
@@ -76,7 +71,6 @@ WAN_VAE_DIM = {"full": 96, "tiny": 16}
 EX4D_RANK = 16
 EX4D_LORA_SCALE = 0.05  # small random LoRA deltas: the patched DiT's activations stay those of the base
 UMT5_TINY = {"d_ff": 64, "num_heads": 1, "vocab_size": 1024}
-SAFETENSORS_METADATA = {"format": "pt", "ex4d_bench": "random weights written by bench/full_weights.py"}
 
 
 @dataclass(frozen=True)
@@ -347,41 +341,6 @@ def _ex4d_lora_shapes(size: DiTSize) -> list[tuple[int, int]]:
 # The plan: which files, how big, how each is written
 
 
-@dataclass
-class PlannedFile:
-    rel: str  # path under the models folder
-    nbytes: int
-    write: Callable[[Path], None]  # writes the complete file at the path given
-
-    @property
-    def is_weights(self) -> bool:
-        return not self.rel.endswith(".json")
-
-
-def _safetensors_file(rel: str, layout: Layout, seed: int) -> PlannedFile:
-    return PlannedFile(rel, safetensors_size(layout, SAFETENSORS_METADATA),
-                       lambda path: write_safetensors(path, layout, SAFETENSORS_METADATA, seed))
-
-
-def _plain_gguf_chunks(t: gguf_weights.GGUFTensor, gen: torch.Generator, device: str) -> Iterator:
-    import torch
-
-    dtype = torch.float32 if t.qtype == gguf_weights.F32 else torch.float16
-    for chunk in value_chunks(TensorSpec(t.shape, dtype, std=t.std, fill=t.fill), gen, device):
-        yield raw_bytes(chunk)
-
-
-def _gguf_file(rel: str, layout: Layout, quant: str, seed: int) -> PlannedFile:
-    tensors = gguf_weights.gguf_tensors(layout, quant)
-    return PlannedFile(rel, gguf_weights.gguf_size(tensors, quant), lambda path: gguf_weights.write_gguf(
-        path, tensors, quant, _plain_gguf_chunks, generation_device(), seed))
-
-
-def _json_file(rel: str, data: dict) -> PlannedFile:
-    text = json.dumps(data, indent=2) + "\n"
-    return PlannedFile(rel, len(text.encode()), lambda path: path.write_text(text))
-
-
 def _ex4d_file(size: DiTSize) -> PlannedFile:
     def write(path: Path) -> None:
         import torch
@@ -398,77 +357,32 @@ def plan(parts: tuple[str, ...], scale: str = "full", wan: str = "bf16") -> list
     size = FULL if scale == "full" else TINY
     files: list[PlannedFile] = []
     if "wan" in parts and wan in gguf_weights.QUANTS:
-        files.append(_gguf_file(f"diffusion_models/{gguf_weights.FILE_NAMES[wan]}",
+        files.append(gguf_file(f"diffusion_models/{gguf_weights.FILE_NAMES[wan]}",
                                 wan_layout(size, torch.bfloat16), wan, seed=0))
     elif "wan" in parts and wan != "none":
         dtype = WAN_DTYPES[wan]
-        files.append(_safetensors_file(f"diffusion_models/{wan_file_name(FULL, dtype)}",
+        files.append(safetensors_file(f"diffusion_models/{wan_file_name(FULL, dtype)}",
                                        wan_layout(size, getattr(torch, dtype)), seed=0))
     if "vae" in parts:
-        files.append(_safetensors_file("vae/wan_2.1_vae.safetensors", wan_vae_layout(WAN_VAE_DIM[scale]), seed=1))
+        files.append(safetensors_file("vae/wan_2.1_vae.safetensors", wan_vae_layout(WAN_VAE_DIM[scale]), seed=1))
     if "text_encoder" in parts:
-        files.append(_safetensors_file("text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+        files.append(safetensors_file("text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors",
                                        umt5_layout(umt5_config(scale)), seed=2))
     if "clip_vision" in parts:
-        files.append(_safetensors_file("clip_vision/clip_vision_h.safetensors", clip_vision_h_layout(), seed=3))
+        files.append(safetensors_file("clip_vision/clip_vision_h.safetensors", clip_vision_h_layout(), seed=3))
     if "depthcrafter" in parts:
         for i, (rel, (data, layout)) in enumerate(depthcrafter_layouts(scale).items()):
             rel = f"depthcrafter/{rel}"
-            files.append(_json_file(rel, data) if layout is None else _safetensors_file(rel, layout, seed=10 + i))
+            files.append(json_file(rel, data) if layout is None else safetensors_file(rel, layout, seed=10 + i))
     if "ex4d" in parts:
         files.append(_ex4d_file(size))
     return files
-
-
-def _size(nbytes: int) -> str:
-    if nbytes >= GiB / 10:
-        return f"{nbytes / GiB:.2f} GiB"
-    return f"{nbytes / MiB:.1f} MiB" if nbytes >= MiB / 10 else f"{nbytes / 1024:.1f} KiB"
-
-
-def check_disk(models: Path, files: list[PlannedFile]) -> None:
-    need = sum(f.nbytes for f in files if not (models / f.rel).exists())
-    probe = models
-    while not probe.exists():
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
-    if need > free:
-        raise SystemExit(f"the files to write need {_size(need)}, {probe} has {_size(free)} free "
-                         "(--wan fp8 or --wan none, or --only, write less)")
-
-
-def write_files(models: Path, files: list[PlannedFile], log: Callable[[str], None] = print) -> list[Path]:
-    """Write each planned file that is not there yet; returns the paths of all of them."""
-    check_disk(models, files)
-    started, written = time.perf_counter(), 0
-    for f in files:
-        path = models / f.rel
-        if path.exists():
-            if f.is_weights:
-                log(f"kept    {f.rel} ({_size(path.stat().st_size)}, already there)")
-            continue
-        t = time.perf_counter()
-        write_complete(path, f.write)
-        written += path.stat().st_size
-        if f.is_weights:
-            log(f"wrote   {f.rel} ({_size(path.stat().st_size)}) in {time.perf_counter() - t:.1f} s")
-    total = sum((models / f.rel).stat().st_size for f in files)
-    log(f"total   {len(files)} files, {_size(total)} in {models} ({_size(written)} written in "
-        f"{time.perf_counter() - started:.1f} s on {generation_device()})")
-    return [models / f.rel for f in files]
 
 
 def write_all(models: Path, parts: tuple[str, ...] = PARTS, scale: str = "full", wan: str = "bf16",
               log: Callable[[str], None] = print) -> list[Path]:
     """The host's modules must be importable (``setup_host``, or a started host)."""
     return write_files(Path(models), plan(parts, scale, wan), log)
-
-
-def print_plan(models: Path, files: list[PlannedFile]) -> None:
-    for f in files:
-        there = " (there)" if (models / f.rel).exists() else ""
-        print(f"{_size(f.nbytes):>11}  {f.rel}{there}")
-    print(f"{_size(sum(f.nbytes for f in files)):>11}  total")
 
 
 def parse_args() -> argparse.Namespace:
