@@ -1,35 +1,30 @@
-"""The EX-4D checkpoint: LoRA on the Wan 2.1 DiT plus the camera encoder, and its published inputs.
+"""The EX-4D checkpoint: LoRA on the Wan 2.1 DiT plus the camera encoder.
 
 ``ex4d.ckpt`` is one state dict holding both parts (PEFT names such as
 ``blocks.0.self_attn.q.lora_A.default.weight`` [rank, in] / ``...lora_B.default.weight`` [out, rank],
 and ``latent_encoder.{0,2,4}.*`` / ``latent_patch_embedding.*``). :func:`load_adapter` reads it
 weights-only (or from safetensors), normalises the names and splits it into an :class:`EX4DAdapter`.
 
-Its inputs: the rendered colour and mask videos at the generation size (:func:`resize_video`), the mask
-eroded and binarised (:func:`prepare_camera_inputs`). The camera encoder turns VAE latents of the two
-videos into a tensor shaped like the DiT's patch-embedding output, which is added to it before the blocks.
+The camera encoder turns VAE latents of the rendered colour and mask videos (:mod:`ex4d.camera_inputs`, at
+the size :mod:`ex4d.resize` gives) into a tensor shaped like the DiT's patch-embedding output, which is added
+to it before the blocks.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import pickle
 import re
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 ENCODER_IN_CHANNELS = 32  # 16 latent channels of the masked colour video + 16 of the mask video
 PUBLISHED_HIDDEN = 1024
 PUBLISHED_RANK = 16
 PUBLISHED_ALPHA = 16.0
-PUBLISHED_EROSION_RANGE = (2, 8)  # the published script draws the kernel size at random in 2..8
-DEFAULT_EROSION = 5
 ENCODER_KEYS = (
     "latent_encoder.0.weight",
     "latent_encoder.0.bias",
@@ -352,175 +347,3 @@ def _natural_key(name: str) -> list[object]:
 def _sample(keys: list[str], n: int = 6) -> str:
     shown = ", ".join(keys[:n])
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > n else "") if keys else "(nothing)"
-
-
-# ---------------------------------------------------------------------------------------------
-# The generation size, and the rendered videos resized to it
-
-SIZE_MULTIPLE = 16  # 8x VAE compression, then the DiT's 2 x 2 patches
-RESIZE_RENDER_ASPECT = "render aspect"
-RESIZE_STRETCH = "stretch (published)"
-RESIZE_CROP = "crop"
-RESIZE_MODES = (RESIZE_RENDER_ASPECT, RESIZE_STRETCH, RESIZE_CROP)
-
-
-def generation_size(
-    render_width: int, render_height: int, width: int, height: int, mode: str = RESIZE_RENDER_ASPECT
-) -> tuple[int, int]:
-    """(width, height) to generate at for a render of ``render_width`` x ``render_height``.
-
-    ``stretch (published)`` and ``crop``: ``width`` x ``height`` itself. ``render aspect``: the largest
-    size with the render's aspect that fits in the ``width`` x ``height`` box (scaled up or down), each
-    side rounded to a multiple of 16; a 512 x 320 render in a 512 x 512 box stays 512 x 320.
-    """
-    if mode not in RESIZE_MODES:
-        raise ValueError(f"resize: must be one of {', '.join(RESIZE_MODES)}; got {mode!r}")
-    if width <= 0 or height <= 0 or width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
-        raise ValueError(
-            f"width and height: must be positive multiples of {SIZE_MULTIPLE}, got {width}x{height}; "
-            f"use e.g. {_round_to_multiple(width)}x{_round_to_multiple(height)}"
-        )
-    if mode != RESIZE_RENDER_ASPECT:
-        return width, height
-    scale = min(width / render_width, height / render_height)
-    return _round_to_multiple(render_width * scale), _round_to_multiple(render_height * scale)
-
-
-def _round_to_multiple(size: float, multiple: int = SIZE_MULTIPLE) -> int:
-    return max(multiple, math.floor(size / multiple + 0.5) * multiple)
-
-
-def resize_video(
-    frames: torch.Tensor, width: int, height: int, mode: str = RESIZE_RENDER_ASPECT
-) -> torch.Tensor:
-    """[T, H, W, C] (or a [T, H, W] mask) at the size :func:`generation_size` gives, bilinear.
-
-    ``stretch (published)`` is the published ``cv2.resize`` (bilinear, aspect not kept); ``crop`` first
-    cuts the render to the target's aspect around its centre, as the host's Wan nodes do.
-    """
-    if frames.ndim == 3:
-        return resize_video(frames[..., None], width, height, mode)[..., 0]
-    out_w, out_h = generation_size(frames.shape[2], frames.shape[1], width, height, mode)
-    x = frames.movedim(-1, 1)
-    if mode == RESIZE_CROP:
-        x = _centre_crop(x, out_w / out_h)
-    if tuple(x.shape[-2:]) != (out_h, out_w):
-        x = F.interpolate(x.float(), size=(out_h, out_w), mode="bilinear", align_corners=False)
-    return x.movedim(1, -1)
-
-
-def _centre_crop(x: torch.Tensor, aspect: float) -> torch.Tensor:
-    """[..., H, W] cut to width / height = ``aspect`` around the centre (offsets as comfy.utils rounds them)."""
-    h, w = x.shape[-2:]
-    old = w / h
-    dx = round((w - w * (aspect / old)) / 2) if old > aspect else 0
-    dy = round((h - h * (old / aspect)) / 2) if old < aspect else 0
-    return x[..., dy : h - dy, dx : w - dx]
-
-
-# ---------------------------------------------------------------------------------------------
-# The published inputs of the camera encoder
-
-EROSION_FIXED = "fixed"
-EROSION_RANDOM = "random per frame (published)"
-EROSION_MODES = (EROSION_FIXED, EROSION_RANDOM)
-
-
-def published_erosion_kernels(num_frames: int, seed: int) -> list[int]:
-    """The published draw: a kernel size uniform in 2..8 for every frame, here from a seeded CPU generator."""
-    low, high = PUBLISHED_EROSION_RANGE
-    generator = torch.Generator("cpu").manual_seed(int(seed))
-    return torch.randint(low, high + 1, (num_frames,), generator=generator).tolist()
-
-
-def erosion_kernels(num_frames: int, mode: str, kernel_size: int, seed: int) -> list[int]:
-    """One erosion kernel size per frame: ``kernel_size`` everywhere, or the published random draw."""
-    if mode == EROSION_FIXED:
-        return [int(kernel_size)] * num_frames
-    if mode == EROSION_RANDOM:
-        return published_erosion_kernels(num_frames, seed)
-    raise ValueError(f"erosion_mode: must be one of {', '.join(EROSION_MODES)}; got {mode!r}")
-
-
-def erode_mask(mask: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    """Grey-level erosion of [..., H, W] with a k x k square, as ``cv2.erode(m, ones((k, k)))``.
-
-    OpenCV anchors the kernel at (k // 2, k // 2), so an even k reaches one pixel further up/left
-    than down/right, and pixels outside the image never erode (its default border for erosion).
-    k <= 1 returns the mask unchanged.
-    """
-    if kernel_size <= 1:
-        return mask
-    k = int(kernel_size)
-    a = k // 2
-    shape = mask.shape
-    x = mask.reshape(-1, 1, *shape[-2:]).float()
-    big = torch.finfo(x.dtype).max
-    x = F.pad(x, (a, k - 1 - a, a, k - 1 - a), value=big)
-    return (-F.max_pool2d(-x, k, stride=1)).reshape(shape).to(mask.dtype)
-
-
-def binarize_mask(mask: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """{0, 1} float mask: 1 where the (eroded) mask is above ``threshold``."""
-    return (mask > threshold).to(torch.float32)
-
-
-@dataclass
-class CameraInputs:
-    """The two videos the camera encoder's VAE latents come from, in the VAE's [-1, 1] space."""
-
-    colour: torch.Tensor  # [T, H, W, 3]: (c * m) * 2 - 1, in [-1, 1]
-    mask: torch.Tensor  # [T, H, W, 3]: ((2m - 1) * 2 - 1), values {-3, +1} (the published double mapping)
-    binary_mask: torch.Tensor  # [T, H, W]: m in {0, 1}
-
-
-def prepare_camera_inputs(
-    colour: torch.Tensor, mask: torch.Tensor, erosion: int | Sequence[int] = DEFAULT_EROSION
-) -> CameraInputs:
-    """From the rendered colour video [T,H,W,3] in [0,1] and visibility mask [T,H,W] in [0,1].
-
-    ``erosion``: one kernel size for every frame, or one per frame (:func:`erosion_kernels`).
-    Published: mask eroded (k x k), binarised at 0.5 -> m; colour c * m mapped to [-1, 1]; the mask
-    mapped to [-1, 1] (2m - 1) and then mapped AGAIN, (2m - 1) * 2 - 1, giving {-3, +1}; the trained
-    weights saw that, so it is reproduced.
-    """
-    if colour.ndim != 4 or colour.shape[-1] != 3:
-        raise ValueError(f"colour must be [T, H, W, 3], got {list(colour.shape)}")
-    if mask.ndim == 4:
-        mask = mask.mean(dim=-1)
-    if mask.shape != colour.shape[:3]:
-        raise ValueError(f"mask {list(mask.shape)} does not match colour frames {list(colour.shape[:3])}")
-    m = binarize_mask(_erode_frames(mask.float(), erosion))
-    colour_pm1 = (colour.float() * m[..., None]) * 2.0 - 1.0
-    mask_pm1 = (2.0 * m - 1.0) * 2.0 - 1.0
-    return CameraInputs(
-        colour=colour_pm1, mask=mask_pm1[..., None].expand(*m.shape, 3).contiguous(), binary_mask=m
-    )
-
-
-def first_frame(colour: torch.Tensor, inputs: CameraInputs) -> torch.Tensor:
-    """The I2V start image [1, H, W, 3] in [0, 1]: colour frame 0 masked as the camera encoder sees it,
-    requantised to 8 bits as the published ``to_pil_image`` does (``mul(255).byte()``: truncation)."""
-    masked = colour[:1].float().clamp(0.0, 1.0) * inputs.binary_mask[:1, ..., None]
-    return (masked * 255.0).to(torch.uint8).float() / 255.0
-
-
-def _erode_frames(mask: torch.Tensor, erosion: int | Sequence[int]) -> torch.Tensor:
-    if isinstance(erosion, int):
-        return erode_mask(mask, erosion)
-    if len(erosion) != mask.shape[0]:
-        raise ValueError(f"erosion: {len(erosion)} kernel sizes for {mask.shape[0]} mask frames")
-    return torch.stack([erode_mask(frame, k) for frame, k in zip(mask, erosion, strict=True)])
-
-
-# vae_encode(video [T, H, W, 3] in the VAE's [-1, 1] input space) -> normalised latents [1, 16, T', h, w]
-VaeEncode = Callable[[torch.Tensor], torch.Tensor]
-
-
-def camera_latents(inputs: CameraInputs, vae_encode: VaeEncode) -> torch.Tensor:
-    """The camera encoder's input: concat(latents of the colour video, latents of the mask video)."""
-    colour = vae_encode(inputs.colour)
-    mask = vae_encode(inputs.mask)
-    if colour.shape != mask.shape:
-        raise ValueError(f"colour latents {list(colour.shape)} and mask latents {list(mask.shape)} differ")
-    return torch.cat([colour, mask], dim=1)

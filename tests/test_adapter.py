@@ -1,4 +1,5 @@
-"""ex4d.adapter: reading EX-4D checkpoints, the camera encoder, and the published input mapping."""
+"""ex4d.adapter (reading EX-4D checkpoints, the camera encoder) and the encoder's published inputs:
+ex4d.resize, ex4d.masks, ex4d.camera_inputs."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ex4d import adapter as ad
+from ex4d import camera_inputs, masks, resize
 from harness.tiny_models import tiny_ex4d_state_dict, write_tiny_ex4d_checkpoint
 
 DIM, LAYERS, FFN, HIDDEN = 128, 2, 256, 48
@@ -156,9 +158,9 @@ def brute_force_erode(mask: torch.Tensor, k: int) -> torch.Tensor:
 def test_erosion_matches_opencv_semantics(k):
     mask = (torch.rand(13, 11, generator=torch.Generator().manual_seed(k)) > 0.25).float()
     mask[4, 5] = 0.3
-    assert torch.equal(ad.erode_mask(mask, k), brute_force_erode(mask, k))
+    assert torch.equal(masks.erode_mask(mask, k), brute_force_erode(mask, k))
     full = torch.ones(2, 9, 9)
-    assert torch.equal(ad.erode_mask(full, k), full)  # the border never erodes
+    assert torch.equal(masks.erode_mask(full, k), full)  # the border never erodes
 
 
 def test_prepare_camera_inputs_published_mapping():
@@ -167,7 +169,7 @@ def test_prepare_camera_inputs_published_mapping():
     mask = torch.ones(T, H, W)
     mask[1:, 4:10, 6:12] = 0.0
     mask[2, 0, 0] = 0.6  # above 0.5 -> visible (when not eroded)
-    inputs = ad.prepare_camera_inputs(colour, mask, erosion=1)
+    inputs = camera_inputs.prepare_camera_inputs(colour, mask, erosion=1)
     m = (mask > 0.5).float()
     assert torch.equal(inputs.binary_mask, m)
     assert torch.allclose(inputs.colour, colour * m[..., None] * 2 - 1)
@@ -175,11 +177,11 @@ def test_prepare_camera_inputs_published_mapping():
     assert inputs.mask.shape == (T, H, W, 3)
     assert torch.equal(inputs.mask[1, 5, 7], torch.tensor([-3.0, -3.0, -3.0]))
     assert inputs.colour[1, 5, 7].tolist() == [-1.0, -1.0, -1.0]
-    eroded = ad.prepare_camera_inputs(colour, mask, erosion=3)
+    eroded = camera_inputs.prepare_camera_inputs(colour, mask, erosion=3)
     assert eroded.binary_mask.sum() < m.sum()  # the hole grew by one pixel on each side
     assert eroded.binary_mask[1, 3, 7] == 0 and m[1, 3, 7] == 1
     with pytest.raises(ValueError, match="does not match"):
-        ad.prepare_camera_inputs(colour, mask[:, :8])
+        camera_inputs.prepare_camera_inputs(colour, mask[:, :8])
 
 
 def test_camera_latents():
@@ -190,34 +192,34 @@ def test_camera_latents():
         return video.mean(dim=-1)[None, None].repeat(1, 16, 1, 1, 1)[:, :, ::4, ::8, ::8]
 
     colour = torch.rand(5, 16, 16, 3)
-    inputs = ad.prepare_camera_inputs(colour, torch.ones(5, 16, 16), erosion=5)
-    lat = ad.camera_latents(inputs, fake_encode)
+    inputs = camera_inputs.prepare_camera_inputs(colour, torch.ones(5, 16, 16), erosion=5)
+    lat = camera_inputs.camera_latents(inputs, fake_encode)
     assert lat.shape == (1, 32, 2, 2, 2)
     assert torch.equal(seen[0], colour * 2 - 1) and torch.all(seen[1] == 1.0)
 
 
 def test_published_erosion_is_drawn_per_frame_and_seeded():
-    kernels = ad.published_erosion_kernels(49, seed=3)
+    kernels = masks.published_erosion_kernels(49, seed=3)
     assert len(kernels) == 49 and set(kernels) <= set(range(2, 9))
     assert len(set(kernels)) > 3  # a kernel per frame, not one per run
-    assert kernels == ad.published_erosion_kernels(49, seed=3)
-    assert kernels != ad.published_erosion_kernels(49, seed=4)
-    assert set(sum((ad.published_erosion_kernels(49, s) for s in range(5)), [])) == set(range(2, 9))
-    assert ad.erosion_kernels(4, ad.EROSION_RANDOM, 5, seed=3) == kernels[:4]
-    assert ad.erosion_kernels(4, ad.EROSION_FIXED, 5, seed=3) == [5, 5, 5, 5]
-    with pytest.raises(ValueError, match="erosion_mode"):
-        ad.erosion_kernels(4, "sometimes", 5, seed=3)
+    assert kernels == masks.published_erosion_kernels(49, seed=3)
+    assert kernels != masks.published_erosion_kernels(49, seed=4)
+    assert set(sum((masks.published_erosion_kernels(49, s) for s in range(5)), [])) == set(range(2, 9))
+    assert masks.erosion_kernels(4, masks.EROSION_RANDOM, 5, seed=3) == kernels[:4]
+    assert masks.erosion_kernels(4, masks.EROSION_FIXED, 5, seed=3) == [5, 5, 5, 5]
+    with pytest.raises(ValueError, match="mode must be one of fixed, random per frame"):
+        masks.erosion_kernels(4, "sometimes", 5, seed=3)
 
 
 def test_per_frame_erosion_erodes_each_frame_with_its_kernel():
     T, H, W = 6, 19, 17
     mask = (torch.rand(T, H, W, generator=torch.Generator().manual_seed(1)) > 0.2).float()
-    kernels = ad.published_erosion_kernels(T, seed=0)
-    inputs = ad.prepare_camera_inputs(torch.rand(T, H, W, 3), mask, erosion=kernels)
+    kernels = masks.published_erosion_kernels(T, seed=0)
+    inputs = camera_inputs.prepare_camera_inputs(torch.rand(T, H, W, 3), mask, erosion=kernels)
     for t, k in enumerate(kernels):
         assert torch.equal(inputs.binary_mask[t], (brute_force_erode(mask[t], k) > 0.5).float())
     with pytest.raises(ValueError, match="erosion: 2 kernel sizes for 6"):
-        ad.prepare_camera_inputs(torch.rand(T, H, W, 3), mask, erosion=[3, 3])
+        camera_inputs.prepare_camera_inputs(torch.rand(T, H, W, 3), mask, erosion=[3, 3])
 
 
 def bilinear_stretch_reference(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
@@ -243,7 +245,7 @@ def bilinear_stretch_reference(image: torch.Tensor, width: int, height: int) -> 
 @pytest.mark.parametrize("size", [(32, 32), (48, 16), (16, 32)])
 def test_stretch_is_the_published_bilinear_resize(size):
     frames = torch.rand(2, 20, 32, 3, generator=torch.Generator().manual_seed(2))
-    out = ad.resize_video(frames, *size, mode=ad.RESIZE_STRETCH)
+    out = resize.resize_video(frames, *size, mode=resize.RESIZE_STRETCH)
     assert out.shape == (2, size[1], size[0], 3)
     for t in range(2):
         assert torch.allclose(out[t], bilinear_stretch_reference(frames[t], *size), atol=1e-5)
@@ -262,25 +264,25 @@ def test_stretch_is_the_published_bilinear_resize(size):
     ],
 )
 def test_render_aspect_fits_the_box(render, box, expected):
-    assert ad.generation_size(*render, *box) == expected
-    assert ad.generation_size(*render, *box, mode=ad.RESIZE_STRETCH) == box
-    assert ad.generation_size(*render, *box, mode=ad.RESIZE_CROP) == box
+    assert resize.generation_size(*render, *box) == expected
+    assert resize.generation_size(*render, *box, mode=resize.RESIZE_STRETCH) == box
+    assert resize.generation_size(*render, *box, mode=resize.RESIZE_CROP) == box
 
 
 def test_render_aspect_keeps_a_fitting_render_untouched():
     frames = torch.rand(3, 320, 512, 3)
-    assert torch.equal(ad.resize_video(frames, 512, 512), frames)
+    assert torch.equal(resize.resize_video(frames, 512, 512), frames)
     mask = torch.rand(3, 320, 512)
-    assert ad.resize_video(mask, 512, 512).shape == (3, 320, 512)
+    assert resize.resize_video(mask, 512, 512).shape == (3, 320, 512)
     # a size that is not a multiple of 16 is resampled to the nearest one
-    assert ad.resize_video(torch.rand(1, 300, 500, 3), 512, 512).shape == (1, 304, 512, 3)
+    assert resize.resize_video(torch.rand(1, 300, 500, 3), 512, 512).shape == (1, 304, 512, 3)
 
 
 def test_generation_size_refuses_bad_settings():
-    with pytest.raises(ValueError, match="width and height: must be positive multiples of 16, got 500x512"):
-        ad.generation_size(512, 320, 500, 512)
-    with pytest.raises(ValueError, match="resize: must be one of"):
-        ad.generation_size(512, 320, 512, 512, mode="fit")
+    with pytest.raises(resize.GenerationSizeError, match="got 500x512; the nearest such size is 496x512"):
+        resize.generation_size(512, 320, 500, 512)
+    with pytest.raises(ValueError, match="mode must be one of render aspect"):
+        resize.generation_size(512, 320, 512, 512, mode="fit")
 
 
 def test_first_frame_is_masked_and_truncated_to_8_bits():
@@ -288,8 +290,8 @@ def test_first_frame_is_masked_and_truncated_to_8_bits():
     colour[0, 0, 0] = torch.tensor([1.0, 0.9999, 0.0])
     mask = torch.ones(2, 4, 6)
     mask[0, 2:, 3:] = 0.0  # a hole in frame 0
-    inputs = ad.prepare_camera_inputs(colour, mask, erosion=0)
-    first = ad.first_frame(colour, inputs)
+    inputs = camera_inputs.prepare_camera_inputs(colour, mask, erosion=0)
+    first = camera_inputs.first_frame(colour, inputs)
     assert first.shape == (1, 4, 6, 3)
     assert first[0, 2:, 3:].abs().max() == 0  # masked
     assert torch.equal(first[0, 0, 0], torch.tensor([255.0, 254.0, 0.0]) / 255)  # 254.97 -> 254: truncation
