@@ -21,6 +21,7 @@ import json
 import math
 import pickle
 import re
+import struct
 import time
 import urllib.error
 import zipfile
@@ -417,6 +418,40 @@ def write_bad_files(input_dir: Path, marker: Path) -> None:
     (input_dir / "camera_nan.json").write_text(json.dumps({**document, "intrinsics": [[math.nan] * 3] * 3}))
     (input_dir / "camera_no_frames.json").write_text(json.dumps({**document, "extrinsics": []}))
     (input_dir / "camera_list.json").write_text("[1, 2, 3]")
+    write_bad_camera_formats(input_dir, path)
+
+
+def _glb_edited(glb: bytes, edit) -> bytes:
+    """``glb`` with its JSON chunk changed by ``edit`` (a function of the parsed document)."""
+    length = int.from_bytes(glb[12:16], "little")
+    gltf = json.loads(glb[20:20 + length])
+    edit(gltf)
+    text = json.dumps(gltf).encode()
+    text += b" " * (-len(text) % 4)
+    rest = glb[20 + length:]
+    return b"glTF" + struct.pack("<III", 2, 20 + len(text) + len(rest), len(text)) + b"JSON" + text + rest
+
+
+def write_bad_camera_formats(input_dir: Path, path: ex4d_camera.CameraPath) -> None:
+    """glTF, transforms.json and COLMAP camera files: ``camera.glb`` good, the others wrong in one way each."""
+    from ex4d.camera.gltf import write_glb
+
+    glb = write_glb(path, input_dir / "camera.glb", fps=10.0).read_bytes()
+    (input_dir / "camera_truncated.glb").write_bytes(glb[: len(glb) - 40])
+    (input_dir / "camera_magic.glb").write_bytes(b"GLTF" + glb[4:])
+    (input_dir / "camera_no_accessor.glb").write_bytes(
+        _glb_edited(glb, lambda g: g["animations"][0]["samplers"][0].update(output=99)))
+    (input_dir / "camera_huge.glb").write_bytes(_glb_edited(glb, lambda g: g["accessors"][1].update(count=10**12)))
+    nan_node = {"asset": {"version": "2.0"}, "nodes": [{"camera": 0, "matrix": [math.nan] * 16}],
+                "cameras": [{"type": "perspective", "perspective": {"yfov": 0.8}}]}
+    (input_dir / "camera_nan.gltf").write_text(json.dumps(nan_node))
+    frame = {"file_path": "a.png", "transform_matrix": np.eye(4).tolist()}
+    (input_dir / "transforms_no_focal.json").write_text(json.dumps({"w": W, "h": H, "frames": [frame]}))
+    nan_frame = {**frame, "transform_matrix": [[math.nan] * 4] * 4}
+    (input_dir / "transforms_nan.json").write_text(json.dumps({"fl_x": 50, "w": W, "h": H, "frames": [nan_frame]}))
+    (input_dir / "radial_images.txt").write_text("1 1 0 0 0 0 0 0 1 a.png\n\n")
+    (input_dir / "radial_cameras.txt").write_text(f"1 SIMPLE_RADIAL {W} {H} 50 {W / 2} {H / 2} 0.01\n")
+    (input_dir / "lonely_images.txt").write_text("1 1 0 0 0 0 0 0 1 a.png\n\n")
 
 
 def write_bad_prompt_files(input_dir: Path, marker: Path) -> None:

@@ -351,3 +351,47 @@ def test_bad_colmap_files_get_one_clear_message(tmp_path, name):
     (tmp_path / "bad_cameras.txt").write_text("1 PINHOLE 128 80 100 100 64 40\n")
     with pytest.raises(cam.CameraFileError, match="'bad_images.txt'.*IMAGE_ID"):
         read_camera_file(tmp_path / "bad_images.txt")
+
+
+def _json_paths(value, path=()):
+    yield path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        yield from _json_paths(item, path + (key,))
+
+
+@pytest.mark.parametrize("fmt", ["glb", "transforms.json"])
+def test_fuzzed_documents_give_camera_file_errors_only(tmp_path, fmt):
+    """Random values of every JSON type put anywhere in a good document (fixed seed): the reader answers with
+    a path or a CameraFileError, never another exception."""
+    import random
+
+    if fmt == "glb":
+        good = _glb_bytes(tmp_path)
+        base = json.loads(good[20:20 + int.from_bytes(good[12:16], "little")])
+    else:
+        base = {**GOOD_TRANSFORMS, "frames": GOOD_TRANSFORMS["frames"] * 3}
+    places = list(_json_paths(base))[1:]
+    rng = random.Random(3)
+    for _trial in range(300):
+        document = json.loads(json.dumps(base))
+        for _ in range(rng.randint(1, 3)):
+            *parents, last = rng.choice(places)
+            target = document
+            try:
+                for key in parents:
+                    target = target[key]
+                target[last] = rng.choice([None, -1, 0, 7, 10**12, 1.5, "x", [], {}, [1, 2], math.nan, True])
+            except (KeyError, IndexError, TypeError):
+                pass  # an earlier change removed this place
+        if fmt == "glb":
+            data = _edited_glb(tmp_path, lambda g, d=document: (g.clear(), g.update(d)))
+            (tmp_path / "fuzzed.glb").write_bytes(data)
+            file = tmp_path / "fuzzed.glb"
+        else:
+            file = tmp_path / "fuzzed.json"
+            file.write_text(json.dumps(document))
+        try:
+            read_camera_file(file, SIZE)
+        except cam.CameraFileError:
+            pass

@@ -41,6 +41,7 @@ SCENE_NODE_PREFIX = "dw_mesh_frame_"
 POINTER = "KHR_animation_pointer"
 _NAME = re.compile(r"ex4d (\d+)x(\d+) f([0-9.eE+-]+) ([0-9.eE+-]+)fps")
 MAX_SAMPLES = 100_000
+_WIDTHS = {"translation": 3, "rotation": 4, "scale": 3, "yfov": 1}
 
 
 # ----------------------------------------------------------------------------- rotations
@@ -163,6 +164,13 @@ class _Animated:
                 or not isinstance(samplers[index], dict):
             raise GltfError(f"animation {a} has a channel whose sampler {index!r} it does not hold")
         track = self._track(samplers[index], a)
+        path = "yfov" if isinstance(key, int) else key[1]
+        if track[1].shape[1] != _WIDTHS[path]:
+            raise GltfError(f"animation {a} animates a {path} with {track[1].shape[1]} numbers a key, not "
+                            f"{_WIDTHS[path]}")
+        keys = track[1][1::3] if track[2] == "CUBICSPLINE" else track[1]  # tangents may be zero
+        if path == "rotation" and (np.linalg.norm(keys, axis=1) < 1e-12).any():
+            raise GltfError(f"animation {a} holds a rotation of length 0 (not a quaternion)")
         (self.yfov if isinstance(key, int) else self.tracks)[key] = track
 
     def _key(self, target: dict) -> tuple[int, str] | int | None:
@@ -336,6 +344,8 @@ def read_gltf_path(path: str | Path, settings: ImportSettings = DEFAULT_SETTINGS
             cam_to_world = np.linalg.inv(scene.world(mesh, t)) @ cam_to_world
     except GltfError as e:
         raise CameraFileError(f"{name} {e}") from e
+    except (TypeError, KeyError, AttributeError, IndexError) as e:  # a value of another JSON type than the spec's
+        raise CameraFileError(f"{name} holds a glTF document whose structure is not glTF 2.0's") from e
     cam_to_world = rigid(cam_to_world, name)
     if mesh is not None or tag is not None:  # this pack's scene, or its camera exported alone: its world
         extrinsics = extrinsics_in_scene(cam_to_world)
