@@ -481,7 +481,7 @@ def test_cancel_and_progress_over_windows(crafter):
     assert seen == [1, 2, 3]
 
 
-def test_guidance_resize_and_offload(crafter_dir, crafter):
+def test_guidance_resize_and_classic_attention(crafter_dir, crafter):
     frames = _clip(4, 48, 80)  # not multiples of 64: processed at 64 x 64, returned at 48 x 80
     base = crafter.estimate(frames, steps=2)
     assert base.depth.shape == (4, 48, 80)
@@ -489,13 +489,11 @@ def test_guidance_resize_and_offload(crafter_dir, crafter):
     assert (guided - crafter.estimate_disparity(frames, steps=2)).abs().max() > 1e-5
     # guidance <= 1 is no guidance at all (SVD's do_classifier_free_guidance is guidance > 1)
     assert torch.equal(crafter.estimate(frames, steps=2, guidance=0.5).depth, base.depth)
-    off = D.DepthCrafter.from_pretrained(crafter_dir, dtype=torch.float32, device="cpu", offload=True)
-    assert set(off.modules()) == {"unet", "vae", "image_encoder"}
-    assert torch.equal(off.estimate(frames, steps=2).depth, base.depth)
-    off.set_attention("classic")
-    assert torch.allclose(off.estimate(frames, steps=2).depth, base.depth, rtol=1e-3, atol=1e-3)
+    classic = D.DepthCrafter.from_pretrained(crafter_dir, dtype=torch.float32, device="cpu", attention="classic")
+    assert set(classic.modules()) == {"unet", "vae", "image_encoder"}
+    assert torch.allclose(classic.estimate(frames, steps=2).depth, base.depth, rtol=1e-3, atol=1e-3)
     with pytest.raises(ValueError):
-        off.set_attention("flash9")
+        classic.set_attention("flash9")
 
 
 def test_unet_forward_uses_one_token_per_frame(crafter):

@@ -320,6 +320,31 @@ def inference_memory(
     return int((9 * b + 4) * frames * p + stages)
 
 
+@dataclass
+class _Conditioning:
+    """What the UNet is conditioned on, frame by frame, and the clip's added time ids."""
+
+    latents: torch.Tensor  # [1, T, 4, h, w]: VAE latents of the noise-augmented frames
+    embeddings: torch.Tensor  # [1, T, D]: one CLIP image embedding per frame
+    time_ids: torch.Tensor  # [1, 3]: fps id, motion bucket, noise augmentation
+
+    def frames(self, start: int, end: int) -> _Conditioning:
+        return _Conditioning(self.latents[:, start:end], self.embeddings[:, start:end], self.time_ids)
+
+
+def _step_counter(total: int, progress: ProgressFn | None) -> Callable[[], None]:
+    """A callable to call after every denoising step; it reports (steps so far, ``total``) to ``progress``."""
+    done = 0
+
+    def step_done() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    return step_done
+
+
 class DepthCrafter:
     """DepthCrafter video depth: UNet (DepthCrafter) + SVD VAE, CLIP image encoder and scheduler."""
 
@@ -332,7 +357,6 @@ class DepthCrafter:
         image_mean: tuple[float, float, float],
         image_std: tuple[float, float, float],
         device: torch.device | str = "cpu",
-        offload: bool = False,
     ) -> None:
         self.unet = unet
         self.vae = vae
@@ -341,7 +365,6 @@ class DepthCrafter:
         self.image_mean = tuple(float(v) for v in image_mean)
         self.image_std = tuple(float(v) for v in image_std)
         self.device = torch.device(device)
-        self.offload = offload  # keep modules on the CPU, move each to `device` for its stage only
         self.attention = "sdpa"  # diffusers' default processor; set_attention changes it
 
     # ---- loading -------------------------------------------------------------------------------------
@@ -352,7 +375,6 @@ class DepthCrafter:
         dtype: torch.dtype = torch.float16,
         device: torch.device | str = "cuda",
         attention: str = "sdpa",
-        offload: bool = False,
     ) -> DepthCrafter:
         """Load from a folder laid out as in the module docstring; never touches the network."""
         from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler
@@ -364,7 +386,6 @@ class DepthCrafter:
             raise FileNotFoundError(check.message)
         unet_dir = folder / UNET_DIR / "unet"
         svd = folder / SVD_DIR
-        place = "cpu" if offload else device
         unet = depthcrafter_unet_class().from_pretrained(
             unet_dir, torch_dtype=dtype, local_files_only=True, variant=_variant(unet_dir, _DIFFUSERS_WEIGHTS)
         )
@@ -383,14 +404,13 @@ class DepthCrafter:
         scheduler = EulerDiscreteScheduler.from_pretrained(svd / "scheduler", local_files_only=True)
         fe = json.loads((svd / "feature_extractor" / "preprocessor_config.json").read_text())
         model = cls(
-            unet.eval().to(place),
-            vae.eval().to(place),
-            image_encoder.eval().to(place),
+            unet.eval().to(device),
+            vae.eval().to(device),
+            image_encoder.eval().to(device),
             scheduler,
             tuple(fe.get("image_mean", (0.48145466, 0.4578275, 0.40821073))),
             tuple(fe.get("image_std", (0.26862954, 0.26130258, 0.27577711))),
             device,
-            offload,
         )
         model.set_attention(attention)
         return model
@@ -420,15 +440,6 @@ class DepthCrafter:
     def dtype(self) -> torch.dtype:
         return self.unet.dtype
 
-    def _use(self, module: torch.nn.Module) -> torch.nn.Module:
-        if self.offload:
-            module.to(self.device)
-        return module
-
-    def _release(self, module: torch.nn.Module) -> None:
-        if self.offload:
-            module.to("cpu")
-
     # ---- stages ------------------------------------------------------------------------------------
     @torch.no_grad()
     def encode_frames(self, video: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:
@@ -437,7 +448,7 @@ class DepthCrafter:
             _resize_with_antialiasing,
         )
 
-        enc = self._use(self.image_encoder)
+        enc = self.image_encoder
         mean = torch.tensor(self.image_mean, device=video.device).view(1, 3, 1, 1)
         std = torch.tensor(self.image_std, device=video.device).view(1, 3, 1, 1)
         out = []
@@ -445,13 +456,12 @@ class DepthCrafter:
             x = _resize_with_antialiasing(video[i : i + chunk].float(), (224, 224))
             x = ((x + 1.0) / 2.0 - mean) / std
             out.append(enc(pixel_values=x.to(enc.dtype)).image_embeds)
-        self._release(enc)
         return torch.cat(out, dim=0)
 
     @torch.no_grad()
     def encode_latents(self, video: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:
         """VAE latents (distribution mode, unscaled, as SVD conditions on them). [T,3,H,W] -> [T,4,h,w]."""
-        vae = self._use(self.vae)
+        vae = self.vae
         upcast = _vae_upcasts(vae)
         if upcast:
             vae.to(torch.float32)
@@ -463,20 +473,18 @@ class DepthCrafter:
         finally:
             if upcast:
                 vae.to(torch.float16)
-            self._release(vae)
         return torch.cat(out, dim=0)
 
     @torch.no_grad()
     def decode_disparity(self, latents: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:
         """Latents [1, T, 4, h, w] -> relative disparity [T, H, W] float32 (3 channels, in [0, 1], averaged)."""
-        vae = self._use(self.vae)
+        vae = self.vae
         lat = latents.flatten(0, 1) / vae.config.scaling_factor
         out = []
         for i in range(0, lat.shape[0], chunk):
             part = lat[i : i + chunk].to(vae.dtype)
             img = vae.decode(part, num_frames=part.shape[0]).sample.float()
             out.append((img / 2.0 + 0.5).clamp(0.0, 1.0).mean(dim=1))
-        self._release(vae)
         return torch.cat(out, dim=0)
 
     # ---- inference ---------------------------------------------------------------------------------
@@ -508,77 +516,93 @@ class DepthCrafter:
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"frames must be [T, H, W, 3], got {tuple(frames.shape)}")
         num_frames, height, width = frames.shape[:3]
-        dev, dtype = self.device, self.dtype
-        video = frames.to(dev, torch.float32).permute(0, 3, 1, 2)
-        ph, pw = _round_to(height, size_multiple), _round_to(width, size_multiple)
-        if (ph, pw) != (height, width):
-            video = F.interpolate(video, size=(ph, pw), mode="bilinear", align_corners=False, antialias=True)
-        video = video.clamp(0, 1).to(dtype) * 2.0 - 1.0  # published: cast first, then map to [-1, 1]
-
+        video = self._model_input(frames, size_multiple)
         starts, window, overlap = window_starts(num_frames, window, overlap)
-        stride = window - overlap
-        total = len(starts) * steps
-        gen = torch.Generator(device=dev).manual_seed(seed)
-
+        gen = torch.Generator(device=self.device).manual_seed(seed)
         check_cancel(cancel, "depth estimation")
-        embeddings = self.encode_frames(video, chunk).unsqueeze(0)  # [1, T, D]
         # Published order of random draws: the conditioning noise first, then the window noise.
-        aug = torch.randn(video.shape, generator=gen, device=dev, dtype=dtype)
-        cond = self.encode_latents(video + noise_aug_strength * aug, chunk).unsqueeze(0)  # [1, T, 4, h, w]
-        time_ids = torch.tensor([[FPS_ID, MOTION_BUCKET_ID, noise_aug_strength]], dtype=dtype, device=dev)
-
-        sched = self.scheduler
-        sched.set_timesteps(steps, device=dev)
-        timesteps = sched.timesteps
-        lat_shape = (1, window, cond.shape[2], cond.shape[3], cond.shape[4])
-        noise = torch.randn(lat_shape, generator=gen, device=dev, dtype=dtype) * sched.init_noise_sigma
-        cond = cond.to(dtype)
-        embeddings = embeddings.to(dtype)
-
-        unet = self._use(self.unet)
+        cond = self._conditioning(video, gen, noise_aug_strength, chunk)
+        self.scheduler.set_timesteps(steps, device=self.device)
+        noise_shape = (1, window, *cond.latents.shape[2:])
+        noise = torch.randn(noise_shape, generator=gen, device=self.device, dtype=self.dtype)
+        noise = noise * self.scheduler.init_noise_sigma
+        step_done = _step_counter(len(starts) * steps, progress)
         done: torch.Tensor | None = None
-        step = 0
-        try:
-            for start in starts:
-                end = min(start + window, num_frames)
-                sched.set_timesteps(steps, device=dev)
-                latents = noise[:, : end - start].clone()
-                # Published: the next window's noise is this one's, rotated (last `overlap` frames first).
-                noise = torch.cat([noise[:, -overlap:], noise[:, :stride]], dim=1) if overlap else noise
-                c_lat, c_emb = cond[:, start:end], embeddings[:, start:end]
-                for i, t in enumerate(timesteps):
-                    check_cancel(cancel, "depth estimation")
-                    if done is not None and i == 0 and overlap:
-                        latents[:, :overlap] = (
-                            done[:, -overlap:]
-                            + latents[:, :overlap] / sched.init_noise_sigma * sched.sigmas[0]
-                        )
-                    scaled = sched.scale_model_input(latents, t)
-                    pred = unet(torch.cat([scaled, c_lat], dim=2), t, encoder_hidden_states=c_emb,
-                                added_time_ids=time_ids)
-                    if guidance > 1.0:  # as SVD's do_classifier_free_guidance
-                        x_u = torch.cat([scaled, torch.zeros_like(c_lat)], dim=2)
-                        pred_u = unet(
-                            x_u, t, encoder_hidden_states=torch.zeros_like(c_emb), added_time_ids=time_ids
-                        )
-                        pred = pred_u + guidance * (pred - pred_u)
-                    latents = sched.step(pred, t, latents).prev_sample
-                    step += 1
-                    if progress is not None:
-                        progress(step, total)
-                if window_hook is not None:
-                    window_hook(start, latents.clone())
-                done = blend_windows(done, latents, overlap)
-        finally:
-            self._release(unet)
+        for start in starts:
+            end = min(start + window, num_frames)
+            latents = noise[:, : end - start].clone()
+            # Published: the next window's noise is this one's, rotated (last `overlap` frames first).
+            if overlap:
+                noise = torch.cat([noise[:, -overlap:], noise[:, : window - overlap]], dim=1)
+            latents = self._denoise_window(latents, cond.frames(start, end), done, overlap, steps, guidance,
+                                           step_done, cancel)
+            if window_hook is not None:
+                window_hook(start, latents.clone())
+            done = blend_windows(done, latents, overlap)
         assert done is not None and done.shape[1] == num_frames
         check_cancel(cancel, "depth estimation")
         disp = self.decode_disparity(done, chunk)
         if disp.shape[-2:] != (height, width):
-            disp = F.interpolate(disp[:, None], size=(height, width), mode="bilinear", align_corners=False)[
-                :, 0
-            ]
+            disp = F.interpolate(disp[:, None], (height, width), mode="bilinear", align_corners=False)[:, 0]
         return disp
+
+    def _model_input(self, frames: torch.Tensor, size_multiple: int) -> torch.Tensor:
+        """[T, H, W, 3] in [0, 1] -> [T, 3, H', W'] in [-1, 1] in the model's dtype, each side rounded to a
+        multiple of ``size_multiple``."""
+        video = frames.to(self.device, torch.float32).permute(0, 3, 1, 2)
+        height, width = video.shape[-2:]
+        ph, pw = _round_to(height, size_multiple), _round_to(width, size_multiple)
+        if (ph, pw) != (height, width):
+            video = F.interpolate(video, size=(ph, pw), mode="bilinear", align_corners=False, antialias=True)
+        return video.clamp(0, 1).to(self.dtype) * 2.0 - 1.0  # published: cast first, then map to [-1, 1]
+
+    def _conditioning(
+        self, video: torch.Tensor, gen: torch.Generator, noise_aug_strength: float, chunk: int
+    ) -> _Conditioning:
+        """The UNet's conditioning on the whole clip: CLIP embeddings, latents of noise-augmented frames."""
+        dev, dtype = self.device, self.dtype
+        embeddings = self.encode_frames(video, chunk).unsqueeze(0)  # [1, T, D]
+        aug = torch.randn(video.shape, generator=gen, device=dev, dtype=dtype)
+        latents = self.encode_latents(video + noise_aug_strength * aug, chunk).unsqueeze(0)  # [1, T, 4, h, w]
+        time_ids = torch.tensor([[FPS_ID, MOTION_BUCKET_ID, noise_aug_strength]], dtype=dtype, device=dev)
+        return _Conditioning(latents.to(dtype), embeddings.to(dtype), time_ids)
+
+    def _denoise_window(
+        self,
+        latents: torch.Tensor,
+        cond: _Conditioning,
+        previous: torch.Tensor | None,
+        overlap: int,
+        steps: int,
+        guidance: float,
+        step_done: Callable[[], None],
+        cancel: CancelFn | None,
+    ) -> torch.Tensor:
+        """One window's noise [1, t, 4, h, w] denoised; its first ``overlap`` frames start from the frames
+        ``previous`` windows ended on, re-noised to the first sigma."""
+        sched = self.scheduler
+        sched.set_timesteps(steps, device=self.device)
+        if previous is not None and overlap:
+            renoised = latents[:, :overlap] / sched.init_noise_sigma * sched.sigmas[0]
+            latents[:, :overlap] = previous[:, -overlap:] + renoised
+        for t in sched.timesteps:
+            check_cancel(cancel, "depth estimation")
+            latents = sched.step(self._predict_noise(latents, t, cond, guidance), t, latents).prev_sample
+            step_done()
+        return latents
+
+    def _predict_noise(
+        self, latents: torch.Tensor, t: torch.Tensor, cond: _Conditioning, guidance: float
+    ) -> torch.Tensor:
+        scaled = self.scheduler.scale_model_input(latents, t)
+        pred = self.unet(torch.cat([scaled, cond.latents], dim=2), t, encoder_hidden_states=cond.embeddings,
+                         added_time_ids=cond.time_ids)
+        if guidance > 1.0:  # as SVD's do_classifier_free_guidance
+            unconditioned = torch.cat([scaled, torch.zeros_like(cond.latents)], dim=2)
+            pred_u = self.unet(unconditioned, t, encoder_hidden_states=torch.zeros_like(cond.embeddings),
+                               added_time_ids=cond.time_ids)
+            pred = pred_u + guidance * (pred - pred_u)
+        return pred
 
     def estimate(
         self,
