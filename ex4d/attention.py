@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 log = logging.getLogger(__name__)
@@ -35,14 +36,12 @@ _HAS_KERNEL = {
 
 def heads_first(x: torch.Tensor, heads: int) -> torch.Tensor:
     """[B, N, heads * D] -> [B, heads, N, D]."""
-    b, n, hd = x.shape
-    return x.view(b, n, heads, hd // heads).transpose(1, 2)
+    return rearrange(x, "b n (heads d) -> b heads n d", heads=heads)
 
 
 def tokens_first(x: torch.Tensor) -> torch.Tensor:
     """[B, heads, N, D] -> [B, N, heads * D]."""
-    b, h, n, d = x.shape
-    return x.transpose(1, 2).reshape(b, n, h * d)
+    return rearrange(x, "b heads n d -> b n (heads d)")
 
 
 def can_run(backend: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
