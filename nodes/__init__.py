@@ -2,7 +2,20 @@
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import _comfy, camera, camera_files, depth, mesh, render, video, wan
+from . import (
+    _comfy,
+    apply,
+    camera,
+    camera_files,
+    depth,
+    ex4d_lora,
+    mesh,
+    prompt_embeddings,
+    render,
+    sampler,
+    speed,
+    video,
+)
 
 
 class EX4DExtension(ComfyExtension):
@@ -11,4 +24,4 @@ class EX4DExtension(ComfyExtension):
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [*video.NODES, *depth.NODES, *camera.NODES, *camera_files.NODES, *mesh.NODES, *render.NODES,
-                *wan.NODES]
+                *ex4d_lora.NODES, *speed.NODES, *apply.NODES, *sampler.NODES, *prompt_embeddings.NODES]

@@ -57,7 +57,7 @@ def test_unknown_backend_is_refused():
 
 
 def _patch_module(host):
-    return sys.modules[host.node_classes["EX4DApply"].__module__.rsplit(".", 1)[0] + "._wan_patch"]
+    return sys.modules[host.node_classes["EX4DApply"].__module__.rsplit(".", 1)[0] + ".speed"]
 
 
 def _one_step(host, files, model) -> torch.Tensor:

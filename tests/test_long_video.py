@@ -37,7 +37,7 @@ def clip(host, files):
 
 
 def _patch_module(host):
-    return sys.modules[host.node_classes["EX4DApply"].__module__.rsplit(".", 1)[0] + "._wan_patch"]
+    return sys.modules[host.node_classes["EX4DApply"].__module__.rsplit(".", 1)[0] + ".camera_embedding"]
 
 
 def _windows(host, model, length: int, overlap: int):

@@ -32,8 +32,8 @@ __all__ = ["files"]  # the tiny models and clip of test_wan_nodes, as a fixture 
 SECOND = torch.device("cpu", 0)
 
 
-def _patch_module(host):
-    return sys.modules[host.node_classes["EX4DApply"].__module__.rsplit(".", 1)[0] + "._wan_patch"]
+def _patch_module(host, name: str = "camera_embedding"):
+    return sys.modules[host.node_classes["EX4DApply"].__module__.rsplit(".", 1)[0] + "." + name]
 
 
 def _camera(host, files, strength: float = 1.0):
@@ -173,7 +173,7 @@ def _check_clone(host, primary, clone):
     clone_patch, primary_patch = (m.object_patches[wp.PATCH_EMBED_FORWARD] for m in (clone, primary))
     assert clone_patch.camera is primary_patch.camera
     assert clone_patch.module is clone.model.diffusion_model.patch_embedding
-    assert clone.model_options["transformer_options"][wp.LORA_MARK] == 1.0
+    assert clone.model_options["transformer_options"][_patch_module(host, "ex4d_lora").LORA_MARK] == 1.0
     cleanup = clone.get_all_callbacks("on_cleanup")
     assert any(getattr(c, "__self__", None) is primary.object_patches[wp.PATCH_EMBED_FORWARD].camera for c in cleanup)
 
@@ -246,7 +246,7 @@ def test_each_device_runs_its_own_patch_embedding(host, files, multigpu):
 def test_fp8_linear_patches_follow_each_device_clone(host, files, multigpu, monkeypatch):
     """EX-4D FP8 Linear under CFG Split: each device's clone multiplies with its own layers (the patches are
     rebound on the host's device-clone callbacks), and one step equals the one-device fp8 step."""
-    wp = _patch_module(host)
+    wp = _patch_module(host, "speed")
     colour, mask, pos, neg = _inputs(host, files)
     monkeypatch.setattr(wp.fp8, "can_run", lambda device: True)  # the CPU computes the quantized product, as a GPU would
     fast = wp.with_fp8_linear(_tiny_model(host))

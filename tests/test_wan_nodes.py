@@ -605,7 +605,7 @@ def test_vae_encode_outside_zero_one(host, files):
     import comfy.sd
     import comfy.utils
 
-    patch = sys.modules[host.node_classes["EX4DApply"].__module__.rsplit(".", 1)[0] + "._wan_patch"]
+    patch = sys.modules[host.node_classes["EX4DApply"].__module__.rsplit(".", 1)[0] + ".apply"]
     vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(files / "vae" / "ex4d_tiny_vae.safetensors")))
     video = torch.full((5, 16, 16, 3), 1.0)
     video[1:, 4:12, 4:12] = -3.0
@@ -713,8 +713,15 @@ def test_mismatched_mask_is_refused_naming_both_sizes(host, files):
         _apply(host, _tiny_model(host), colour, mask[..., :256], pos, neg, length=5)
 
 
+def test_size_not_a_multiple_of_16_names_the_widgets(host, files):
+    colour, mask, pos, neg = _inputs(host, files)
+    message = r"^width and height: must be positive multiples of 16, got 500x64; use e.g. 496x64"
+    with pytest.raises(ValueError, match=message):
+        _apply(host, _tiny_model(host), colour, mask, pos, neg, width=500, height=64)
+
+
 def test_published_random_erosion_per_frame(host, files):
-    from ex4d.adapter import published_erosion_kernels
+    from ex4d.masks import published_erosion_kernels
 
     colour, mask, pos, neg = _inputs(host, files)
     model, vae = _tiny_model(host), _tiny_vae(files)
