@@ -60,7 +60,8 @@ def check_inputs(mesh: DWMesh | DWMeshSpec, camera: CameraPath, backend: str = "
     if abs(camera.focal - mesh.focal) > 1e-3 * mesh.focal:
         raise ValueError(
             f"camera: the camera has focal {camera.focal:g} but the DW-mesh was built with {mesh.focal:g}; "
-            "use one focal length for both (published: 500)"
+            "use one focal length for both: leave 'focal' at its default on Build DW-Mesh and the camera node "
+            "(both then follow the depth's lens), or set both to the same value"
         )
 
 

@@ -3,8 +3,8 @@
 ``GET /ex4d/camera/scene/<key>`` answers a scene a camera node made when it last ran (its ``ex4d_scene`` UI
 output names the key; :class:`~._camera_scenes.SceneCache`), as ``application/octet-stream``, or 404.
 
-``POST /ex4d/camera/path`` with ``{"node": <node id>, "clip": {frames, width, height, radius}, "inputs": {widget:
-value}}`` answers the path as :func:`~ex4d.camera.files.to_json_dict` gives it, computed by the node's own
+``POST /ex4d/camera/path`` with ``{"node": <node id>, "clip": {frames, width, height, radius[, focal, focals]},
+"inputs": {widget: value}}`` answers the path as :func:`~ex4d.camera.files.to_json_dict` gives it, computed by the node's own
 ``path`` classmethod (the one its ``execute`` calls), or ``400 {"error": ...}`` with the node's own message.
 The clip is what the node reported when it last ran (its ``ex4d_scene`` UI output).
 
@@ -17,15 +17,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 from aiohttp import web
 
-from ..ex4d.camera import Clip, to_json_dict
+from ..ex4d.camera import PUBLISHED_FOCAL, Clip, Lens, to_json_dict
+from ..ex4d.camera.lens import intrinsics_matrix
 from ._camera_scenes import SCENES, source_key
 from .camera import PATH_NODES
 
 PATH_ROUTE = "/ex4d/camera/path"
 SCENE_ROUTE = "/ex4d/camera/scene/{key}"
 SCENE_LOAD_ROUTE = "/ex4d/camera/scene"
+
+
+def request_clip(clip: dict) -> Clip:
+    """The clip a path request names: the node's ``ex4d_scene`` entry, with the depth's lens ("focal", and
+    "focals" where the source zooms; 500 px, as published, where the entry has none)."""
+    frames, width, height = int(clip["frames"]), int(clip["width"]), int(clip["height"])
+    focal = float(clip.get("focal") or PUBLISHED_FOCAL)
+    focals = clip.get("focals")
+    lens = Lens(width, height, intrinsics_matrix(width, height, focal),
+                None if focals is None else np.asarray(focals, dtype=np.float32))
+    return Clip(frames, lens, float(clip["radius"]))
 
 
 def path_response(body: object) -> tuple[int, dict]:
@@ -40,9 +53,10 @@ def path_response(body: object) -> tuple[int, dict]:
     if not isinstance(clip, dict) or not isinstance(inputs, dict):
         return 400, {"error": "clip, inputs: expected JSON objects; run the node once so the editor knows the clip"}
     try:
-        clip = Clip.centred(int(clip["frames"]), int(clip["width"]), int(clip["height"]), float(clip["radius"]))
+        clip = request_clip(clip)
     except (KeyError, TypeError, ValueError) as e:
-        return 400, {"error": f"clip: expected frames, width, height and radius ({e})"}
+        return 400, {"error": f"clip: expected frames, width, height and radius, and the lens's focal / focals "
+                     f"where the node reported them ({e})"}
     names = node.path_widgets()
     missing = [name for name in names if name not in inputs and name not in node.optional_widgets()]
     if missing:

@@ -3,7 +3,8 @@ camera editor.
 
 Each path node computes its path in one classmethod, ``path(clip, **widgets)``, that both ``execute`` and the
 camera editor's route (:mod:`._routes`) call: the path the editor shows is the path that runs. ``clip`` is the
-clip of the connected depth at its published radius and focal length; the widgets may set both.
+clip of the connected depth at its published radius, seen through the depth's lens (500 px, as published, for
+depth without one); the widgets may set both.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from comfy_api.latest import io
 
 from ..ex4d import camera as ex4d_camera
 from ..ex4d import mesh as ex4d_mesh
-from ..ex4d.camera import Clip, Speed
+from ..ex4d.camera import Clip, Lens, Speed
 from ..ex4d.depth import DepthVideo
 from ._camera_scenes import SCENES, source_key
 from ._comfy import CATEGORY, check_choice, check_connected, check_numbers, number_limits
 from ._types import CONNECT_CAMERA, CONNECT_DEPTH, CONNECT_FRAMES, Camera, Depth
-from .mesh import check_frames_and_depth
+from .mesh import check_frames_and_depth, focal_input, focal_lens, note_ui, widget_lens
 
 CAMERA_CATEGORY = f"{CATEGORY}/camera"
 PRESETS = ("angle", *ex4d_camera.PRESETS)
@@ -30,9 +31,14 @@ DOLLY_ZOOMS = ("none", "dolly-zoom (keep subject size)")
 
 
 def widget_clip(clip: Clip, radius: float, focal: float) -> Clip:
-    """``clip`` as a node's widgets set it: ``radius`` (0: the clip's published radius) and ``focal``."""
-    return Clip.centred(clip.frames, clip.lens.width, clip.lens.height,
-                        float(radius) if radius > 0 else clip.radius, focal)
+    """``clip`` as a node's widgets set it: ``radius`` (0: the clip's published radius) and ``focal`` (at its
+    default the clip's own lens, the depth's; any other value that focal length about the image centre)."""
+    return Clip(clip.frames, focal_lens(clip.lens, focal), float(radius) if radius > 0 else clip.radius)
+
+
+def depth_clip(depth: DepthVideo) -> Clip:
+    """The clip of a depth: its frames, its lens (:attr:`DepthVideo.clip_lens`), the published radius."""
+    return Clip.of_depth(depth.depth, lens=depth.clip_lens)
 
 
 def widget_speed(easing: str, hold_start: int = 0, hold_end: int = 0) -> Speed:
@@ -60,10 +66,16 @@ def scene_ui(clip: Clip, depth, frames: torch.Tensor | None, focal: float, sourc
                          "video")
     asset = ex4d_mesh.scene_asset(None if frames is None else frames[0], values[0], focal=focal)
     entry = {"scene": SCENES.put(asset.to_bytes()), "frames": clip.frames, "width": clip.lens.width,
-             "height": clip.lens.height, "radius": clip.radius}
+             "height": clip.lens.height, "radius": clip.radius, **lens_entry(clip.lens)}
     if source is not None:
         SCENES.remember(source, entry)
     return entry
+
+
+def lens_entry(lens: Lens) -> dict:
+    """The clip's lens as the camera editor sends it back (:func:`._routes.path_response`): "focal", and "focals"
+    where the source zooms."""
+    return {"focal": lens.focal, "focals": None if lens.focals is None else lens.focals.astype(float).tolist()}
 
 
 def _common_inputs() -> list:
@@ -74,8 +86,7 @@ def _common_inputs() -> list:
             tooltip="The source frames (optional): colour the clip's scene in the camera editor."),
         io.Float.Input("radius", default=0.0, min=0.0, max=1e4, step=0.01,
                        tooltip="Orbit radius; 0 uses the published rule (nearest depth of frame 0 + 0.15)."),
-        io.Float.Input("focal", default=500.0, min=1.0, max=1e5, step=1.0,
-                       tooltip="Focal length in pixels (the published DW-mesh uses 500)."),
+        focal_input(),
     ]
 
 
@@ -116,10 +127,12 @@ class CameraPathNode(io.ComfyNode):
         check_connected(frames, torch.Tensor, "frames", CONNECT_FRAMES, optional=True)
         numbers = number_limits(cls)
         check_numbers(cls, **{name: value for name, value in widgets.items() if name in numbers})
-        clip = Clip.of_depth(depth.depth)
+        clip = depth_clip(depth)
         path = cls.path(clip, **widgets)
-        ui = {"ex4d_scene": [scene_ui(clip, depth, frames, path.focal, scene_source(cls))],
-              "ex4d_path": [ex4d_camera.to_json_dict(path)]}
+        lens, note = widget_lens(depth, widgets["focal"])  # the lens the scene's mesh is built through
+        scene_focal = float(lens.frame_focals(clip.frames)[0])
+        ui = {"ex4d_scene": [scene_ui(clip, depth, frames, scene_focal, scene_source(cls))],
+              "ex4d_path": [ex4d_camera.to_json_dict(path)], **(note_ui(note) or {})}
         return io.NodeOutput(path, ui=ui)
 
 
@@ -321,7 +334,7 @@ class CameraPreview(io.ComfyNode):
                 raise ValueError(f"depth: {d.shape[2]}x{d.shape[1]}, but the camera is for {camera.width}x"
                                  f"{camera.height} images; connect the depth the path was made from")
             # scene_ui checks the frames too
-            ui["ex4d_scene"] = [scene_ui(Clip.of_depth(depth.depth), depth, frames, camera.focal, scene_source(cls))]
+            ui["ex4d_scene"] = [scene_ui(depth_clip(depth), depth, frames, camera.focal, scene_source(cls))]
             step = max(1, math.ceil(math.sqrt(d.shape[1] * d.shape[2] / 40000)))
             pts = ex4d_mesh.unproject(d, camera.focal, push_border=False)[0]
             points = pts[::step, ::step].reshape(-1, 3).numpy()

@@ -12,6 +12,8 @@ import torch
 from comfy_api.latest import io
 
 from ..ex4d import depth as ex4d_depth
+from ..ex4d.camera import Lens
+from ..ex4d.depth.limits import depthcrafter_too_small
 from ._comfy import (
     CATEGORY,
     Progress,
@@ -38,6 +40,7 @@ from ._types import (
     Depth,
     DepthModel,
 )
+from .depth_geometry import DepthFromGeometry
 
 DEPTH_CATEGORY = f"{CATEGORY}/depth"
 NONE_INSTALLED = "(none installed: see the tooltip)"
@@ -194,7 +197,11 @@ class EstimateDepth(io.ComfyNode):
         t, h, w = frames.shape[:3]
         lib = depth_model.model
         if depth_model.kind == "depthcrafter":
-            windows = len(ex4d_depth.window_starts(t, window, overlap)[0])
+            starts, frames_per_window, _ = ex4d_depth.window_starts(t, window, overlap)
+            too_small = depthcrafter_too_small(lib.unet, min(frames_per_window, t - starts[-1]), h, w)
+            if too_small:
+                raise ValueError(f"frames: {too_small}, e.g. Load Video's resize; or use Depth Anything V2")
+            windows = len(starts)
             progress = Progress(windows * steps)
             memory = lib.inference_memory(t, h, w, window)
             knob, lower = "window", f"lower 'window' ({window}: the frames denoised at once)"
@@ -243,15 +250,19 @@ class DepthFromImage(io.ComfyNode):
                     tooltip="near_far: nearest depth."),
                 io.Float.Input("far", default=100.0, min=1e-4, max=1e4, step=0.1,
                     tooltip="near_far: farthest depth."),
+                io.Float.Input("focal", default=0.0, min=0.0, max=1e5, step=1.0, optional=True,
+                    tooltip="The source camera's focal length in pixels at this map's size (e.g. MoGe's "
+                    "'Get FoV from MoGe Geometry' focal_pixels): the depth then carries this lens to the DW-mesh and "
+                    "the camera nodes. 0: no lens (500, as published)."),
             ],
             outputs=[Depth.Output(display_name="depth")],
         )
 
     @classmethod
-    def execute(cls, map, range, near, far, image=None, mask=None) -> io.NodeOutput:
+    def execute(cls, map, range, near, far, image=None, mask=None, focal=0.0) -> io.NodeOutput:
         check_connected(image, torch.Tensor, "image", CONNECT_IMAGE, optional=True)
         check_connected(mask, torch.Tensor, "mask", CONNECT_MASK, optional=True)
-        check_numbers(cls, near=near, far=far)
+        check_numbers(cls, near=near, far=far, focal=focal)
         # two inputs decide this, so it is checked here rather than at queue time (a validator taking near,
         # far and range would attach its message to all three and switch off the host's checks of them)
         if range == "near_far" and not near < far:
@@ -270,7 +281,19 @@ class DepthFromImage(io.ComfyNode):
         invert = MAP_KINDS[check_choice(map, MAP_KINDS, "map")]
         result = ex4d_depth.depth_from_map(values, invert=invert, mode=check_choice(range, DEPTH_RANGES, "range"),
                                            near=near, far=far)
+        if focal > 0:
+            result = result.with_lens(Lens.centred(result.width, result.height, focal), metric=range == "metric")
         return io.NodeOutput(result)
+
+
+def selected_lens(lens: Lens, path: str, frames: int, selected: slice, count: int) -> Lens:
+    """A depth file's lens for the frames Load Depth keeps (``count`` of the ``selected`` ones)."""
+    if lens.focals is None:
+        return lens
+    if len(lens.focals) != frames:
+        raise ValueError(f"path: '{path}' holds {len(lens.focals)} focal lengths for {frames} depth frames; save the "
+                         "depth again (EX-4D Save Depth)")
+    return Lens(lens.width, lens.height, lens.intrinsics, lens.focals[selected][:count])
 
 
 class LoadDepth(io.ComfyNode):
@@ -312,8 +335,10 @@ class LoadDepth(io.ComfyNode):
         check_numbers(cls, frame_load_cap=frame_load_cap, skip_first_frames=skip_first_frames,
                       select_every_nth=select_every_nth)
         check_choice(content, ex4d_depth.DEPTH_CONTENTS, "content")
+        file = resolve_input_file(path, "path")
         try:
-            values = ex4d_depth.read_depth_array(resolve_input_file(path, "path"))
+            values = ex4d_depth.read_depth_array(file)
+            lens, metric = ex4d_depth.read_depth_lens(file, values.shape[2], values.shape[1])
         except ex4d_depth.DepthFileError as e:
             raise ValueError(f"path: {e}") from e
         selected = values[skip_first_frames::select_every_nth]
@@ -326,7 +351,8 @@ class LoadDepth(io.ComfyNode):
             depth = ex4d_depth.depth_from_values(selected, content, name=f"'{path}'", meta={"file": path})
         except ex4d_depth.DepthFileError as e:
             raise ValueError(f"path: {e}") from e
-        return io.NodeOutput(depth)
+        return io.NodeOutput(depth if lens is None else depth.with_lens(selected_lens(lens, path, values.shape[0],
+                             slice(skip_first_frames, None, select_every_nth), len(selected)), metric))
 
 
 class SaveDepth(io.ComfyNode):
@@ -378,4 +404,4 @@ class DepthPreview(io.ComfyNode):
         return io.NodeOutput(ex4d_depth.depth_preview(depth, check_choice(colormap, COLORMAPS, "colormap")))
 
 
-NODES = [DepthModelLoader, EstimateDepth, DepthFromImage, LoadDepth, SaveDepth, DepthPreview]
+NODES = [DepthModelLoader, EstimateDepth, DepthFromImage, DepthFromGeometry, LoadDepth, SaveDepth, DepthPreview]

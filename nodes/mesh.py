@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import torch
 from comfy_api.latest import io
 
 from ..ex4d import mesh as ex4d_mesh
+from ..ex4d.camera import PUBLISHED_FOCAL, Lens
 from ..ex4d.depth import DepthVideo
 from ._comfy import CATEGORY, check_choice, check_connected, check_numbers, check_output_prefix, output_path
 from ._types import CONNECT_DEPTH, CONNECT_FRAMES, CONNECT_MESH, Depth, DWMesh
@@ -18,6 +20,31 @@ MESH_FORMATS = ("glb", "ply")
 
 def _clip_size(shape: torch.Size) -> str:
     return f"{shape[0]} frames of {shape[2]}x{shape[1]}"
+
+
+FOCAL_TOOLTIP = ("Focal length in pixels. Left at 500 it follows the depth's lens (MoGe, Depth Anything 3, Depth From "
+                 "Image's focal; 500 as published for depth without one); any other value overrides it.")
+
+
+def focal_input() -> io.Float.Input:
+    """The ``focal`` widget of the nodes that take the lens from the depth (:func:`widget_lens`)."""
+    return io.Float.Input("focal", default=PUBLISHED_FOCAL, min=1.0, max=1e5, step=1.0, tooltip=FOCAL_TOOLTIP)
+
+
+def focal_lens(lens: Lens, focal: float) -> Lens:
+    """The lens a ``focal`` widget makes of ``lens`` (the depth's): ``lens`` at the default, else ``focal`` about
+    the image centre."""
+    return lens if focal == PUBLISHED_FOCAL else Lens.centred(lens.width, lens.height, float(focal))
+
+
+def widget_lens(depth: DepthVideo, focal: float) -> tuple[Lens, str | None]:
+    """:func:`focal_lens` of the depth's lens, with a note when the widget overrides a lens the depth carries."""
+    lens = focal_lens(depth.clip_lens, focal)
+    note = None
+    if depth.lens is not None and abs(lens.focal - depth.lens.focal) > 1e-3 * depth.lens.focal:
+        note = (f"focal: {float(focal):g} px overrides the depth's lens ({depth.lens.focal:.1f} px, from "
+                f"{depth.source or 'the depth'}); set focal to {PUBLISHED_FOCAL:g} to follow the depth")
+    return lens, note
 
 
 def check_frames_and_depth(frames: torch.Tensor, depth: torch.Tensor,
@@ -48,6 +75,14 @@ def check_frames_and_depth(frames: torch.Tensor, depth: torch.Tensor,
         raise ValueError("depth: contains values <= 0; the DW-mesh needs positive z-depth")
 
 
+def note_ui(note: str | None) -> dict | None:
+    """A node's UI output showing ``note`` (also logged), or None."""
+    if note is None:
+        return None
+    logging.warning("EX-4D: %s", note)
+    return {"text": [note]}
+
+
 class BuildDWMesh(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -73,8 +108,7 @@ class BuildDWMesh(io.ComfyNode):
                 io.Boolean.Input("watertight", default=True,
                                  tooltip="Off = the paper's ablation: delete stretched faces instead of hiding "
                                  "them (background then shows through the holes)."),
-                io.Float.Input("focal", default=500.0, min=1.0, max=1e5, step=1.0,
-                               tooltip="Focal length in pixels (published: 500)."),
+                focal_input(),
             ],
             outputs=[DWMesh.Output(display_name="mesh")],
         )
@@ -87,11 +121,14 @@ class BuildDWMesh(io.ComfyNode):
         values = depth.depth
         check_choice(filter, ex4d_mesh.FILTERS, "filter")
         check_frames_and_depth(frames, values)
+        lens, note = widget_lens(depth, focal)
+        focals = None if lens.focals is None else torch.from_numpy(lens.focals)
         # the mesh itself is built where it is used (Render Views: chunk by chunk on the GPU), from the
         # frames and depth the host already holds: nothing large is copied or moved here
-        return io.NodeOutput(ex4d_mesh.DWMeshSpec(frames, values, focal=focal, filter=filter,
-                                                  angle_threshold=angle_threshold, boundary_ratio=boundary_ratio,
-                                                  watertight=watertight))
+        mesh_focal = lens.focal if focal == PUBLISHED_FOCAL else float(focal)  # the widget's value as typed
+        mesh = ex4d_mesh.DWMeshSpec(frames, values, focal=mesh_focal, filter=filter, angle_threshold=angle_threshold,
+                                    boundary_ratio=boundary_ratio, watertight=watertight, focals=focals)
+        return io.NodeOutput(mesh, ui=note_ui(note))
 
 
 class SaveDWMesh(io.ComfyNode):

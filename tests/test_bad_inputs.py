@@ -222,6 +222,17 @@ CASES: list[Case] = [
         ("a NaN mask", {"image": DROP, "mask": ["nan_mask", 0]}, "mask", RUN, "NaN"),
         ("image linked to a MASK", {"image": ["mask", 0]}, "image", QUEUE),
         ("mask linked to an IMAGE", {"image": DROP, "mask": ["video", 0]}, "mask", QUEUE),
+        ("focal negative", {"focal": -1.0}, "focal", QUEUE),
+        ("focal NaN", {"focal": NAN}, "focal", RUN, "finite"),
+    ),
+    *cases(
+        "EX4DDepthFromGeometry",
+        ("no geometry connected", {}, "moge_geometry", RUN, "connect one geometry"),
+        ("moge_geometry linked to an IMAGE", {"moge_geometry": ["video", 0]}, "moge_geometry", QUEUE),
+        ("unknown lens", {"lens": "bogus"}, "lens", CHOICE),
+        ("window 0", {"window": 0}, "window", QUEUE),
+        ("focal negative", {"focal": -1.0}, "focal", QUEUE),
+        ("focal NaN", {"focal": NAN}, "focal", RUN, "finite"),
     ),
     *cases(
         "EX4DDepthModelLoader",

@@ -142,6 +142,16 @@ def test_overlap_not_below_window_is_a_clear_error(installed):
         installed.run(estimate_prompt(window=5, overlap=5))
 
 
+def test_frames_too_small_for_depthcrafter_are_refused_naming_frames_and_the_smallest_size(installed):
+    prompt = estimate_prompt()
+    prompt["1"] = {"class_type": "EmptyImage", "inputs": {"width": 70, "height": 46, "batch_size": 1, "color": 0}}
+    with pytest.raises(NodeExecutionError, match=r"frames: 1 frame\(s\) of 70x46 are smaller than DepthCrafter "
+                       r"takes.*at least 96 pixels on a side"):
+        installed.run(prompt)
+    prompt["1"]["inputs"]["batch_size"] = 2  # two frames give its norm groups two values: it runs
+    installed.run(prompt)
+
+
 def from_image_prompt(source: str, **options) -> dict:
     inputs = {"map": "disparity (bright = near)", "range": "published", "near": 1.0, "far": 100.0}
     inputs.update(options)

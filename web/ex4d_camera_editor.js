@@ -317,7 +317,7 @@ class CameraEditor {
     this.editable = EDITABLE_NODES.has(node.comfyClass);
     this.isPathNode = PATH_NODES.has(node.comfyClass);
     this.scene = null; // parsed scene
-    this.clip = null; // {frames, width, height, radius} the node reported
+    this.clip = null; // {frames, width, height, radius, focal, focals} the node reported (the depth's lens)
     this.path = null;
     this.frame = 0;
     this.fractions = [];
@@ -412,7 +412,8 @@ class CameraEditor {
     }
     const scene = parseScene(await response.arrayBuffer());
     this.scene = scene;
-    this.clip = { frames: entry.frames, width: entry.width, height: entry.height, radius: entry.radius };
+    this.clip = { frames: entry.frames, width: entry.width, height: entry.height, radius: entry.radius,
+      focal: entry.focal, focals: entry.focals };
     this.renderer?.setScene(scene);
     this.frameOverview();
     this.setStatus("");

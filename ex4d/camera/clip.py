@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..mesh import BORDER_DEPTH  # the radius is measured with the mesh's border wall in place, as published
+from .. import mesh as dw_mesh  # a module import: ex4d.mesh imports this package's lens
 from .lens import PUBLISHED_FOCAL, Lens
 
 RADIUS_MARGIN = 0.15
@@ -26,8 +26,9 @@ def radius_from_depth(depth_frame0) -> float:
     d = np.array(d, dtype=np.float64)
     if d.ndim != 2:
         raise ValueError(f"depth must be [H, W] or [T, H, W], got {list(d.shape)}")
-    d[0, :] = d[-1, :] = BORDER_DEPTH
-    d[:, 0] = d[:, -1] = BORDER_DEPTH
+    # the radius is measured with the mesh's border wall in place, as published
+    d[0, :] = d[-1, :] = dw_mesh.BORDER_DEPTH
+    d[:, 0] = d[:, -1] = dw_mesh.BORDER_DEPTH
     return float(d.min() + RADIUS_MARGIN)
 
 
@@ -52,12 +53,17 @@ class Clip:
         return cls(int(frames), Lens.centred(width, height, focal), float(radius))
 
     @classmethod
-    def of_depth(cls, depth, focal: float = PUBLISHED_FOCAL) -> Clip:
-        """The clip of a depth video [T, H, W] (numpy or torch), at the published radius of its frame 0."""
+    def of_depth(cls, depth, focal: float = PUBLISHED_FOCAL, lens: Lens | None = None) -> Clip:
+        """The clip of a depth video [T, H, W] (numpy or torch), at the published radius of its frame 0, seen
+        through ``lens`` when given (the depth's own), else ``focal`` about the image centre."""
         if depth.ndim != 3 or depth.shape[0] == 0:
             raise ValueError(f"depth: expected [T, H, W] depth, got {list(depth.shape)}")
         t, h, w = depth.shape
-        return cls.centred(t, w, h, radius_from_depth(depth[0]), focal)
+        if lens is None:
+            return cls.centred(t, w, h, radius_from_depth(depth[0]), focal)
+        if (lens.width, lens.height) != (w, h):
+            raise ValueError(f"lens: made for {lens.width}x{lens.height} images, but the depth is {w}x{h}")
+        return cls(int(t), lens, radius_from_depth(depth[0]))
 
     @property
     def target(self) -> np.ndarray:

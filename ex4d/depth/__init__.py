@@ -39,6 +39,7 @@ from .files import (
     DepthFileError,
     depth_from_values,
     read_depth_array,
+    read_depth_lens,
     write_depth_file,
 )
 
@@ -68,6 +69,7 @@ __all__ = [
     "disparity_to_depth",
     "normalise_clip",
     "read_depth_array",
+    "read_depth_lens",
     "temporal_ema",
     "window_starts",
     "write_depth_file",

@@ -5,10 +5,12 @@ Only torch is imported here; the model code lives in ``crafter`` and ``anything`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import torch
+
+from ..camera.lens import Lens
 
 # Published conversion (EX-4D, section 1 of the reference): d = 3900 r, d = max(d, 1e-5), z = 10000 / d.
 DISPARITY_SCALE = 3900.0
@@ -21,12 +23,19 @@ NEAREST_DEPTH = DEPTH_NUMERATOR / DISPARITY_SCALE  # ~2.564: where r = 1 lands
 
 @dataclass
 class DepthVideo:
-    """What moves between nodes: z-depth per frame, plus the normalised disparity it came from."""
+    """What moves between nodes: z-depth per frame, plus the normalised disparity it came from and, where the
+    source knows it, the lens the clip was filmed through.
+
+    ``lens`` None: the source gives no lens (DepthCrafter, Depth Anything V2, a depth file): the published
+    500 px focal length about the image centre (:attr:`clip_lens`). ``metric``: the depth is in metres (MoGe,
+    Depth Anything 3), not the published relative scale."""
 
     depth: torch.Tensor  # [T, H, W] float32 z-depth (not distance), in [DEPTH_MIN, DEPTH_MAX]
     disparity: torch.Tensor | None = None  # [T, H, W] float32 in [0, 1], clip-wide normalised
     source: str = ""  # "depthcrafter", "depth_anything", "image", ...
     meta: dict = field(default_factory=dict)
+    lens: Lens | None = None
+    metric: bool = False
 
     def __post_init__(self) -> None:
         if self.depth.ndim != 3:
@@ -35,6 +44,22 @@ class DepthVideo:
             raise ValueError(
                 f"disparity {tuple(self.disparity.shape)} and depth {tuple(self.depth.shape)} differ in shape"
             )
+        if self.lens is not None:
+            if (self.lens.width, self.lens.height) != (self.width, self.height):
+                raise ValueError(f"lens: made for {self.lens.width}x{self.lens.height} images, but the depth is "
+                                 f"{self.width}x{self.height}")
+            if self.lens.focals is not None and len(self.lens.focals) != self.num_frames:
+                raise ValueError(f"lens: {len(self.lens.focals)} per-frame focal lengths for {self.num_frames} "
+                                 "depth frames")
+
+    @property
+    def clip_lens(self) -> Lens:
+        """The lens the clip is seen through: its own, else the published 500 px about the image centre."""
+        return self.lens if self.lens is not None else Lens.centred(self.width, self.height)
+
+    def with_lens(self, lens: Lens | None, metric: bool | None = None) -> DepthVideo:
+        """The same depth seen through ``lens`` (and ``metric`` when given)."""
+        return replace(self, lens=lens, metric=self.metric if metric is None else metric)
 
     @property
     def num_frames(self) -> int:
@@ -50,7 +75,7 @@ class DepthVideo:
 
     def to(self, device: torch.device | str) -> DepthVideo:
         disp = None if self.disparity is None else self.disparity.to(device)
-        return DepthVideo(self.depth.to(device), disp, self.source, dict(self.meta))
+        return DepthVideo(self.depth.to(device), disp, self.source, dict(self.meta), self.lens, self.metric)
 
     def __repr__(self) -> str:
         lo, hi = float(self.depth.min()), float(self.depth.max())

@@ -2,8 +2,9 @@
 
 Never unpickles: a file holding Python objects is refused before anything in it runs.
 
-    write_depth_file(depth, "depth.npz")                   # arrays "depth" and, where known, "disparity"
+    write_depth_file(depth, "depth.npz")                   # arrays "depth" and, where known, "disparity" and the lens
     values = read_depth_array("depth.npz")                 # [T, H, W] float32, finite
+    lens, metric = read_depth_lens("depth.npz", 512, 320)  # the lens saved with it (None: published 500 px)
     depth = depth_from_values(values[::2], "disparity")    # DepthVideo, published conversion
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..camera.lens import Lens
 from .convert import DepthVideo, depth_video_from_disparity
 
 DEPTH_FILE_EXTENSIONS = (".npz", ".npy")
@@ -30,10 +32,16 @@ class DepthFileError(ValueError):
 
 
 def write_depth_file(depth: DepthVideo, path: str | Path) -> Path:
-    """Save ``depth`` as a compressed .npz: float32 "depth" [T, H, W], and "disparity" where it has one."""
+    """Save ``depth`` as a compressed .npz: float32 "depth" [T, H, W], "disparity" where it has one, and its lens
+    where it carries one: "intrinsics" [3, 3] (pixels), "focals" [T] where the source zooms, "metric"."""
     arrays = {"depth": depth.depth.float().cpu().numpy()}
     if depth.disparity is not None:
         arrays["disparity"] = depth.disparity.float().cpu().numpy()
+    if depth.lens is not None:
+        arrays["intrinsics"] = depth.lens.intrinsics
+        if depth.lens.focals is not None:
+            arrays["focals"] = depth.lens.focals
+        arrays["metric"] = np.bool_(depth.metric)
     path = Path(path)
     with open(path, "wb") as f:  # a file object: numpy would append ".npz" to a name without it
         np.savez_compressed(f, **arrays)
@@ -79,6 +87,27 @@ def read_depth_array(path: str | Path) -> np.ndarray:
     if not np.isfinite(values).all():
         raise DepthFileError(f"'{path.name}' contains NaN or infinite values; fix or re-export the depth")
     return values
+
+
+def read_depth_lens(path: str | Path, width: int, height: int) -> tuple[Lens | None, bool]:
+    """The lens saved with the depth in an .npz (:func:`write_depth_file`) for its ``width`` x ``height`` frames,
+    and whether the depth is metric; (None, False) for a file without "intrinsics" (a published depth file)."""
+    path = Path(path)
+    if path.suffix.lower() != ".npz":
+        return None, False
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "intrinsics" not in data.files:
+                return None, False
+            k = np.asarray(data["intrinsics"], dtype=np.float32)
+            focals = np.asarray(data["focals"], dtype=np.float32) if "focals" in data.files else None
+            metric = bool(np.asarray(data["metric"]).item()) if "metric" in data.files else False
+    except _UNREADABLE as e:
+        raise DepthFileError(f"'{path.name}' holds a lens that cannot be read ({e}); save the depth again") from e
+    try:
+        return Lens(width, height, k, focals), metric
+    except ValueError as e:
+        raise DepthFileError(f"'{path.name}' holds a lens the renderer cannot use: {e}") from e
 
 
 def _load_array(path: Path) -> np.ndarray | bytes:
