@@ -84,22 +84,16 @@ RECIPES = {"published": "full", "fast": "fast"}
 CONFIGS = {"normal": ("bf16", None, False), "budget24": ("bf16", 24.0, False), "fp8": ("fp8", None, True)}
 
 
-def speed_list(value: str) -> list[str]:
-    """``--speed``'s comma-separated settings, checked."""
-    speeds = [v.strip() for v in value.split(",") if v.strip()]
-    unknown = [v for v in speeds if v not in SPEEDS]
-    if not speeds or unknown:
-        raise argparse.ArgumentTypeError(f"speed settings are {', '.join(SPEEDS)} (comma-separated); got {value!r}")
-    return speeds
+def choice_list(choices, what: str):
+    """An argparse type: a comma-separated list of ``choices``, checked (``what`` names them in the error)."""
 
+    def parse(value: str) -> list[str]:
+        picked = [v.strip() for v in value.split(",") if v.strip()]
+        if not picked or any(v not in choices for v in picked):
+            raise argparse.ArgumentTypeError(f"{what} are {', '.join(choices)} (comma-separated); got {value!r}")
+        return picked
 
-def recipe_list(value: str) -> list[str]:
-    """``--recipe``'s comma-separated recipes, checked."""
-    recipes = [v.strip() for v in value.split(",") if v.strip()]
-    unknown = [v for v in recipes if v not in RECIPES]
-    if not recipes or unknown:
-        raise argparse.ArgumentTypeError(f"recipes are {', '.join(RECIPES)} (comma-separated); got {value!r}")
-    return recipes
+    return parse
 
 
 def parse_args() -> argparse.Namespace:
@@ -116,7 +110,7 @@ def parse_args() -> argparse.Namespace:
     arguments.add_models(p, written_here=False)
     p.add_argument("--workflow", choices=("full", "long"), default="full",
                    help="full: the shipped full (or fast) workflow; long: the 121-frame one in the host's context windows")
-    p.add_argument("--recipe", type=recipe_list, default=["published"], metavar="LIST",
+    p.add_argument("--recipe", type=choice_list(RECIPES, "recipes"), default=["published"], metavar="LIST",
                    help="comma-separated, each one of: published (25 steps, CFG 5: the full workflow), fast (4 steps, "
                    "CFG 1, the step-distillation LoRA: ex4d_fast); the first run uses the first, then one cached "
                    "run per recipe (with --workflow full)")
@@ -124,7 +118,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--frames", type=int, help="frames to generate (default: the workflow's, 49 or 121)")
     p.add_argument("--attention", choices=("workflow", "host", "cudnn"), default="workflow",
                    help="EX-4D Attention Backend's backend: as the workflow ships it (cudnn), or another")
-    p.add_argument("--speed", type=speed_list, default=["none"], metavar="LIST",
+    p.add_argument("--speed", type=choice_list(SPEEDS, "speed settings"), default=["none"], metavar="LIST",
                    help="comma-separated speed settings, each one of: " + ", ".join(SPEEDS)
                    + " (default none); the first run uses the first, then one cached run per setting")
     p.add_argument("--first-only", action="store_true",
