@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness import tiny_models as tm
 from harness.tiny_depth import write_tiny_depthcrafter
@@ -80,3 +81,44 @@ def test_full_workflow_makes_the_new_view_video(full_host):
     item = outputs[save]["images"][0]
     video = host.output_dir / item["subfolder"] / item["filename"]
     assert video.suffix == ".mp4" and video.stat().st_size > 500
+
+
+CORE_DEPTH_NODES = {"LoadMoGeModel", "MoGeInference", "EX4DDepthFromGeometry"}
+
+
+def test_core_depth_workflow_is_the_full_graph_with_the_hosts_moge():
+    full = json.loads((REPO / "workflows" / "api" / "ex4d_full_api.json").read_text())
+    core = json.loads((REPO / "workflows" / "api" / "ex4d_full_core_depth_api.json").read_text())
+    depth_nodes = {"EX4DDepthModelLoader", "EX4DEstimateDepth"}
+    assert {n["class_type"] for n in core.values()} - {n["class_type"] for n in full.values()} == CORE_DEPTH_NODES
+    rest = {i: n for i, n in core.items() if n["class_type"] not in CORE_DEPTH_NODES}
+    (geometry,) = [i for i, n in core.items() if n["class_type"] == "EX4DDepthFromGeometry"]
+    (estimate,) = [i for i, n in full.items() if n["class_type"] == "EX4DEstimateDepth"]
+    kept = json.dumps({i: n for i, n in full.items() if n["class_type"] not in depth_nodes})
+    expected = json.loads(kept.replace(f'["{estimate}", 0]', f'["{geometry}", 0]'))
+    assert rest == expected  # the same graph, its depth from MoGe
+
+
+def test_core_depth_workflow_makes_the_new_view_video(full_host):
+    host = full_host
+    if "MoGeInference" not in host.node_classes:
+        pytest.skip("this ComfyUI has no MoGe nodes (they came with 0.33)")
+    import folder_paths
+
+    from harness.tiny_geometry import write_tiny_moge
+
+    folder = host.models_dir / "geometry_estimation"
+    write_tiny_moge(folder / "full_tiny_moge.safetensors")
+    folder_paths.add_model_folder_path("geometry_estimation", str(folder), is_default=True)
+    prompt = tiny_version(json.loads((REPO / "workflows" / "api" / "ex4d_full_core_depth_api.json").read_text()))
+    by_type = {n["class_type"]: i for i, n in prompt.items()}
+    prompt[by_type["LoadMoGeModel"]]["inputs"]["model_name"] = "full_tiny_moge.safetensors"
+    prompt[by_type["MoGeInference"]]["inputs"]["resolution_level"] = 0
+    outputs = host.run(prompt)
+    depth = host.node_output(by_type["EX4DDepthFromGeometry"])[0][0]
+    geometry = host.node_output(by_type["MoGeInference"])[0][0]
+    width = geometry["depth"].shape[2]
+    assert depth.lens.focal == pytest.approx(float(torch.median(geometry["intrinsics"][:, 0, 0].double() * width)))
+    assert host.node_output(by_type["EX4DCameraPreset"])[0][0].focal == pytest.approx(depth.lens.focal)
+    item = outputs[by_type["SaveVideo"]]["images"][0]
+    assert (host.output_dir / item["subfolder"] / item["filename"]).stat().st_size > 500
