@@ -15,7 +15,6 @@ rasteriser).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -28,6 +27,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 import make_example_clip as scene  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from records import write_report  # noqa: E402  (bench/ is the script's own folder)
 
 from ex4d.camera import Clip, Lens, orbit  # noqa: E402
 from ex4d.mesh import build_dw_mesh  # noqa: E402
@@ -133,9 +133,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.out:
-        out = Path(args.out)
-        out.with_suffix(".txt").write_text(text + "\n")
-        out.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        write_report(args.out, text, rows)
 
 
 if __name__ == "__main__":

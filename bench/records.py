@@ -64,3 +64,10 @@ def print_table(columns: Sequence[Column], records: Iterable[Record], sep: str =
         print(table_row(columns, record, sep))
         for line in below(record):
             print(line)
+
+
+def write_report(out: str | Path, text: str, records: Iterable[Record]) -> None:
+    """A report's text as ``out``.txt and its records as ``out``.jsonl (both replaced)."""
+    out = Path(out)
+    out.with_suffix(".txt").write_text(text + "\n")
+    out.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))

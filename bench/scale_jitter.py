@@ -12,7 +12,6 @@ RMS change of a frame's median log depth from the frame before (:func:`ex4d.dept
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from records import write_report  # noqa: E402  (bench/ is the script's own folder)
 
 from ex4d.depth import geometry, read_depth_array  # noqa: E402
 
@@ -60,9 +60,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.out:
-        out = Path(args.out)
-        out.with_suffix(".txt").write_text(text + "\n")
-        out.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        write_report(args.out, text, rows)
 
 
 if __name__ == "__main__":
