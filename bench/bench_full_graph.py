@@ -9,15 +9,15 @@ one budget per process (the host reads its memory settings at import); the host 
 (``COMFYUI_PATH`` / ``EX4D_HOST``):
 
     python bench/full_weights.py --comfyui $COMFYUI_PATH --models /data/models --wan fp8   (or bf16, q8_0, q4_k_m)
-    python bench/bench_full_graph.py --models /data/models --weights fp8 --budget-gb 12 --recipe fast,published \
-        --out bench/results/budgets_h100.jsonl
+    python bench/bench_full_graph.py --models /data/models --weights fp8 --budget-gb 12 --recipe fast,published
+            --out bench/results/budgets_h100.jsonl
     python bench/bench_full_graph.py --models /data/models --weights q4_k_m --budget-gb 16 ...  (ComfyUI-GGUF's loader)
     python bench/bench_full_graph.py --models /data/models --config budget24 --oom-check --out ...
     python bench/bench_full_graph.py --table bench/results/budgets_h100.jsonl
-    python bench/bench_full_graph.py --models /data/models --config budget24 --workflow long \
-        --out bench/results/long_video_h200.jsonl   (121 frames in 49-frame context windows; ComfyUI 0.33)
-    python bench/bench_full_graph.py --models /data/models --weights bf16 --speed none,fp8,compile,fp8+compile \
-        --out ...   (the speed nodes side by side in one host process)
+    python bench/bench_full_graph.py --models /data/models --config budget24 --workflow long
+            --out bench/results/long_video_h200.jsonl   (121 frames in 49-frame context windows; ComfyUI 0.33)
+    python bench/bench_full_graph.py --models /data/models --weights bf16 --speed none,fp8,compile,fp8+compile
+            --out ...   (the speed nodes side by side in one host process)
 
 Weights (``--weights``): bf16 and fp8 (fp8_e4m3fn) through the host's UNETLoader; q8_0 and q4_k_m (GGUF)
 through ComfyUI-GGUF's UnetLoaderGGUF, a third-party pack the bench expects in the host's custom_nodes
