@@ -338,3 +338,11 @@ def reraise_out_of_memory(message: str) -> Iterator[None]:
         # traceback lives, which the host's clean-up after an out-of-memory error does not reach: free them now.
         traceback.clear_frames(e.__traceback__)
         raise comfy.model_management.OOM_EXCEPTION(message) from e
+
+
+def model_files(folder: str) -> list[str]:
+    """The files of one of the host's model folders, or none where the host has no such folder."""
+    try:
+        return folder_paths.get_filename_list(folder)
+    except (KeyError, FileNotFoundError):
+        return []

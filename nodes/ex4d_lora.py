@@ -23,6 +23,7 @@ from ._comfy import (
     check_numbers,
     check_output_prefix,
     file_fingerprint,
+    model_files,
     output_path,
 )
 from ._types import CONNECT_ADAPTER, CONNECT_MODEL, Adapter
@@ -69,14 +70,6 @@ def with_ex4d_lora(model, adapter: EX4DAdapter, strength: float = 1.0):
 def ex4d_lora_strength(model) -> float | None:
     """The strength EX-4D LoRA was applied with to ``model`` (0.0 if left out on purpose), or None."""
     return model.model_options.get("transformer_options", {}).get(LORA_MARK)
-
-
-def model_files(folder: str) -> list[str]:
-    """The files of one of the host's model folders, or none where the host has no such folder."""
-    try:
-        return folder_paths.get_filename_list(folder)
-    except (KeyError, FileNotFoundError):
-        return []
 
 
 def adapter_files() -> list[str]:

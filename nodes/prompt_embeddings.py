@@ -16,11 +16,11 @@ from ._comfy import (
     check_output_prefix,
     file_fingerprint,
     input_files,
+    model_files,
     output_path,
     resolve_input_file,
 )
 from ._types import CONNECT_CONDITIONING
-from .ex4d_lora import model_files
 
 MODELS_EX4D_PREFIX = "models/ex4d/"
 
