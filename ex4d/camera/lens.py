@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 PUBLISHED_FOCAL = 500.0
+NEAR_PLANE, FAR_PLANE = 1e-3, 1e3  # the published projection's clip planes, in scene units
 
 
 def intrinsics_matrix(width: int, height: int, focal: float = PUBLISHED_FOCAL) -> np.ndarray:
@@ -30,7 +31,7 @@ def intrinsics_per_frame(k: np.ndarray, focals: np.ndarray) -> np.ndarray:
 
 
 def projection_matrix(
-    width: int, height: int, focal: float = PUBLISHED_FOCAL, near: float = 1e-3, far: float = 1e3
+    width: int, height: int, focal: float = PUBLISHED_FOCAL, near: float = NEAR_PLANE, far: float = FAR_PLANE
 ) -> np.ndarray:
     """The published OpenGL-style projection (float64). Note the -n/y entry: clip y follows image rows."""
     fov_x = 2.0 * math.atan(width / (2.0 * focal))
@@ -101,11 +102,11 @@ class Lens:
         """Each frame's K, [N, 3, 3] float32."""
         return intrinsics_per_frame(self.intrinsics, self.frame_focals(num_frames).astype(np.float32))
 
-    def projection(self, near: float = 1e-3, far: float = 1e3) -> np.ndarray:
+    def projection(self, near: float = NEAR_PLANE, far: float = FAR_PLANE) -> np.ndarray:
         """The projection of the source focal length, [4, 4] float64."""
         return projection_matrix(self.width, self.height, self.focal, near, far)
 
-    def projections(self, near: float = 1e-3, far: float = 1e3) -> np.ndarray:
+    def projections(self, near: float = NEAR_PLANE, far: float = FAR_PLANE) -> np.ndarray:
         """The projection of each frame's focal length, [N, 4, 4] float64; without a zoom the one
         :meth:`projection`, [4, 4], for every frame."""
         if self.focals is None:

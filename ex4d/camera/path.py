@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .lens import Lens
+from .lens import FAR_PLANE, NEAR_PLANE, Lens
 
 _FLIP = np.diag([-1.0, -1.0, -1.0, 1.0])
 
@@ -152,6 +152,6 @@ class CameraPath:
         e = self.extrinsics.astype(np.float64)
         return -np.einsum("nji,nj->ni", e[:, :3, :3], e[:, :3, 3])
 
-    def clip_matrices(self, near: float = 1e-3, far: float = 1e3) -> np.ndarray:
+    def clip_matrices(self, near: float = NEAR_PLANE, far: float = FAR_PLANE) -> np.ndarray:
         """``P @ E`` per frame, [N, 4, 4] float64: world point -> clip position (``P`` of each frame's focal)."""
         return self.lens.projections(near, far) @ self.extrinsics.astype(np.float64)
