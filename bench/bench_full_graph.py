@@ -64,6 +64,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))  # bench/ is not a package: its modules import each other by name
 import arguments  # noqa: E402
 from records import Column, append_records, print_table, read_records  # noqa: E402
+from residency import Residency, evictions  # noqa: E402
 from timing import DevicePeak, GiB, Gpu, Timer  # noqa: E402
 
 from harness.host import host_root  # noqa: E402
@@ -259,7 +260,7 @@ def run_once(host, torch, prompt: dict[str, Any], record: dict[str, Any], ballas
     breaks = counters["graph_break"]
     breaks.clear()
     error = None
-    with Timer(gpu) as timer, DevicePeak(torch) as device_peak:
+    with Timer(gpu) as timer, DevicePeak(torch) as device_peak, Residency(torch) as residency:
         try:
             host.run(prompt)
         except NodeExecutionError as e:
@@ -281,7 +282,10 @@ def run_once(host, torch, prompt: dict[str, Any], record: dict[str, Any], ballas
         models_loaded_after=len(mm.current_loaded_models),
         error=error,
         graph_breaks=sum(breaks.values()),  # traced in this run (EX-4D Compile Blocks; 0 when nothing compiles)
+        residency=residency.by_node(host.server.messages, host.server.stamps, class_of, ballast_bytes),
     )
+    models = {m for row in record["residency"].values() for m in row["models_gib"]}
+    record["evicted"] = {m: lost for m in sorted(models) if (lost := evictions(record["residency"], m))}
     sampler = next((node_id for node_id, node in prompt.items() if node["class_type"] == "EX4DWanSampler"), None)
     timing = sampler_timing(host, sampler) if sampler is not None else {}
     record.update(timing, time_split_s=time_split(record["per_node_s"], timing))
@@ -385,13 +389,16 @@ COLUMNS = (
 )
 
 
-def _error(r: dict[str, Any]) -> list[str]:
+def _below(r: dict[str, Any]) -> list[str]:
+    """Under a row: its error, and the nodes that pushed models off the device (``residency``)."""
     error = r.get("error")
-    return [f"{'':<76}error: {error['exception_type']}: {error['message'][:160]!r}"] if error else []
+    lines = [f"{'':<76}error: {error['exception_type']}: {error['message'][:160]!r}"] if error else []
+    lines += [f"{'':<76}{model} pushed out by: {', '.join(nodes)}" for model, nodes in r.get("evicted", {}).items()]
+    return lines
 
 
 def print_runs(results: list[dict[str, Any]]) -> None:
-    print_table(COLUMNS, results, rule=40, below=_error)
+    print_table(COLUMNS, results, rule=40, below=_below)
     if results:
         print(f"device: {results[-1]['device']}; alloc / reserv = torch's allocator peaks, device = peak in use on the "
               "GPU (all allocators, polled every 20 ms); GiB. 1st = EX-4D Wan Sampler's start to its first step's end "

@@ -68,3 +68,23 @@ def test_distill_lora_covers_every_linear_of_every_block():
     down = layout["diffusion_model.blocks.1.ffn.2.lora_down.weight"]
     up = layout["diffusion_model.blocks.1.ffn.2.lora_up.weight"]
     assert (down.shape, up.shape) == ((4, TINY.ffn), (TINY.dim, 4))
+
+
+def test_residency_names_the_node_that_pushed_a_model_out():
+    """From polled samples and the executor's stamps: the DiT whole when Estimate Depth starts, half gone at its
+    end, back when the sampler ends; only Estimate Depth is named."""
+    import residency
+
+    gib = 1024**3
+    r = residency.Residency(torch=None)
+    r.samples = [(0.0, {"WAN21": 16 * gib}, 20 * gib), (1.0, {"WAN21": 16 * gib}, 20 * gib),
+                 (1.5, {"WAN21": 8 * gib, "DepthCrafter": 4 * gib}, 23 * gib), (2.0, {"WAN21": 8 * gib}, 20 * gib),
+                 (2.5, {"WAN21": 16 * gib}, 22 * gib), (3.0, {"WAN21": 16 * gib}, 22 * gib)]
+    messages = [("executing", {"node": "1"}), ("executing", {"node": "2"}), ("executing", {"node": "3"}),
+                ("executing", {"node": None})]
+    report = r.by_node(messages, [0.0, 1.0, 2.0, 3.0], {"1": "EX4DLoadVideo", "2": "EX4DEstimateDepth",
+                                                         "3": "EX4DWanSampler"}, ballast_bytes=2 * gib)
+    assert report["2 EX4DEstimateDepth"]["models_gib"]["WAN21"] == [16.0, 8.0, 8.0]
+    assert report["2 EX4DEstimateDepth"]["device_peak_gib"] == 21.0
+    assert residency.evictions(report, "WAN21") == ["2 EX4DEstimateDepth -8.0 GiB"]
+    assert residency.evictions(report, "DepthCrafter") == []
