@@ -346,7 +346,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     if not args.first_only:
         results += [graph(recipe, speed, "cached") for recipe, speed in settings]
     if args.oom_check:
-        from ex4d import video
+        from harness import media as video
 
         recipe, speed = settings[0]
         gen = torch.Generator().manual_seed(0)
