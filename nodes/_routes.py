@@ -5,7 +5,8 @@ output names the key; :class:`~._camera_scenes.SceneCache`), as ``application/oc
 
 ``POST /ex4d/camera/path`` with ``{"node": <node id>, "clip": {frames, width, height, radius[, focal, focals]},
 "inputs": {widget: value}}`` answers the path as :func:`~ex4d.camera.files.to_json_dict` gives it, computed by the node's own
-``path`` classmethod (the one its ``execute`` calls), or ``400 {"error": ...}`` with the node's own message.
+``path`` classmethod (the one its ``execute`` calls) on widgets its schema allows (the checks ``execute`` runs
+first, :func:`~._validation.check_inputs`), or ``400 {"error": ...}`` with the node's own message.
 The clip is what the node reported when it last ran (its ``ex4d_scene`` UI output).
 
 ``POST /ex4d/camera/scene`` with ``{"node": <node id>, "prompt": <API prompt of the page's graph>}`` answers the
@@ -23,6 +24,7 @@ from aiohttp import web
 from ..ex4d.camera import PUBLISHED_FOCAL, Clip, Lens, to_json_dict
 from ..ex4d.camera.lens import intrinsics_matrix
 from ._camera_scenes import SCENES, source_key
+from ._validation import check_inputs
 from .camera import PATH_NODES
 
 PATH_ROUTE = "/ex4d/camera/path"
@@ -61,8 +63,10 @@ def path_response(body: object) -> tuple[int, dict]:
     missing = [name for name in names if name not in inputs and name not in node.optional_widgets()]
     if missing:
         return 400, {"error": f"inputs: missing {missing}"}
+    widgets = {name: inputs[name] for name in names if name in inputs}
     try:
-        path = node.path(clip, **{name: inputs[name] for name in names if name in inputs})
+        check_inputs(node, widgets)
+        path = node.path(clip, **widgets)
     except (TypeError, ValueError) as e:
         return 400, {"error": str(e)}
     return 200, to_json_dict(path)

@@ -3,29 +3,17 @@ embedding (on a clone of EX-4D LoRA's MODEL), and the host's standard I2V condit
 
 from __future__ import annotations
 
-import comfy.clip_vision
 import comfy.model_management
-import comfy.model_patcher
-import comfy.sd
 import torch
 from comfy_api.latest import io
 
-from ..ex4d import adapter as ex4d_adapter
 from ..ex4d import camera_inputs as ex4d_camera_inputs
 from ..ex4d import masks as ex4d_masks
 from ..ex4d import resize as ex4d_resize
 from ..ex4d import sampling as ex4d_sampling
-from ._comfy import CATEGORY, check_choice, check_connected, check_numbers
-from ._types import (
-    CONNECT_ADAPTER,
-    CONNECT_CLIP_VISION,
-    CONNECT_CONDITIONING,
-    CONNECT_IMAGE,
-    CONNECT_MASK,
-    CONNECT_MODEL,
-    CONNECT_VAE,
-    Adapter,
-)
+from ._comfy import CATEGORY
+from ._types import Adapter
+from ._validation import CheckedNode
 from .camera_embedding import with_camera
 from .ex4d_lora import ex4d_lora_strength, strength_input
 from .wan_checks import check_adapter_fits, check_wan_i2v, check_wan_vae
@@ -33,7 +21,7 @@ from .wan_checks import check_adapter_fits, check_wan_i2v, check_wan_vae
 MAX_SIZE = 8192
 
 
-class Apply(io.ComfyNode):
+class Apply(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -149,17 +137,6 @@ class Apply(io.ComfyNode):
         adapter_strength: float,
         clip_vision_output=None,
     ) -> io.NodeOutput:
-        check_connected(model, comfy.model_patcher.ModelPatcher, "model", CONNECT_MODEL)
-        check_connected(adapter, ex4d_adapter.EX4DAdapter, "adapter", CONNECT_ADAPTER)
-        check_connected(vae, comfy.sd.VAE, "vae", CONNECT_VAE)
-        check_connected(positive, list, "positive", CONNECT_CONDITIONING)
-        check_connected(negative, list, "negative", CONNECT_CONDITIONING)
-        check_connected(colour, torch.Tensor, "colour", CONNECT_IMAGE)
-        check_connected(mask, torch.Tensor, "mask", CONNECT_MASK)
-        check_connected(clip_vision_output, comfy.clip_vision.Output, "clip_vision_output", CONNECT_CLIP_VISION,
-                        optional=True)
-        check_numbers(cls, width=width, height=height, length=length, mask_erosion=mask_erosion,
-                      erosion_seed=erosion_seed, adapter_strength=adapter_strength)
         info = check_wan_i2v(model)
         check_adapter_fits(model, info, adapter)
         if ex4d_lora_strength(model) is None:
@@ -168,8 +145,6 @@ class Apply(io.ComfyNode):
                 "its MODEL output here (strength 0 there leaves the LoRA out on purpose)."
             )
         check_wan_vae(vae)
-        check_choice(resize, ex4d_resize.RESIZE_MODES, "resize")
-        check_choice(erosion_mode, ex4d_masks.EROSION_MODES, "erosion_mode")
         colour, mask = _videos_at_generation_size(colour, mask, width, height, resize, length)
         kernels = ex4d_masks.erosion_kernels(length, erosion_mode, mask_erosion, erosion_seed)
         inputs = ex4d_camera_inputs.prepare_camera_inputs(colour, mask, erosion=kernels)

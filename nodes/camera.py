@@ -21,8 +21,9 @@ from ..ex4d import mesh as ex4d_mesh
 from ..ex4d.camera import Clip, Lens, Speed
 from ..ex4d.depth import DepthVideo
 from ._camera_scenes import SCENES, source_key
-from ._comfy import CATEGORY, check_choice, check_connected, check_numbers, number_limits
-from ._types import CONNECT_CAMERA, CONNECT_DEPTH, CONNECT_FRAMES, Camera, Depth
+from ._comfy import CATEGORY
+from ._types import CONNECT_FRAMES, Camera, Depth
+from ._validation import CheckedNode
 from .mesh import check_frames_and_depth, focal_input, focal_lens, note_ui, widget_lens
 
 CAMERA_CATEGORY = f"{CATEGORY}/camera"
@@ -42,7 +43,7 @@ def depth_clip(depth: DepthVideo) -> Clip:
 
 
 def widget_speed(easing: str, hold_start: int = 0, hold_end: int = 0) -> Speed:
-    return Speed(check_choice(easing, ex4d_camera.EASINGS, "easing"), hold_start, hold_end)
+    return Speed(easing, hold_start, hold_end)
 
 
 # the hidden inputs a node with the camera editor declares, so its scene can be found by source (source_key)
@@ -103,8 +104,11 @@ def _hold_inputs(optional: bool = False) -> list:
     ]
 
 
-class CameraPathNode(io.ComfyNode):
-    """A node that makes a path from a clip and its widgets (``path``) and shows it in the camera editor."""
+class CameraPathNode(CheckedNode):
+    """A node that makes a path from a clip and its widgets (``path``, given widgets its schema allows:
+    ``execute`` and the editor's route check them first) and shows it in the camera editor."""
+
+    what_to_connect = {"frames": CONNECT_FRAMES}
 
     @classmethod
     def path(cls, clip: Clip, **widgets) -> ex4d_camera.CameraPath:
@@ -123,10 +127,6 @@ class CameraPathNode(io.ComfyNode):
 
     @classmethod
     def execute(cls, depth, frames=None, **widgets) -> io.NodeOutput:
-        check_connected(depth, DepthVideo, "depth", CONNECT_DEPTH)
-        check_connected(frames, torch.Tensor, "frames", CONNECT_FRAMES, optional=True)
-        numbers = number_limits(cls)
-        check_numbers(cls, **{name: value for name, value in widgets.items() if name in numbers})
         clip = depth_clip(depth)
         path = cls.path(clip, **widgets)
         lens, note = widget_lens(depth, widgets["focal"])  # the lens the scene's mesh is built through
@@ -172,10 +172,10 @@ class CameraPreset(CameraPathNode):
     @classmethod
     def path(cls, clip: Clip, radius, focal, preset, angle, zoom_fraction, easing="linear", hold_start=0,
              hold_end=0, amount=0.3, sweep="whole clip") -> ex4d_camera.CameraPath:
-        name = f"{angle:g}" if check_choice(preset, PRESETS, "preset") == "angle" else preset
+        name = f"{angle:g}" if preset == "angle" else preset
         return ex4d_camera.preset(name, widget_clip(clip, radius, focal),
                                   widget_speed(easing, hold_start, hold_end), zoom_fraction=zoom_fraction, amount=amount,
-                                  sweep=check_choice(sweep, ex4d_camera.SWEEPS, "sweep"))
+                                  sweep=sweep)
 
 
 class CameraOrbit(CameraPathNode):
@@ -246,10 +246,9 @@ class CameraDolly(CameraPathNode):
     @classmethod
     def path(cls, clip: Clip, radius, focal, start, end, easing, hold_start, hold_end,
              zoom="none") -> ex4d_camera.CameraPath:
-        keep_size = check_choice(zoom, DOLLY_ZOOMS, "zoom") != "none"
         return ex4d_camera.dolly(widget_clip(clip, radius, focal), start=start, end=end,
                                  speed=widget_speed(easing, hold_start, hold_end),
-                                 keep_subject_size=keep_size)
+                                 keep_subject_size=zoom != "none")
 
 
 KEYFRAMES_EXAMPLE = json.dumps([{"frame": 0, "yaw": 0}, {"frame": 24, "yaw": 45, "pitch": 10},
@@ -282,7 +281,6 @@ class CameraKeyframes(CameraPathNode):
 
     @classmethod
     def path(cls, clip: Clip, radius, focal, keyframes, easing) -> ex4d_camera.CameraPath:
-        easing = check_choice(easing, ex4d_camera.EASINGS, "easing")
         if not isinstance(keyframes, str):
             raise ValueError(f"keyframes: got {type(keyframes).__name__}; give JSON text such as {KEYFRAMES_EXAMPLE}")
         try:
@@ -298,7 +296,9 @@ class CameraKeyframes(CameraPathNode):
             raise ValueError(f"keyframes: {e}; example: {KEYFRAMES_EXAMPLE}") from e
 
 
-class CameraPreview(io.ComfyNode):
+class CameraPreview(CheckedNode):
+    what_to_connect = {"frames": CONNECT_FRAMES}
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -322,10 +322,6 @@ class CameraPreview(io.ComfyNode):
 
     @classmethod
     def execute(cls, camera, size, depth=None, frames=None) -> io.NodeOutput:
-        check_connected(camera, ex4d_camera.CameraPath, "camera", CONNECT_CAMERA)
-        check_connected(depth, DepthVideo, "depth", CONNECT_DEPTH, optional=True)
-        check_connected(frames, torch.Tensor, "frames", CONNECT_FRAMES, optional=True)
-        check_numbers(cls, size=size)
         points = colors = None
         ui = {"ex4d_path": [ex4d_camera.to_json_dict(camera)]}
         if depth is not None:

@@ -14,17 +14,15 @@ from ..ex4d.camera.formats import EXTENSIONS, read_camera_file
 from ..ex4d.camera.gltf import write_glb
 from ..ex4d.camera.imports import ImportSettings
 from ._comfy import (
-    check_choice,
-    check_connected,
     check_input_file,
-    check_numbers,
     check_output_prefix,
     input_file_fingerprint,
     input_files,
     output_path,
     resolve_input_file,
 )
-from ._types import CONNECT_CAMERA, CONNECT_MESH, Camera, DWMesh
+from ._types import Camera, DWMesh
+from ._validation import CheckedNode
 from .camera import CAMERA_CATEGORY
 
 CAMERA_FORMATS = ("ex4d npz", "json", "glb")
@@ -33,7 +31,7 @@ CHOOSE_CAMERA_FILE = ("choose an EX-4D camera .npz / .json, a glTF camera animat
                       "transforms.json or a COLMAP images.txt (with its cameras.txt beside it)")
 
 
-class LoadCameraPath(io.ComfyNode):
+class LoadCameraPath(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         files = input_files(extensions=PATH_EXTENSIONS)
@@ -86,7 +84,6 @@ class LoadCameraPath(io.ComfyNode):
     @classmethod
     def execute(cls, path, width, height, frames=0, fps=0.0, focal=0.0, scale=1.0,
                 camera_name="") -> io.NodeOutput:
-        check_numbers(cls, width=width, height=height, frames=frames, fps=fps, focal=focal, scale=scale)
         if not isinstance(camera_name, str):
             raise ValueError(f"camera_name: got {type(camera_name).__name__}; give a camera's name, or nothing")
         file = resolve_input_file(path, "path")
@@ -98,7 +95,7 @@ class LoadCameraPath(io.ComfyNode):
         return io.NodeOutput(camera)
 
 
-class SaveCameraPath(io.ComfyNode):
+class SaveCameraPath(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -133,10 +130,7 @@ class SaveCameraPath(io.ComfyNode):
 
     @classmethod
     def execute(cls, camera, filename_prefix, format, mesh=None, fps=15.0) -> io.NodeOutput:
-        check_connected(camera, ex4d_camera.CameraPath, "camera", CONNECT_CAMERA)
-        check_connected(mesh, (ex4d_mesh.DWMeshSpec, ex4d_mesh.DWMesh), "mesh", CONNECT_MESH, optional=True)
-        check_numbers(cls, fps=fps)
-        ext = {"ex4d npz": "npz", "json": "json", "glb": "glb"}[check_choice(format, CAMERA_FORMATS, "format")]
+        ext = {"ex4d npz": "npz", "json": "json", "glb": "glb"}[format]
         if ext == "glb" and mesh is not None:
             check_scene(mesh, camera)
         path, relative = output_path(filename_prefix, ext, camera.width, camera.height)

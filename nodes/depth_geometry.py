@@ -9,8 +9,9 @@ from comfy_api.latest import io
 from ..ex4d import depth as ex4d_depth
 from ..ex4d.camera import Lens
 from ..ex4d.depth import geometry
-from ._comfy import CATEGORY, check_choice, check_numbers
+from ._comfy import CATEGORY
 from ._types import Depth
+from ._validation import CheckedNode
 
 MoGeGeometry = io.Custom("MOGE_GEOMETRY")
 DA3Geometry = io.Custom("DA3_GEOMETRY")
@@ -81,7 +82,7 @@ def _lens(k: torch.Tensor | None, focal: float, lens_mode: str, width: int, heig
     return geometry.lens_from_intrinsics(k, width, height, per_frame=lens_mode != LENS_MODES[0])
 
 
-class DepthFromGeometry(io.ComfyNode):
+class DepthFromGeometry(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -115,9 +116,6 @@ class DepthFromGeometry(io.ComfyNode):
 
     @classmethod
     def execute(cls, lens, align_scale, window, moge_geometry=None, da3_geometry=None, focal=0.0) -> io.NodeOutput:
-        check_numbers(cls, window=window, focal=focal)
-        lens_mode = check_choice(lens, LENS_MODES, "lens")
-        scale_mode = check_choice(align_scale, SCALE_MODES, "align_scale")
         moge, da3 = _geometry_input(moge_geometry, "moge_geometry"), _geometry_input(da3_geometry, "da3_geometry")
         if (moge is None) == (da3 is None):
             raise ValueError(CONNECT_GEOMETRY if moge is None else
@@ -125,7 +123,7 @@ class DepthFromGeometry(io.ComfyNode):
         source = "MoGe" if moge is not None else "Depth Anything 3"
         depth, valid, k, one_scale = _moge(moge) if moge is not None else _da3(da3)
         t, h, w = depth.shape
-        result, notes = depth_video(depth, valid, _lens(k, focal, lens_mode, w, h, source), scale_mode, window,
+        result, notes = depth_video(depth, valid, _lens(k, focal, lens, w, h, source), align_scale, window,
                                     one_scale, source)
         return io.NodeOutput(result, ui={"text": ["; ".join(notes)]})
 

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import comfy.lora
-import comfy.model_patcher
 import folder_paths
 import torch
 from comfy_api.latest import io
@@ -17,16 +16,15 @@ from ..ex4d import adapter as ex4d_adapter
 from ..ex4d.adapter import EX4DAdapter
 from ._comfy import (
     CATEGORY,
-    check_connected,
     check_file,
     check_file_name,
-    check_numbers,
     check_output_prefix,
     file_fingerprint,
     model_files,
     output_path,
 )
-from ._types import CONNECT_ADAPTER, CONNECT_MODEL, Adapter
+from ._types import Adapter
+from ._validation import CheckedNode
 from .wan_checks import check_adapter_fits, check_wan_i2v
 
 LORA_MARK = "ex4d_lora_strength"
@@ -96,7 +94,7 @@ def strength_input(name: str, tooltip: str) -> io.Float.Input:
     return io.Float.Input(name, default=1.0, min=-10.0, max=10.0, step=0.01, tooltip=tooltip)
 
 
-class AdapterLoader(io.ComfyNode):
+class AdapterLoader(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -133,7 +131,7 @@ class AdapterLoader(io.ComfyNode):
         return io.NodeOutput(adapter, adapter.describe())
 
 
-class SaveAdapterSafetensors(io.ComfyNode):
+class SaveAdapterSafetensors(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -160,12 +158,11 @@ class SaveAdapterSafetensors(io.ComfyNode):
 
     @classmethod
     def execute(cls, adapter, filename_prefix) -> io.NodeOutput:
-        check_connected(adapter, ex4d_adapter.EX4DAdapter, "adapter", CONNECT_ADAPTER)
         path = ex4d_adapter.save_safetensors(adapter, output_path(filename_prefix, "safetensors")[0])
         return io.NodeOutput(str(path))
 
 
-class LoRA(io.ComfyNode):
+class LoRA(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -188,9 +185,6 @@ class LoRA(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, adapter, strength: float) -> io.NodeOutput:
-        check_connected(model, comfy.model_patcher.ModelPatcher, "model", CONNECT_MODEL)
-        check_connected(adapter, ex4d_adapter.EX4DAdapter, "adapter", CONNECT_ADAPTER)
-        check_numbers(cls, strength=strength)
         return io.NodeOutput(with_ex4d_lora(model, adapter, strength))
 
 

@@ -11,8 +11,9 @@ from comfy_api.latest import io
 from ..ex4d import mesh as ex4d_mesh
 from ..ex4d.camera import PUBLISHED_FOCAL, Lens
 from ..ex4d.depth import DepthVideo
-from ._comfy import CATEGORY, check_choice, check_connected, check_numbers, check_output_prefix, output_path
-from ._types import CONNECT_DEPTH, CONNECT_FRAMES, CONNECT_MESH, Depth, DWMesh
+from ._comfy import CATEGORY, check_output_prefix, output_path
+from ._types import CONNECT_FRAMES, Depth, DWMesh
+from ._validation import CheckedNode
 
 MESH_CATEGORY = f"{CATEGORY}/geometry"
 MESH_FORMATS = ("glb", "ply")
@@ -83,7 +84,9 @@ def note_ui(note: str | None) -> dict | None:
     return {"text": [note]}
 
 
-class BuildDWMesh(io.ComfyNode):
+class BuildDWMesh(CheckedNode):
+    what_to_connect = {"frames": CONNECT_FRAMES}
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -115,11 +118,7 @@ class BuildDWMesh(io.ComfyNode):
 
     @classmethod
     def execute(cls, frames, depth, filter, angle_threshold, boundary_ratio, watertight, focal) -> io.NodeOutput:
-        check_connected(frames, torch.Tensor, "frames", CONNECT_FRAMES)
-        check_connected(depth, DepthVideo, "depth", CONNECT_DEPTH)
-        check_numbers(cls, angle_threshold=angle_threshold, boundary_ratio=boundary_ratio, focal=focal)
         values = depth.depth
-        check_choice(filter, ex4d_mesh.FILTERS, "filter")
         check_frames_and_depth(frames, values)
         lens, note = widget_lens(depth, focal)
         focals = None if lens.focals is None else torch.from_numpy(lens.focals)
@@ -131,7 +130,7 @@ class BuildDWMesh(io.ComfyNode):
         return io.NodeOutput(mesh, ui=note_ui(note))
 
 
-class SaveDWMesh(io.ComfyNode):
+class SaveDWMesh(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -166,11 +165,8 @@ class SaveDWMesh(io.ComfyNode):
 
     @classmethod
     def execute(cls, mesh, frame, format, filename_prefix, full_mesh=False) -> io.NodeOutput:
-        check_connected(mesh, (ex4d_mesh.DWMeshSpec, ex4d_mesh.DWMesh), "mesh", CONNECT_MESH)
-        check_numbers(cls, frame=frame)
         if not 0 <= frame < mesh.num_frames:
             raise ValueError(f"frame: {frame} is out of range; choose a frame from 0 to {mesh.num_frames - 1}")
-        check_choice(format, MESH_FORMATS, "format")
         path, relative = output_path(filename_prefix, format, mesh.width, mesh.height)
         (ex4d_mesh.save_glb if format == "glb" else ex4d_mesh.save_ply)(mesh, frame, path, preview=not full_mesh)
         return io.NodeOutput(relative, ui={"text": [relative]})

@@ -10,7 +10,6 @@ from comfy_api.latest import io
 from ..ex4d import prompt as ex4d_prompt
 from ._comfy import (
     CATEGORY,
-    check_connected,
     check_file,
     check_file_name,
     check_output_prefix,
@@ -20,7 +19,7 @@ from ._comfy import (
     output_path,
     resolve_input_file,
 )
-from ._types import CONNECT_CONDITIONING
+from ._validation import CheckedNode
 
 MODELS_EX4D_PREFIX = "models/ex4d/"
 
@@ -41,7 +40,7 @@ def resolve_prompt_file(name: str) -> Path:
     return resolve_input_file(name, "embeddings")
 
 
-class SavePromptEmbeddings(io.ComfyNode):
+class SavePromptEmbeddings(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -76,7 +75,6 @@ class SavePromptEmbeddings(io.ComfyNode):
 
     @classmethod
     def execute(cls, conditioning, filename_prefix, prompt) -> io.NodeOutput:
-        check_connected(conditioning, list, "conditioning", CONNECT_CONDITIONING)
         entries = [(c[0], c[1]) for c in conditioning]
         path = ex4d_prompt.save_prompt_embeddings(
             entries, output_path(filename_prefix, "safetensors")[0], prompt
@@ -84,7 +82,7 @@ class SavePromptEmbeddings(io.ComfyNode):
         return io.NodeOutput(str(path))
 
 
-class LoadPromptEmbeddings(io.ComfyNode):
+class LoadPromptEmbeddings(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(

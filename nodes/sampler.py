@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import comfy.model_patcher
 import comfy.samplers
 from comfy_api.latest import io
 
 from ..ex4d import sampling as ex4d_sampling
-from ._comfy import CATEGORY, check_connected, check_numbers
-from ._types import CONNECT_CONDITIONING, CONNECT_LATENT, CONNECT_MODEL
+from ._comfy import CATEGORY
+from ._validation import CheckedNode
 
 
-class WanSampler(io.ComfyNode):
+class WanSampler(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -68,11 +67,6 @@ class WanSampler(io.ComfyNode):
     def execute(
         cls, model, positive, negative, latent: dict, seed: int, steps: int, cfg: float, shift: float
     ) -> io.NodeOutput:
-        check_connected(model, comfy.model_patcher.ModelPatcher, "model", CONNECT_MODEL)
-        check_connected(positive, list, "positive", CONNECT_CONDITIONING)
-        check_connected(negative, list, "negative", CONNECT_CONDITIONING)
-        check_connected(latent, dict, "latent", CONNECT_LATENT)
-        check_numbers(cls, seed=seed, steps=steps, cfg=cfg, shift=shift)
         # the host's SamplerCustom with the published sigmas and Euler: its noise (float32, CPU generator
         # seeded with the seed) is the published noise; previews, progress and memory management come along
         from comfy_extras.nodes_custom_sampler import SamplerCustom

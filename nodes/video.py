@@ -9,19 +9,18 @@ from ._comfy import (
     CATEGORY,
     Progress,
     cancel_requested,
-    check_choice,
     check_input_file,
-    check_numbers,
     input_file_fingerprint,
     input_files,
     library_stage,
     resolve_input_file,
 )
+from ._validation import CheckedNode
 
 RESIZE_MODES = ["published (multiple of 64, long side capped)", "multiple of", "native"]
 
 
-class LoadVideo(io.ComfyNode):
+class LoadVideo(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -68,11 +67,8 @@ class LoadVideo(io.ComfyNode):
     @classmethod
     def execute(cls, video, frame_load_cap, skip_first_frames, select_every_nth, target_fps, resize,
                 max_resolution, multiple) -> io.NodeOutput:
-        check_numbers(cls, frame_load_cap=frame_load_cap, skip_first_frames=skip_first_frames,
-                      select_every_nth=select_every_nth, target_fps=target_fps, max_resolution=max_resolution,
-                      multiple=multiple)
         path = resolve_input_file(video, "video")
-        mode = RESIZE_MODES.index(check_choice(resize, RESIZE_MODES, "resize"))
+        mode = RESIZE_MODES.index(resize)
         step_multiple = {0: 64, 1: multiple, 2: 0}[mode]
         try:
             with library_stage():
