@@ -8,7 +8,7 @@ Camera = io.Custom("EX4D_CAMERA")  # ex4d.camera.CameraPath
 DepthModel = io.Custom("EX4D_DEPTH_MODEL")  # nodes.depth.LoadedDepthModel
 Adapter = io.Custom("EX4D_ADAPTER")  # ex4d.adapter.EX4DAdapter
 
-# what to connect to an input that got a value where a link belongs (``_comfy.check_connected``)
+# what to connect to an input that got a value where a link belongs (``_validation.links``)
 CONNECT_FRAMES = "video frames (an IMAGE batch, e.g. from EX-4D Load Video)"
 CONNECT_DEPTH = "a depth (EX-4D Estimate Depth, Load Depth or Depth From Image)"
 CONNECT_LATENT = "a LATENT (EX-4D Apply's latent output)"
