@@ -13,9 +13,15 @@ import os
 import re
 import shutil
 import urllib.request
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from harness.host import ServerHost
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page, Route
 
 CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -35,6 +41,13 @@ RENDERERS = {"classic": {"Comfy.VueNodes.Enabled": False}, "nodes2": {"Comfy.Vue
 PACK_MARKERS = re.compile(r"ex-?4d|camera_editor", re.IGNORECASE)
 ONLINE_REGISTRY = "https://api.comfy.org/"
 ROUTE_REFUSED = "error: Failed to load resource: the server responded with a status of 400"
+# reads a node's camera editor in the page: `(PROBE).inspect(editor)`, `(PROBE).timeRedraw(editor, count)`
+CAMERA_EDITOR_PROBE = (Path(__file__).parent / "camera_editor_probe.js").read_text()
+
+
+def answering(answer: Any) -> Callable[[Route], None]:
+    """A Playwright route handler that answers ``answer`` as JSON."""
+    return lambda route: route.fulfill(json=answer)
 
 
 class Frontend:
@@ -57,16 +70,35 @@ class Frontend:
             raise RuntimeError("Chromium not found: install Debian's chromium or set EX4D_CHROMIUM")
         self._pw = sync_playwright().start()
         self._browser = self._pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        self.page = self._browser.new_page(viewport={"width": 1600, "height": 1000})
-        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text} [{m.location.get('url', '')}]"))
-        self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e} [{e.stack}]"))
-        self.page.goto(self.server.url)
-        self.page.wait_for_function(
+        self.page = self._open_page()
+        return self
+
+    def _open_page(self, answers: dict[str, Any] | None = None) -> Page:
+        """A new page of the frontend, its console kept, once the frontend has registered the nodes. ``answers``:
+        JSON the page gets in place of the server's answer, by route path (e.g. ``/ex4d/camera/editor``)."""
+        page = self._browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.on("console", lambda m: self.console.append(f"{m.type}: {m.text} [{m.location.get('url', '')}]"))
+        page.on("pageerror", lambda e: self.console.append(f"pageerror: {e} [{e.stack}]"))
+        for path, answer in (answers or {}).items():
+            page.route(f"**{path}", answering(answer))
+        page.goto(self.server.url)
+        page.wait_for_function(
             "() => window.app && window.app.graph && window.LiteGraph"
             " && Object.keys(LiteGraph.registered_node_types).length > 100",
             timeout=120_000,
         )
-        return self
+        return page
+
+    @contextmanager
+    def other_page(self, answers: dict[str, Any]) -> Iterator[None]:
+        """Drive a second page, whose server answers ``answers`` replaces (see :meth:`_open_page`), until the
+        block ends; then this one again."""
+        main, self.page = self.page, self._open_page(answers)
+        try:
+            yield
+        finally:
+            self.page.close()
+            self.page = main
 
     def __exit__(self, *exc) -> None:
         if self._browser:
@@ -183,7 +215,7 @@ class Frontend:
     def screenshot(self, path: str) -> None:
         self.page.screenshot(path=path)
 
-    # ----- the pack's camera editor (web/ex4d_camera_editor.js)
+    # ----- the pack's camera editor (web/camera_editor/)
     def queue(self) -> None:
         """Queue the open graph as the Queue button does."""
         self.evaluate("async () => { await app.queuePrompt(0, 1); }")
@@ -197,17 +229,24 @@ class Frontend:
             [int(node_id), scale])
 
     def camera_editor(self, node_id: str | int) -> dict[str, Any]:
-        """What the node's camera editor shows: see ``CameraEditor.inspect``."""
-        return self.evaluate("(id) => app.graph.getNodeById(id).ex4dEditor.inspect()", int(node_id))
+        """What the node's camera editor shows: see ``inspect`` in harness/camera_editor_probe.js."""
+        return self.evaluate(f"(id) => ({CAMERA_EDITOR_PROBE}).inspect(app.graph.getNodeById(id).ex4dEditor)",
+                             int(node_id))
 
     def wait_for_camera_editor(self, node_id: str | int, timeout_ms: float = 60_000) -> dict[str, Any]:
         """Wait until the editor holds the scene, the path of the widgets' current values and the visibility of
         every frame."""
         self.page.wait_for_function(
-            "(id) => { const e = app.graph.getNodeById(id)?.ex4dEditor?.inspect();"
+            f"(id) => {{ const editor = app.graph.getNodeById(id)?.ex4dEditor;"
+            f" const e = editor && ({CAMERA_EDITOR_PROBE}).inspect(editor);"
             " return e && e.hasScene && e.frames > 0 && e.settled && e.visibilityDone; }", arg=int(node_id),
             timeout=timeout_ms)
         return self.camera_editor(node_id)
+
+    def time_camera_editor(self, node_id: str | int, count: int = 20) -> dict[str, Any]:
+        """Full redraws of the node's camera editor: median and max ms, canvas size, faces."""
+        return self.evaluate(f"([id, count]) => ({CAMERA_EDITOR_PROBE})"
+                             ".timeRedraw(app.graph.getNodeById(id).ex4dEditor, count)", [int(node_id), count])
 
     def widget_value(self, node_id: str | int, name: str) -> Any:
         return self.evaluate("([id, name]) => app.graph.getNodeById(id).widgets.find((w) => w.name === name).value",

@@ -1,4 +1,7 @@
-"""The pack's HTTP routes for the camera editor (web/ex4d_camera_editor.js).
+"""The pack's HTTP routes for the camera editor (web/camera_editor/).
+
+``GET /ex4d/camera/editor`` answers :func:`~._camera_editor.editor_config`: the nodes with an editor, their
+handles and the widgets those write, the projection and the mask (the page asks once, when it opens).
 
 ``GET /ex4d/camera/scene/<key>`` answers a scene a camera node made when it last ran (its ``ex4d_scene`` UI
 output names the key; :class:`~._camera_scenes.SceneCache`), as ``application/octet-stream``, or 404.
@@ -23,10 +26,12 @@ from aiohttp import web
 
 from ..ex4d.camera import PUBLISHED_FOCAL, Clip, Lens, to_json_dict
 from ..ex4d.camera.lens import intrinsics_matrix
+from ._camera_editor import editor_config
 from ._camera_scenes import SCENES, source_key
 from ._validation import check_inputs
 from .camera import PATH_NODES
 
+EDITOR_ROUTE = "/ex4d/camera/editor"
 PATH_ROUTE = "/ex4d/camera/path"
 SCENE_ROUTE = "/ex4d/camera/scene/{key}"
 SCENE_LOAD_ROUTE = "/ex4d/camera/scene"
@@ -103,6 +108,10 @@ def json_route(respond: Callable[[object], tuple[int, dict]]):
     return handler
 
 
+async def camera_editor(request: web.Request) -> web.Response:
+    return web.json_response(editor_config())
+
+
 async def camera_scene(request: web.Request) -> web.Response:
     data = SCENES.get(request.match_info["key"])
     if data is None:
@@ -125,6 +134,7 @@ def register() -> None:
     routes = getattr(instance, "routes", None)
     if routes is None or instance in _registered:
         return
+    routes.get(EDITOR_ROUTE)(camera_editor)
     routes.post(PATH_ROUTE)(json_route(path_response))
     routes.get(SCENE_ROUTE)(camera_scene)
     routes.post(SCENE_LOAD_ROUTE)(json_route(scene_response))

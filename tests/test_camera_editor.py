@@ -1,6 +1,6 @@
-"""The camera editor (web/ex4d_camera_editor.js) in the real frontend against the real server: it opens with the
+"""The camera editor (web/camera_editor/) in the real frontend against the real server: it opens with the
 example workflow, draws the clip's scene, scrubs, drags keyframes into the widget, and the queued path is the
-path it showed."""
+path it showed; its projection and handles are the server's."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ex4d.camera.lens import projection_matrix
 from harness.frontend import NO_FIRST_RUN, RENDERERS, Frontend, chromium_path
 from harness.host import ServerHost
 
@@ -146,7 +147,13 @@ def test_editor_draws_scrubs_drags_and_queues_the_path_it_shows(ui):
                            w.value = "linear"; w.callback?.(w.value); }""")
     eased = ui.wait_for_camera_editor(3)
     assert eased["extrinsics"] != dragged["extrinsics"]
-    shown = np.array(eased["extrinsics"], np.float32)
+    # so do values set as a loaded workflow sets them (node.configure calls no widget callback)
+    ui.evaluate("""() => { const node = app.graph.getNodeById(3), data = node.serialize();
+                           data.widgets_values = data.widgets_values.map((v) => (v === "linear" ? "ease_in" : v));
+                           node.configure(data); }""")
+    configured = ui.wait_for_camera_editor(3)
+    assert ui.widget_value(3, "easing") == "ease_in" and configured["extrinsics"] != eased["extrinsics"]
+    shown = np.array(configured["extrinsics"], np.float32)
 
     # queueing runs the path the editor showed
     before = written(ui)
@@ -154,17 +161,18 @@ def test_editor_draws_scrubs_drags_and_queues_the_path_it_shows(ui):
     np.testing.assert_array_equal(np.load(saved_camera(ui, before))["extrinsics"], shown)
 
     # Camera Path Preview shows the same path over the same scene (read-only: no handles)
-    ui.page.wait_for_function("(shown) => JSON.stringify(app.graph.getNodeById(5).ex4dEditor.inspect().extrinsics)"
-                              " === JSON.stringify(shown)", arg=eased["extrinsics"], timeout=60_000)
+    ui.page.wait_for_function("(shown) => JSON.stringify(app.graph.getNodeById(5).ex4dEditor.path?.json.extrinsics)"
+                              " === JSON.stringify(shown)", arg=configured["extrinsics"], timeout=60_000)
     preview = ui.wait_for_camera_editor(5)
     assert preview["handles"] == [] and preview["canvas"]["lit"] > 0.1
 
     ui.evaluate("""() => { const w = app.graph.getNodeById(3).widgets.find((w) => w.name === "keyframes");
-                           w.value = "[{frame: 0}]"; }""")
+                           w.value = "[{frame: 0}]"; w.callback?.(w.value); }""")
     ui.page.wait_for_function("() => app.graph.getNodeById(3).ex4dEditor.status.startsWith('keyframes:')",
                               timeout=30_000)
     ui.evaluate("""() => { const w = app.graph.getNodeById(3).widgets.find((w) => w.name === "keyframes");
-                           w.value = JSON.stringify([{frame: 0, yaw: 0}, {frame: 48, yaw: 20}]); }""")
+                           w.value = JSON.stringify([{frame: 0, yaw: 0}, {frame: 48, yaw: 20}]);
+                           w.callback?.(w.value); }""")
     ui.page.wait_for_function("() => app.graph.getNodeById(3).ex4dEditor.status === ''", timeout=30_000)
 
 
@@ -200,7 +208,7 @@ def test_redraw_is_interactive(ui):
     ui.show_node(3)
     ui.queue()
     ui.wait_for_camera_editor(3)
-    timing = ui.evaluate("() => app.graph.getNodeById(3).ex4dEditor.timeRedraw(20)")
+    timing = ui.time_camera_editor(3, 20)
     print(f"\ncamera editor redraw: median {timing['median']:.1f} ms, max {timing['max']:.1f} ms "
           f"({timing['width']}x{timing['height']} canvas, {timing['faces']:.0f} faces)")
     assert timing["faces"] > 10_000 and timing["median"] < REDRAW_LIMIT_MS, timing
@@ -288,3 +296,49 @@ def test_load_scene_inside_a_subgraph(ui):
     assert any(":" in i for i in ids), ids  # the Dolly now lives in a subgraph
     inner = ui.evaluate("() => ({ status: window.ex4dInner.ex4dEditor.status, scene: !!window.ex4dInner.ex4dEditor.scene })")
     assert inner == {"status": "", "scene": True}, inner
+
+
+FLIP_Y = np.diag([1.0, -1.0, 1.0, 1.0])  # WebGL shows NDC y = -1 at the bottom: the editor shows the image upright
+
+
+def new_view_clips(ui, node_id: int, frames: list[int]) -> list[np.ndarray]:
+    """The editor's world -> clip matrices of these frames' new views, row-major."""
+    clips = ui.evaluate("""([id, frames]) => { const e = app.graph.getNodeById(id).ex4dEditor;
+                           return frames.map((i) => Array.from(e.newViewClip(e.path.cameras[i]))); }""",
+                        [node_id, frames])
+    return [np.array(c, np.float64).reshape(4, 4).T for c in clips]
+
+
+def published_clips(editor: dict, frames: list[int], **planes) -> list[np.ndarray]:
+    """What Render Views projects these frames with (ex4d.camera.lens.projection_matrix), flipped as shown."""
+    width, height = editor["size"]
+    return [FLIP_Y @ projection_matrix(width, height, editor["focals"][i], **planes) @ np.array(editor["extrinsics"][i])
+            for i in frames]
+
+
+def test_projection_and_handles_come_from_the_server(ui):
+    """The new view is Render Views' projection with the library's clip planes, and the handles are those the
+    server names: a page whose editor description (GET /ex4d/camera/editor) says otherwise shows that instead."""
+    load(ui, handles_prompt())
+    ui.queue()
+    editor = {**ui.wait_for_camera_editor(3), "size": ui.evaluate(
+        "() => { const p = app.graph.getNodeById(3).ex4dEditor.path; return [p.width, p.height]; }")}
+    frames = [0, FRAMES // 2, FRAMES - 1]
+    for shown, expected in zip(new_view_clips(ui, 3, frames), published_clips(editor, frames), strict=True):
+        np.testing.assert_allclose(shown, expected, rtol=1e-5, atol=1e-6)
+    kinds = "() => app.graph.getNodeById(3).ex4dEditor.handles().map((h) => h.kind)"
+    assert ui.evaluate(kinds) == ["start", "end", "target"]
+
+    described = ui.server.get_json("/ex4d/camera/editor")
+    described["projection"] = {"near": 0.25, "far": 40.0}
+    orbit = described["nodes"]["EX4DCameraOrbit"]
+    orbit["handles"] = [h for h in orbit["handles"] if h["kind"] == "target"]
+    with ui.other_page({"/ex4d/camera/editor": described}):
+        load(ui, handles_prompt())
+        ui.show_node(3, scale=0.8)
+        ui.evaluate("() => app.graph.getNodeById(3).ex4dEditor.loadButton.click()")  # the scene the run above made
+        other = ui.wait_for_camera_editor(3)
+        assert other["status"] == "" and ui.evaluate(kinds) == ["target"]
+        for shown, expected in zip(new_view_clips(ui, 3, frames), published_clips(editor, frames, near=0.25, far=40.0),
+                                   strict=True):
+            np.testing.assert_allclose(shown, expected, rtol=1e-5, atol=1e-6)
