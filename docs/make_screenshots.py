@@ -69,7 +69,7 @@ def main() -> None:
             ui.wait_for_camera_editor(9)
             ui.evaluate("() => { const e = app.graph.getNodeById(9).ex4dEditor; e.view.yaw = 60; e.view.pitch = 20; e.setFrame(48); }")
             shot("dolly_zoom", 9)
-            timing = ui.evaluate("() => app.graph.getNodeById(3).ex4dEditor.timeRedraw(30)")
+            timing = ui.time_camera_editor(3, 30)
             print(json.dumps(timing))
 
 
