@@ -210,7 +210,9 @@ def sampling_inputs(pack, args: argparse.Namespace) -> SamplingInputs:
     import comfy.samplers
     import torch
 
-    shape = pack.sampling.latent_shape(args.frames, args.height, args.width)
+    from harness.reference_sampling import latent_shape, noise_for_shape
+
+    shape = latent_shape(args.frames, args.height, args.width)
     _, _, t_lat, h_lat, w_lat = shape
     gen = torch.Generator().manual_seed(1)
     camera_latents = torch.randn(1, 32, t_lat, h_lat, w_lat, generator=gen)
@@ -225,7 +227,7 @@ def sampling_inputs(pack, args: argparse.Namespace) -> SamplingInputs:
     }
     positive = [[torch.randn(1, args.text_tokens, TEXT_DIM, generator=gen) * 0.1, dict(values)]]
     negative = [[torch.randn(1, args.text_tokens, TEXT_DIM, generator=gen) * 0.1, dict(values)]]
-    return SamplingInputs(shape=tuple(shape), noise=pack.sampling.noise_for_shape(0, shape), positive=positive,
+    return SamplingInputs(shape=tuple(shape), noise=noise_for_shape(0, shape), positive=positive,
                           negative=negative, latent=torch.zeros(shape),
                           sigmas=pack.sampling.flow_match_sigmas(args.steps),
                           sampler=comfy.samplers.sampler_object("euler"), camera_latents=camera_latents)

@@ -33,10 +33,10 @@ import numpy as np
 import torch
 
 from ex4d import camera as ex4d_camera
-from ex4d import video as ex4d_video
 from harness import tiny_models
 from harness.bootstrap import host_dir
 from harness.host import ServerHost
+from harness.media import save_video
 from harness.tiny_depth import write_tiny_depth_anything, write_tiny_depthcrafter
 
 T, H, W = 5, 32, 32  # the clip every prompt starts from: 5 frames of 32 x 32
@@ -580,7 +580,7 @@ def prepare_work_dir(work: Path) -> Path:
     marker = work / MARKER
     check_code_runner(marker)
     torch.manual_seed(0)
-    ex4d_video.save_video(torch.rand(T, H, W, 3), inputs / CLIP, fps=10)
+    save_video(torch.rand(T, H, W, 3), inputs / CLIP, fps=10)
     write_broken_videos(inputs)
     write_bad_files(inputs, marker)
     write_bad_prompt_files(inputs, marker)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from ex4d import depth as D
-from ex4d import video
 from harness.host import NodeExecutionError, PromptValidationError
+from harness.media import save_video
 from harness.tiny_depth import write_tiny_depth_anything, write_tiny_depthcrafter
 
 T, H, W = 8, 64, 64
@@ -24,7 +24,7 @@ def installed(host):
     (host.models_dir / "depth_anything" / "incomplete").mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(0)
     frames = torch.rand(T, H, W, 3, generator=gen) * 0.6 + 0.2
-    video.save_video(frames, host.input_dir / CLIP, fps=8)
+    save_video(frames, host.input_dir / CLIP, fps=8)
     return host
 
 

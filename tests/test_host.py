@@ -9,9 +9,9 @@ import sys
 import pytest
 import torch
 
-from ex4d import video
 from harness.bootstrap import REPO, missing_packages
 from harness.host import NodeExecutionError, PromptValidationError, ServerHost
+from harness.media import save_video
 
 PACK_NODES = {"EX4DLoadVideo"}
 
@@ -28,7 +28,7 @@ def load_video_prompt(name: str, **overrides) -> dict:
 @pytest.fixture(scope="module")
 def clip_name(host):
     torch.manual_seed(0)
-    video.save_video(torch.rand(9, 100, 150, 3), host.input_dir / "host_clip.mp4", fps=30)
+    save_video(torch.rand(9, 100, 150, 3), host.input_dir / "host_clip.mp4", fps=30)
     return "host_clip.mp4"
 
 
@@ -111,7 +111,7 @@ def test_server_lists_pack_nodes_and_runs_prompt(tmp_path):
         assert spec["category"] == "EX-4D"
         assert spec["output"] == ["IMAGE", "FLOAT", "INT"]
         torch.manual_seed(1)
-        video.save_video(torch.rand(6, 64, 64, 3), tmp_path / "s.mp4", fps=30)
+        save_video(torch.rand(6, 64, 64, 3), tmp_path / "s.mp4", fps=30)
         assert server.upload(tmp_path / "s.mp4")["name"] == "s.mp4"  # the upload button's endpoint
         assert "s.mp4" in server.get_json("/object_info/EX4DLoadVideo")["EX4DLoadVideo"]["input"][
             "required"]["video"][1]["options"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ex4d import video
+from harness.media import save_video
 from tests.test_full_workflow import full_host, tiny_version
 from tests.test_wan_nodes import _apply, _clip_output, _sample, _tiny_model, files, rel_err
 
@@ -32,7 +32,7 @@ def clip(host, files):
         mask[t, 4 : 4 + t, 6:20] = 0.0
     pos = load_prompt_embeddings(host.input_dir / "ex4d_pos.safetensors")[0][0][0]
     neg = load_prompt_embeddings(host.input_dir / "ex4d_neg.safetensors")[0][0][0]
-    video.save_video(colour, host.input_dir / "long_colour.mp4", fps=15)  # for graph tests
+    save_video(colour, host.input_dir / "long_colour.mp4", fps=15)  # for graph tests
     return colour, mask, pos, neg
 
 
@@ -194,7 +194,7 @@ def long_host(full_host):
     host = full_host
     gen = torch.Generator().manual_seed(2)
     frames = torch.rand(LONG_FRAMES, LONG_SIZE, LONG_SIZE, 3, generator=gen) * 0.6 + 0.2
-    video.save_video(frames, host.input_dir / "long_tiny.mp4", fps=30)
+    save_video(frames, host.input_dir / "long_tiny.mp4", fps=30)
     depth = 2.0 + torch.rand(LONG_FRAMES, LONG_SIZE, LONG_SIZE, generator=gen)
     np.savez_compressed(host.input_dir / "long_tiny_depth.npz", depth=depth.numpy().astype(np.float16))
     return host

@@ -1,4 +1,5 @@
-"""ex4d.sampling (the published schedule and noise) and ex4d.prompt (stored prompt embeddings)."""
+"""ex4d.sampling (the published schedule), the reference noise and latent shape, and ex4d.prompt (stored prompt
+embeddings)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 import torch
 
 from ex4d import prompt, sampling
+from harness.reference_sampling import latent_shape, noise_for_shape
 
 
 def reference_sigmas(steps: int, shift: float) -> list[float]:
@@ -41,21 +43,21 @@ def test_schedule_rejects_bad_arguments():
 
 
 def test_noise_equals_reference_generator():
-    noise = sampling.noise_for_shape(42, sampling.latent_shape(49, 512, 512))
+    noise = noise_for_shape(42, latent_shape(49, 512, 512))
     assert noise.shape == (1, 16, 13, 64, 64) and noise.dtype == torch.float32 and noise.device.type == "cpu"
     gen = torch.Generator("cpu")
     gen.manual_seed(42)
     expected = torch.randn((1, 16, 13, 64, 64), generator=gen, dtype=torch.float32)
     assert torch.equal(noise, expected)
-    assert not torch.equal(noise, sampling.noise_for_shape(43, noise.shape))
+    assert not torch.equal(noise, noise_for_shape(43, noise.shape))
 
 
 def test_latent_shape_checks():
-    assert sampling.latent_shape(9, 32, 64) == (1, 16, 3, 4, 8)
+    assert latent_shape(9, 32, 64) == (1, 16, 3, 4, 8)
     with pytest.raises(ValueError, match="4k"):
-        sampling.latent_shape(10, 32, 32)
+        latent_shape(10, 32, 32)
     with pytest.raises(ValueError, match="multiples of 8"):
-        sampling.latent_shape(9, 30, 32)
+        latent_shape(9, 30, 32)
 
 
 def test_prompt_embeddings_roundtrip(tmp_path):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from ex4d import video
 from harness.bad_inputs import host_checks_v3_combos
 from harness.host import NodeExecutionError, PromptValidationError
+from harness.media import save_video
 
 CLIP = "validation_clip.mp4"
 DEPTH_FILE = "validation_depth.npz"
@@ -20,7 +20,7 @@ DEPTH_FILE = "validation_depth.npz"
 @pytest.fixture(scope="module")
 def clip(host):
     torch.manual_seed(0)
-    video.save_video(torch.rand(3, 64, 64, 3), host.input_dir / CLIP, fps=10)
+    save_video(torch.rand(3, 64, 64, 3), host.input_dir / CLIP, fps=10)
     np.savez(host.input_dir / DEPTH_FILE, depth=np.full((3, 64, 64), 2.0, dtype=np.float32))
     return CLIP
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ex4d import video
+from harness.media import save_video
 
 
 def _write_clip(path, frames=12, width=130, height=100, fps=24.0):
@@ -14,7 +15,7 @@ def _write_clip(path, frames=12, width=130, height=100, fps=24.0):
     # A frame-index stripe so tests can tell which frames were kept.
     for i in range(frames):
         data[i, :8] = i / frames
-    return video.save_video(data, path, fps=fps)
+    return save_video(data, path, fps=fps)
 
 
 @pytest.mark.parametrize(

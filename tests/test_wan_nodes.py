@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from ex4d import video
 from harness import tiny_models as tm
 from harness.host import NodeExecutionError
+from harness.media import save_video
 
 DIM, LAYERS, FFN, HIDDEN = 128, 2, 256, 32
 W, H, N = 32, 32, 9
@@ -47,11 +48,11 @@ def files(host):
     tm.write_prompt_embeddings(host.input_dir / "ex4d_neg.safetensors", length=12, seed=4)
     gen = torch.Generator().manual_seed(0)
     colour = torch.rand(N, H, W, 3, generator=gen) * 0.6 + 0.2
-    video.save_video(colour, host.input_dir / "ex4d_colour.mp4", fps=15)
+    save_video(colour, host.input_dir / "ex4d_colour.mp4", fps=15)
     mask = torch.ones(N, H, W)
     for t in range(1, N):
         mask[t, 4 : 12 + t, 6:20] = 0.0  # a growing hole
-    video.save_video(mask, host.input_dir / "ex4d_mask.mp4", fps=15)
+    save_video(mask, host.input_dir / "ex4d_mask.mp4", fps=15)
     return m
 
 
