@@ -1,11 +1,11 @@
 """Linear layers in float8 (e4m3) with proper scales: per-output-channel weight scales, per-token activation scales.
 
-Both operands are quantized at each call: the weight as the host hands it over (already cast to the compute
-dtype, LoRA merged), each row scaled so its largest magnitude lands on e4m3's largest finite value (448); the
-activation likewise per token, so no activation is clamped. On GPUs with fp8 tensor cores (compute capability
-8.9 and up) ``torch._scaled_mm`` multiplies them and applies both scales and the bias in its epilogue; nothing
-is cached, so the weights stay as they are stored and memory does not grow. Elsewhere :func:`scaled_linear`
-computes the same quantized product in float32, which is what the tests hold the GPU path to.
+The weight (as the host hands it over: cast to the compute dtype, LoRA merged) has each row scaled so its largest
+magnitude lands on e4m3's largest finite value (448): :func:`quantize_weight`, either at each call
+(:func:`scaled_linear`) or once, the caller keeping the result (:func:`quantized_linear`). The activation is
+quantized likewise per token at each call, so no activation is clamped. On GPUs with fp8 tensor cores (compute
+capability 8.9 and up) ``torch._scaled_mm`` multiplies them and applies both scales and the bias in its epilogue.
+Elsewhere the same quantized product is computed in float32, which is what the tests hold the GPU path to.
 """
 
 from __future__ import annotations
@@ -62,26 +62,41 @@ def _fused_quantize_rows() -> Callable[[torch.Tensor], tuple[torch.Tensor, torch
     return torch.compile(quantize_rows, dynamic=True)
 
 
+def _quantizer(x: torch.Tensor) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """Inside a compiled graph inductor fuses the quantising with what precedes; alone, the cached compiled
+    function where ``x`` is on a GPU."""
+    return _fused_quantize_rows() if x.is_cuda and not torch.compiler.is_compiling() else quantize_rows
+
+
+def quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Linear's ``weight`` [N, K] -> (e4m3 [N, K], float32 scale [N, 1]), as :func:`quantized_linear` takes it."""
+    return _quantizer(weight)(weight)
+
+
 def scaled_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """``F.linear(x, weight, bias)`` with ``x`` and ``weight`` quantized to e4m3 (per token, per output channel),
-    in ``x``'s dtype. ``x`` [..., K], ``weight`` [N, K] in the compute dtype. Outside compiled code the tokens go
-    through in chunks of ``CHUNK_ELEMENTS`` (each token has its own scale, so the result is the same): the
-    quantized copy of a large activation, and without Triton its float32 copy, stay small."""
+    in ``x``'s dtype. ``x`` [..., K], ``weight`` [N, K] in the compute dtype."""
+    wq, w_scale = quantize_weight(weight)
+    return quantized_linear(x, wq, w_scale, bias)
+
+
+def quantized_linear(x: torch.Tensor, wq: torch.Tensor, w_scale: torch.Tensor,
+                     bias: torch.Tensor | None) -> torch.Tensor:
+    """:func:`scaled_linear` with the weight already quantized (:func:`quantize_weight`). Outside compiled code
+    the tokens go through in chunks of ``CHUNK_ELEMENTS`` (each token has its own scale, so the result is the
+    same): the quantized copy of a large activation, and without Triton its float32 copy, stay small."""
     lead, k = x.shape[:-1], x.shape[-1]
     x2 = x.reshape(-1, k)
-    compiling = torch.compiler.is_compiling()
-    # inside a compiled graph inductor fuses the quantising with what precedes; alone, the cached compiled function
-    quantize = _fused_quantize_rows() if x.is_cuda and not compiling else quantize_rows
-    wq, w_scale = quantize(weight)
-    chunks = 1 if compiling else max(1, -(-x2.numel() // CHUNK_ELEMENTS))
+    quantize = _quantizer(x)
+    chunks = 1 if torch.compiler.is_compiling() else max(1, -(-x2.numel() // CHUNK_ELEMENTS))
     rows = -(-x2.shape[0] // chunks)  # chunks of equal size, the last one no larger
     if chunks == 1:
         out = _quantized_product(x2, wq, w_scale, bias, quantize)
     else:
-        out = torch.empty(x2.shape[0], weight.shape[0], dtype=x.dtype, device=x.device)
+        out = torch.empty(x2.shape[0], wq.shape[0], dtype=x.dtype, device=x.device)
         for start in range(0, x2.shape[0], rows):
             out[start : start + rows] = _quantized_product(x2[start : start + rows], wq, w_scale, bias, quantize)
-    return out.reshape(*lead, weight.shape[0])
+    return out.reshape(*lead, wq.shape[0])
 
 
 def _quantized_product(x2: torch.Tensor, wq: torch.Tensor, w_scale: torch.Tensor, bias: torch.Tensor | None,

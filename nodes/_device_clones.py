@@ -28,4 +28,5 @@ def rebind_on_device_clones(patched, key: str, bind: Bind) -> None:
     for name in ("ON_DEEPCLONE_MULTIGPU", "ON_MATCH_MULTIGPU_CLONES"):
         on_device_clone = getattr(comfy.patcher_extension.CallbacksMP, name, None)
         if on_device_clone is not None:
+            patched.remove_callbacks_with_key(on_device_clone, key)  # a patched model patched again: once
             patched.add_callback_with_key(on_device_clone, key, rebind)

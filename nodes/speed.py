@@ -4,28 +4,23 @@ patches of the block Linears' ``forward``) and compiled blocks (the host's compi
 
 from __future__ import annotations
 
-import logging
-import types
+from pathlib import Path
 
 import comfy.model_patcher
-import comfy.ops
-import comfy.patcher_extension
+import folder_paths
 import torch
 from comfy_api.latest import io
 from comfy_api.torch_helpers import set_torch_compile_wrapper
 
-from ..ex4d import fp8
+from ..ex4d import compile_cache
 from ..ex4d.attention import BackendAttention
 from ._comfy import CATEGORY, check_choice, check_connected
-from ._device_clones import rebind_on_device_clones
 from ._types import CONNECT_MODEL
+from .block_weights import block_linears, with_speed
 from .wan_checks import check_wan_dit
-
-log = logging.getLogger(__name__)
 
 ATTENTION_BACKENDS = ("cudnn", "host")
 ATTENTION_OVERRIDE = "optimized_attention_override"  # the host's hook for a model's attention function
-FP8_KEY = "ex4d_fp8_linear"
 COMPILE_BACKEND = "inductor"
 
 
@@ -99,98 +94,17 @@ class Attention(io.ComfyNode):
         return io.NodeOutput(with_attention(model, backend))
 
 
-class Fp8Devices:
-    """Whether scaled fp8 runs on each device (``ex4d.fp8.can_run``), decided by the host's APPLY_MODEL wrapper
-    before the blocks run: the probe and its log line would break a compiled block's graph."""
-
-    def __init__(self):
-        self.usable: dict[torch.device, bool] = {}
-
-    def decide(self, device: torch.device) -> bool:
-        if device not in self.usable:
-            usable = self.usable.setdefault(device, fp8.can_run(device))
-            how = "scaled fp8 (e4m3)" if usable else "the host's Linear (no fp8 matmul here)"
-            log.info("EX-4D fp8 Linear on %s: %s", device, how)
-        return self.usable[device]
-
-    def apply_model(self, executor, x, *args, **kwargs):
-        self.decide(x.device)
-        return executor(x, *args, **kwargs)
-
-
-def casts_weights(module: torch.nn.Module) -> bool:
-    """The host's own test in its Linear ``forward`` (comfy.ops): whether the layer's weight is cast at each call
-    (manual cast of a stored dtype, offloaded or streamed weights, weight patches applied on the fly)."""
-    return bool(getattr(module, "comfy_cast_weights", False) or getattr(module, "weight_function", None)
-                or getattr(module, "bias_function", None))
-
-
-def fp8_forward(devices: Fp8Devices):
-    """The ``forward`` that EX-4D FP8 Linear binds to each block Linear of one model (``types.MethodType``: one
-    function for all layers, so a compiled block's guards hold for every block): the layer's weight and bias as
-    the host's Linear takes them (where the host casts them at each call, its own cast: to the input's device and
-    dtype, weight patches such as LoRAs applied, offloaded weights streamed in), then
-    :func:`ex4d.fp8.scaled_linear`. On a device where fp8 cannot run (or one not
-    decided, a call from outside the sampler's passes) and for sizes ``torch._scaled_mm`` does not take, the
-    layer's class ``forward`` runs instead."""
-
-    def forward(module: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
-        if (not x.is_floating_point() or not fp8.fits(module.in_features, module.out_features)
-                or not devices.usable.get(x.device, False)):
-            return type(module).forward(module, x)
-        comfy.ops.run_every_op()
-        if not casts_weights(module):  # as the host's Linear: its stored weight as it is (and no graph break)
-            return fp8.scaled_linear(x, module.weight, module.bias)
-        weight, bias, offload_stream = comfy.ops.cast_bias_weight(module, x, offloadable=True)
-        out = fp8.scaled_linear(x, weight, bias)
-        comfy.ops.uncast_bias_weight(module, weight, bias, offload_stream)
-        return out
-
-    setattr(forward, FP8_KEY, True)
-    return forward
-
-
-def is_fp8_forward(patch) -> bool:
-    return isinstance(patch, types.MethodType) and getattr(patch.__func__, FP8_KEY, False)
-
-
-def block_linears(model) -> dict[str, torch.nn.Linear]:
-    """The Linear layers of the DiT's transformer blocks by object-patch key of their ``forward``
-    (``diffusion_model.blocks.<i>.<path>.forward``): attention projections and FFN, 12 a block in Wan I2V.
-    Layers of a scaled fp8 file (the host's ``scale_weight`` or its quantized layer types) are left out: the
-    host's own forward applies their scales."""
-    blocks = model.get_model_object("diffusion_model.blocks")
-    return {
-        f"diffusion_model.blocks.{name}.forward": module
-        for name, module in blocks.named_modules()
-        if isinstance(module, torch.nn.Linear) and getattr(module, "scale_weight", None) is None
-    }
-
-
-def bound_fp8_forward(patch, module: torch.nn.Module) -> types.MethodType | None:
-    """An fp8 Linear patch bound to a device clone's own layer, so each device multiplies with its own weights
-    (see rebind_on_device_clones)."""
-    return types.MethodType(patch.__func__, module) if is_fp8_forward(patch) else None
-
-
 def with_fp8_linear(model):
     """A clone of ``model`` whose transformer-block Linear layers multiply in scaled fp8 (``ex4d.fp8``) where
-    the GPU can; ``model`` and its weights are untouched (object patches of ``forward``)."""
+    the GPU can, each weight quantized once per sampling run where the weights fit (``block_weights``); ``model``
+    and its weights are untouched."""
     check_wan_dit(model)
-    patched = model.clone()
-    layers = block_linears(patched)
-    if not layers:
+    if not block_linears(model):
         raise ValueError(
             "model: its blocks hold no plain Linear layers (a scaled fp8 or otherwise quantized file, whose "
             "layers the host multiplies itself); EX-4D FP8 Linear works on bf16, fp16 and fp8_e4m3fn files"
         )
-    devices = Fp8Devices()
-    forward = fp8_forward(devices)
-    for key, module in layers.items():
-        patched.add_object_patch(key, types.MethodType(forward, module))
-    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, FP8_KEY, devices.apply_model)
-    rebind_on_device_clones(patched, FP8_KEY, bound_fp8_forward)
-    return patched
+    return with_speed(model, fp8=True)
 
 
 class FP8Linear(io.ComfyNode):
@@ -217,13 +131,22 @@ class FP8Linear(io.ComfyNode):
         return io.NodeOutput(with_fp8_linear(model))
 
 
+def compile_cache_root() -> Path:
+    """Where compiled kernels are kept between ComfyUI starts: the host's user directory (its temp directory is
+    emptied at every start)."""
+    return Path(folder_paths.get_user_directory()) / "ex4d" / "torch_compile"
+
+
 def with_compiled_blocks(model):
     """A clone of ``model`` whose transformer blocks run under ``torch.compile`` (the compiled code is shared by
     the blocks; inductor fuses the norms, RoPE and modulation, and fp8 quantising, around the matmuls and
-    attention calls), through the host's own compile wrapper. It replaces another compile wrapper of the
-    host's (TorchCompileModel) on the same model."""
+    attention calls), through the host's own compile wrapper, the block layers' weights held during sampling
+    where they fit (so no host cast cuts the graph) and the compiled code kept on disk
+    (``ex4d.compile_cache``). It replaces another compile wrapper of the host's (TorchCompileModel) on the same
+    model."""
     check_wan_dit(model)
-    patched = model.clone()
+    compile_cache.use_folder(compile_cache_root())
+    patched = with_speed(model, compiled=True)
     count = len(patched.get_model_object("diffusion_model.blocks"))
     set_torch_compile_wrapper(
         patched, backend=COMPILE_BACKEND, keys=[f"diffusion_model.blocks.{i}" for i in range(count)]
@@ -240,10 +163,13 @@ class CompileBlocks(io.ComfyNode):
             category=CATEGORY,
             description="Run the Wan DiT's transformer blocks under torch.compile (the host's compile wrapper; "
             "the compiled code shared by all blocks), fusing the norms, RoPE and modulation, and EX-4D FP8 "
-            "Linear's quantising, between the matmuls and attention calls (with weights loaded whole; under "
-            "ComfyUI 0.33's dynamic VRAM the host's weight cast cuts the graph at each Linear layer). The first "
-            "step compiles; later steps and clips of the same size reuse it. It gains most together with EX-4D "
-            "FP8 Linear (measured in the README). Replaces the host's "
+            "Linear's quantising, between the matmuls and attention calls. Where the host casts weights at each "
+            "call (dynamic VRAM, partial loading) the block weights are cast once per run and held while "
+            "sampling if they fit beside it (with EX-4D FP8 Linear in fp8: half the memory); blocks that do not "
+            "fit run uncompiled at each layer's cast. The first run compiles; later runs, clips of the same size "
+            "and later ComfyUI starts reuse it (kept under ComfyUI's user folder, ex4d/torch_compile: delete it "
+            "to clear). It gains most together with EX-4D FP8 Linear (measured in the README). Replaces the "
+            "host's "
             "TorchCompileModel on the same model; leave it out of graphs with MultiGPU CFG Split. Needs Triton "
             "on the GPU.",
             inputs=[

@@ -246,17 +246,17 @@ def test_each_device_runs_its_own_patch_embedding(host, files, multigpu):
 def test_fp8_linear_patches_follow_each_device_clone(host, files, multigpu, monkeypatch):
     """EX-4D FP8 Linear under CFG Split: each device's clone multiplies with its own layers (the patches are
     rebound on the host's device-clone callbacks), and one step equals the one-device fp8 step."""
-    wp = _patch_module(host, "speed")
+    wp, bw = _patch_module(host, "speed"), _patch_module(host, "block_weights")
     colour, mask, pos, neg = _inputs(host, files)
-    monkeypatch.setattr(wp.fp8, "can_run", lambda device: True)  # the CPU computes the quantized product, as a GPU would
+    monkeypatch.setattr(bw.fp8, "can_run", lambda device: True)  # the CPU computes the quantized product, as a GPU would
     fast = wp.with_fp8_linear(_tiny_model(host))
     out = _apply(host, fast, colour, mask, pos, neg, clip_vision_output=_clip_output(3))
     one = _sample(host, out, 1, 3.0)
     split = _split(host, out[0])
     split.match_multigpu_clones()
     for patcher in (split, *_clones(split)):
-        layers = wp.block_linears(patcher)
-        patches = {k: p for k, p in patcher.object_patches.items() if wp.is_fp8_forward(p)}
+        layers = bw.block_layers(patcher)
+        patches = {k: p for k, p in patcher.object_patches.items() if bw.is_block_forward(p)}
         assert patches.keys() == layers.keys()
         assert all(p.__self__ is layers[k] for k, p in patches.items()), f"on {patcher.load_device}"
     two = _sample(host, (split, *out[1:]), 1, 3.0)

@@ -4,6 +4,11 @@ quantized product in the GPU-only test at the end (and at full size by bench/ben
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -65,12 +70,24 @@ def test_fits_takes_multiples_of_16():
     assert fp8.fits(5120, 13824) and not fp8.fits(5120, 13825) and not fp8.fits(36, 5120)
 
 
+def _two_steps(host, files, model) -> torch.Tensor:
+    from tests.test_wan_nodes import _apply, _clip_output, _inputs, _sample
+
+    colour, mask, pos, neg = _inputs(host, files)
+    return _sample(host, _apply(host, model, colour, mask, pos, neg, clip_vision_output=_clip_output(3)), 2, 2.0)
+
+
+def _block_weights(host):
+    return sys.modules[_patch_module(host).__name__.rsplit(".", 1)[0] + ".block_weights"]
+
+
 def _fp8_model(host, base, runs_here: bool, monkeypatch):
-    wp = _patch_module(host)
+    wp, bw = _patch_module(host), _block_weights(host)
     if runs_here:  # as on a GPU with fp8 tensor cores: the CPU computes the same quantized product
-        monkeypatch.setattr(wp.fp8, "can_run", lambda device: True)
+        monkeypatch.setattr(bw.fp8, "can_run", lambda device: True)
     patched = wp.with_fp8_linear(base)
-    return patched, [p for p in patched.object_patches.values() if wp.is_fp8_forward(p)]
+    return patched, [p for p in patched.object_patches.values()
+                     if bw.is_block_forward(p) and isinstance(p.__self__, torch.nn.Linear)]
 
 
 def test_fp8_linear_patches_every_block_linear_and_leaves_the_input_alone(host, files, monkeypatch):
@@ -80,17 +97,22 @@ def test_fp8_linear_patches_every_block_linear_and_leaves_the_input_alone(host, 
     blocks = base.get_model_object("diffusion_model.blocks")
     linears = [m for m in blocks.modules() if isinstance(m, torch.nn.Linear)]
     assert len(forwards) == len(linears) == 12 * len(blocks)  # q k v o, q k v o k_img v_img, ffn.0 ffn.2
-    fp8 = _patch_module(host).fp8
-    quantized, passes = [], []
-    real = fp8.scaled_linear
-    fp8.scaled_linear = lambda x, w, b: (quantized.append(w.shape), real(x, w, b))[1]
+    fp8 = _block_weights(host).fp8
+    quantized, products, passes = [], [], []
+    monkeypatch.setattr(fp8, "quantize_weight", lambda w, real=fp8.quantize_weight: (quantized.append(w.shape),
+                                                                                      real(w))[1])
+    monkeypatch.setattr(fp8, "quantized_linear", lambda x, *a, real=fp8.quantized_linear: (products.append(1),
+                                                                                             real(x, *a))[1])
     hook = base.model.diffusion_model.register_forward_pre_hook(lambda *_: passes.append(1))
     try:
+        _two_steps(host, files, patched)
         got = _one_step(host, files, patched)
     finally:
-        fp8.scaled_linear = real
         hook.remove()
-    assert passes and len(quantized) == len(forwards) * len(passes)  # every layer, every pass: no fallback
+    passes = passes[:-1]  # the two-step run's
+    assert len(passes) == 2 and len(products) - len(forwards) == len(forwards) * len(passes)  # every layer, every pass == len(forwards) * len(passes)  # every layer, every pass
+    assert len(quantized) == 2 * len(forwards)  # each weight quantized once a run (held while it sampled)
+    assert not any(hasattr(m, _block_weights(host).HELD) for m in base.model.modules())  # and let go after
     assert torch.isfinite(got).all()
     err = rel_err(got, reference)
     assert 1e-4 < err < 0.1, err  # quantized, and close
@@ -120,31 +142,31 @@ def test_fp8_linear_takes_the_hosts_cast_where_the_host_casts(host, files, monke
     """A layer the host takes as stored is multiplied with its stored weight (no cast, no copy); a layer whose
     weight the host casts at each call is multiplied with the cast weight: a weight patch applied on the fly (as
     dynamic VRAM or lowvram loading applies LoRAs), or an fp8_e4m3fn file cast to the compute dtype."""
-    wp = _patch_module(host)
-    monkeypatch.setattr(wp.fp8, "can_run", lambda device: True)
-    layer = next(iter(wp.block_linears(_tiny_model(host)).values()))
-    devices = wp.Fp8Devices()
+    bw = _block_weights(host)
+    monkeypatch.setattr(bw.fp8, "can_run", lambda device: True)
+    layer = next(iter(bw.block_linears(_tiny_model(host)).values()))
+    devices = bw.Fp8Devices()
     devices.decide(torch.device("cpu"))
-    forward = wp.fp8_forward(devices)
-    real, taken = wp.fp8.scaled_linear, []
-    monkeypatch.setattr(wp.fp8, "scaled_linear", lambda x, w, b: (taken.append(w), real(x, w, b))[1])
-    host_cast, casts = wp.comfy.ops.cast_bias_weight, []
-    monkeypatch.setattr(wp.comfy.ops, "cast_bias_weight", lambda *a, **k: (casts.append(1), host_cast(*a, **k))[1])
+    forward = bw.block_forward(bw.BlockSpeed(fp8=True), devices)
+    real, taken = bw.fp8.scaled_linear, []
+    monkeypatch.setattr(bw.fp8, "scaled_linear", lambda x, w, b: (taken.append(w), real(x, w, b))[1])
+    host_cast, casts = bw.comfy.ops.cast_bias_weight, []
+    monkeypatch.setattr(bw.comfy.ops, "cast_bias_weight", lambda *a, **k: (casts.append(1), host_cast(*a, **k))[1])
     x = torch.randn(3, layer.in_features, generator=torch.Generator().manual_seed(4)).to(layer.weight.dtype)
 
-    assert not wp.casts_weights(layer)
+    assert not bw.casts_weights(layer)
     assert torch.equal(forward(layer, x), real(x, layer.weight, layer.bias)) and taken[-1] is layer.weight
     assert not casts  # the host's cast (a graph break under compile on the GPU) is left out
 
     monkeypatch.setattr(layer, "weight_function", [lambda w: -w])
-    assert wp.casts_weights(layer)
+    assert bw.casts_weights(layer)
     assert torch.equal(forward(layer, x), real(x, -layer.weight, layer.bias)) and casts
     monkeypatch.setattr(layer, "weight_function", [])
 
     stored = layer.weight.detach().to(torch.float8_e4m3fn)
     monkeypatch.setattr(layer, "weight", torch.nn.Parameter(stored, requires_grad=False))
     monkeypatch.setattr(layer, "comfy_cast_weights", True)
-    assert wp.casts_weights(layer)
+    assert bw.casts_weights(layer)
     got = forward(layer, x)
     assert taken[-1].dtype == x.dtype and torch.equal(got, real(x, stored.to(x.dtype), layer.bias))
 
@@ -159,12 +181,13 @@ def test_fp8_linear_without_fp8_tensor_cores_is_the_host_exactly(host, files):
 def test_layers_of_a_scaled_fp8_file_are_left_to_the_host(host, files):
     """A scaled fp8 file's layers carry ``scale_weight`` (0.3.75's scaled fp8 ops apply it in their own forward):
     they keep the host's forward; a model with no plain Linear at all is refused, naming ``model``."""
-    wp = _patch_module(host)
+    wp, bw = _patch_module(host), _block_weights(host)
     model = _tiny_model(host)  # its own copy: the attributes set below stay on it
-    linears = list(wp.block_linears(model).values())
+    linears = list(bw.block_linears(model).values())
     linears[0].scale_weight = torch.nn.Parameter(torch.ones(()), requires_grad=False)
     patched = wp.with_fp8_linear(model)
-    assert sum(wp.is_fp8_forward(p) for p in patched.object_patches.values()) == len(linears) - 1
+    assert sum(bw.is_block_forward(p) and isinstance(p.__self__, torch.nn.Linear)
+               for p in patched.object_patches.values()) == len(linears) - 1
     for m in linears[1:]:
         m.scale_weight = torch.nn.Parameter(torch.ones(()), requires_grad=False)
     with pytest.raises(ValueError, match=r"^model: its blocks hold no plain Linear layers"):
@@ -245,7 +268,7 @@ def test_compiled_blocks_with_every_ex4d_patch_trace_whole(host, files, monkeypa
     one. On the CPU cuDNN has no kernel: PyTorch's next backend runs, as it would where cuDNN lacks one."""
     wp = _patch_module(host)
     monkeypatch.setattr(wp, "COMPILE_BACKEND", "aot_eager")
-    monkeypatch.setattr(wp.fp8, "can_run", lambda device: True)
+    monkeypatch.setattr(_block_weights(host).fp8, "can_run", lambda device: True)
     fast = wp.with_fp8_linear(wp.with_attention(_tiny_model(host), "cudnn"))
     reference = _one_step(host, files, fast)
     from torch._dynamo.utils import counters
@@ -257,3 +280,101 @@ def test_compiled_blocks_with_every_ex4d_patch_trace_whole(host, files, monkeypa
     assert not counters["graph_break"], list(counters["graph_break"])
     assert rel_err(got, reference) < 1e-5
     torch._dynamo.reset()
+
+
+@pytest.fixture
+def compile_cache_env():
+    """The process's TORCHINDUCTOR_CACHE_DIR as it was before the test (Compile Blocks sets it)."""
+    from ex4d import compile_cache
+
+    before = os.environ.get(compile_cache.ENV)
+    yield compile_cache
+    if before is None:
+        os.environ.pop(compile_cache.ENV, None)
+    else:
+        os.environ[compile_cache.ENV] = before
+
+
+def _casting_model(host, bw, monkeypatch):
+    """A tiny DiT whose block layers the host casts at each call, as under dynamic VRAM or partial loading."""
+    model = _tiny_model(host)
+    for module in bw.block_layers(model).values():
+        monkeypatch.setattr(module, "comfy_cast_weights", True)
+    return model
+
+
+@pytest.mark.parametrize("room", [True, False])
+def test_compiled_blocks_never_trace_the_hosts_cast(host, files, monkeypatch, compile_cache_env, room):
+    """Where the host casts each layer's weight at every call, dynamo must not trace that cast (on the GPU under
+    dynamic VRAM, traced, it failed with a size mismatch). With room on the device the block weights are cast
+    once when the sampling starts and held: the blocks trace whole, with no cast inside; without room each
+    layer's cast runs outside the graph (a break each). Either way the step is the uncompiled one and the held
+    weights are let go after."""
+    wp, bw = _patch_module(host), _block_weights(host)
+    monkeypatch.setattr(wp, "COMPILE_BACKEND", "aot_eager")
+    model = wp.with_attention(_casting_model(host, bw, monkeypatch), "cudnn")  # the host's CPU attention breaks
+    reference = _one_step(host, files, model)
+    traced, real = [], bw.comfy.ops.cast_bias_weight
+    monkeypatch.setattr(bw.comfy.ops, "cast_bias_weight",
+                        lambda *a, **k: (traced.append(torch.compiler.is_compiling()), real(*a, **k))[1])
+    if not room:
+        monkeypatch.setattr(bw, "room_for_weights", lambda *a: 0)
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    got = _one_step(host, files, wp.with_compiled_blocks(model))
+    assert traced and not any(traced)
+    assert bool(counters["graph_break"]) != room, list(counters["graph_break"])
+    assert rel_err(got, reference) < 1e-5
+    assert not any(hasattr(m, bw.HELD) for m in model.model.modules())
+    torch._dynamo.reset()
+
+
+def test_compile_cache_is_under_the_hosts_user_folder_unless_the_user_chose_one(host, compile_cache_env,
+                                                                                 tmp_path):
+    import folder_paths
+
+    cache = compile_cache_env
+    wp = _patch_module(host)
+    os.environ.pop(cache.ENV, None)
+    wp.with_compiled_blocks(_tiny_model(host))
+    folder = Path(os.environ[cache.ENV])
+    assert folder == cache.folder_for(wp.compile_cache_root()) and folder.is_dir()
+    assert folder.is_relative_to(Path(folder_paths.get_user_directory()))
+    assert folder.name == f"torch-{torch.__version__}"
+    os.environ[cache.ENV] = cache.torch_default()  # set by an earlier compile in this process: not a choice
+    assert cache.use_folder(tmp_path) == cache.folder_for(tmp_path)
+    os.environ[cache.ENV] = str(tmp_path / "mine")
+    assert cache.use_folder(tmp_path / "other") == tmp_path / "mine" and os.environ[cache.ENV] == str(tmp_path / "mine")
+
+
+_COMPILE_ONCE = """
+import sys
+from pathlib import Path
+import torch
+from ex4d import compile_cache
+compile_cache.use_folder(Path(sys.argv[1]))
+from torch._dynamo.utils import counters
+f = torch.compile(lambda x: torch.nn.functional.gelu(x) * 2 + 1)
+f(torch.randn(64))
+print(counters["inductor"]["fxgraph_cache_hit"], counters["inductor"]["fxgraph_cache_miss"])
+"""
+
+
+def test_compiled_code_survives_a_restart(tmp_path):
+    """Two fresh processes with the same cache folder: the first compiles (an FX-graph cache miss, kernels written
+    under the folder), the second finds it all there (a hit, no miss)."""
+    repo = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"}
+    env["PYTHONPATH"] = str(repo)
+
+    def run() -> tuple[int, int]:
+        out = subprocess.run([sys.executable, "-c", _COMPILE_ONCE, str(tmp_path)], env=env, capture_output=True,
+                             text=True, timeout=300, check=True)
+        hit, miss = out.stdout.split()[-2:]
+        return int(hit), int(miss)
+
+    assert run() == (0, 1)
+    assert any((tmp_path / f"torch-{torch.__version__}").rglob("*.py"))
+    assert run() == (1, 0)

@@ -1,0 +1,273 @@
+"""The Wan DiT's block layers as EX-4D FP8 Linear and EX-4D Compile Blocks run them: one ``forward`` for every
+weighted layer of the transformer blocks (one function, so a compiled block's code holds for all blocks), and the
+layers' weights held on the device for one sampling run where they fit.
+
+Why held: where the host casts a layer's weight at each call (ComfyUI 0.33's dynamic VRAM, partial loading,
+LoRAs applied on the fly), FP8 Linear would quantize the weight again at every call, and inside a compiled block
+the cast would be traced by dynamo, which it must not be (the host's pinned-memory and LoRA bookkeeping; traced,
+it failed on the GPU with a size mismatch in its LoRA prefetch), so it runs outside the graph, cutting it at every
+layer. When the blocks' weights fit beside what the sampler needs, each layer's weight is cast once, at the
+sampling's first model call (the host's own cast: LoRAs applied, pages streamed in), kept in the form the layer
+multiplies with (e4m3 and its scales under FP8 Linear, else the compute dtype) and released when the sampling
+ends, so the memory goes back to the host between runs. Blocks that do not fit cast as the host does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import types
+from dataclasses import dataclass
+
+import comfy.model_management
+import comfy.ops
+import comfy.patcher_extension
+import comfy.rmsnorm
+import torch
+import torch.nn.functional as F
+
+from ..ex4d import fp8
+from ._device_clones import rebind_on_device_clones
+
+log = logging.getLogger(__name__)
+
+KEY = "ex4d_block_weights"  # the forwards' marker, the wrappers' key
+HELD = "ex4d_held"  # a block layer's attribute while its weights are held: (weight, fp8 scale or None, bias)
+LAYER_KINDS = (torch.nn.Linear, torch.nn.LayerNorm, comfy.rmsnorm.RMSNorm)
+
+
+@dataclass(frozen=True)
+class BlockSpeed:
+    """What the block layers do: multiply Linears in scaled fp8 (EX-4D FP8 Linear), hold weights for compiled
+    blocks (EX-4D Compile Blocks: every weighted layer, so no host cast cuts the graph)."""
+
+    fp8: bool = False
+    compiled: bool = False
+
+
+class Fp8Devices:
+    """Whether scaled fp8 runs on each device (``ex4d.fp8.can_run``), decided before the blocks run: the probe and
+    its log line would break a compiled block's graph."""
+
+    def __init__(self):
+        self.usable: dict[torch.device, bool] = {}
+
+    def decide(self, device: torch.device) -> bool:
+        if device not in self.usable:
+            usable = self.usable.setdefault(device, fp8.can_run(device))
+            how = "scaled fp8 (e4m3)" if usable else "the host's Linear (no fp8 matmul here)"
+            log.info("EX-4D fp8 Linear on %s: %s", device, how)
+        return self.usable[device]
+
+
+def casts_weights(module: torch.nn.Module) -> bool:
+    """The host's own test in its layers' ``forward`` (comfy.ops): whether the layer's weight is cast at each call
+    (manual cast of a stored dtype, offloaded or streamed weights, weight patches applied on the fly)."""
+    return bool(getattr(module, "comfy_cast_weights", False) or getattr(module, "weight_function", None)
+                or getattr(module, "bias_function", None))
+
+
+def block_layers(model) -> dict[str, torch.nn.Module]:
+    """The weighted host layers (comfy.ops Linear, LayerNorm, RMSNorm) of the DiT's transformer blocks by
+    object-patch key of their ``forward`` (``diffusion_model.blocks.<i>.<path>.forward``). Layers of a scaled fp8
+    file (the host's ``scale_weight`` or its quantized layer types) are left out: the host's own forward applies
+    their scales."""
+    blocks = model.get_model_object("diffusion_model.blocks")
+    return {
+        f"diffusion_model.blocks.{name}.forward": module
+        for name, module in blocks.named_modules()
+        if isinstance(module, LAYER_KINDS) and hasattr(module, "comfy_cast_weights")
+        and getattr(module, "weight", None) is not None and getattr(module, "scale_weight", None) is None
+    }
+
+
+def block_linears(model) -> dict[str, torch.nn.Linear]:
+    return {key: m for key, m in block_layers(model).items() if isinstance(m, torch.nn.Linear)}
+
+
+@torch.compiler.disable
+def _host_forward(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The layer's own forward with the host's cast, never traced (a graph break where it is called)."""
+    return type(module).forward(module, x)
+
+
+@torch.compiler.disable
+def _cast_scaled_linear(module: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """Scaled fp8 with the weight as the host casts it for this call, never traced."""
+    weight, bias, offload_stream = comfy.ops.cast_bias_weight(module, x, offloadable=True)
+    out = fp8.scaled_linear(x, weight, bias)
+    comfy.ops.uncast_bias_weight(module, weight, bias, offload_stream)
+    return out
+
+
+def _held_forward(module: torch.nn.Module, x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None,
+                  bias: torch.Tensor | None) -> torch.Tensor:
+    if scale is not None:
+        return fp8.quantized_linear(x, weight, scale, bias)
+    if isinstance(module, torch.nn.Linear):
+        return F.linear(x, weight, bias)
+    if isinstance(module, torch.nn.LayerNorm):
+        return F.layer_norm(x, module.normalized_shape, weight, bias, module.eps)
+    return F.rms_norm(x, weight.shape, weight, module.eps)
+
+
+def uses_fp8(module: torch.nn.Module, x: torch.Tensor, speed: BlockSpeed, devices: Fp8Devices) -> bool:
+    return (speed.fp8 and isinstance(module, torch.nn.Linear) and x.is_floating_point()
+            and fp8.fits(module.in_features, module.out_features) and devices.usable.get(x.device, False))
+
+
+def block_forward(speed: BlockSpeed, devices: Fp8Devices):
+    """The ``forward`` bound to each block layer (``types.MethodType``): its held weights where they are held;
+    else under FP8 Linear :func:`ex4d.fp8.scaled_linear` with the weight as the host's Linear takes it (stored, or
+    the host's cast outside any compiled graph); else the layer's own forward (outside the graph where it casts).
+    On a device where fp8 cannot run (or one not decided: a call from outside the sampler's passes) and for sizes
+    ``torch._scaled_mm`` does not take, the host's Linear runs."""
+
+    def forward(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        held = getattr(module, HELD, None)
+        if held is not None:
+            comfy.ops.run_every_op()
+            return _held_forward(module, x, *held)
+        if uses_fp8(module, x, speed, devices):
+            comfy.ops.run_every_op()
+            if not casts_weights(module):  # as the host's Linear: its stored weight as it is (and no graph break)
+                return fp8.scaled_linear(x, module.weight, module.bias)
+            return _cast_scaled_linear(module, x)
+        if casts_weights(module):
+            return _host_forward(module, x)
+        return type(module).forward(module, x)
+
+    setattr(forward, KEY, True)
+    return forward
+
+
+def is_block_forward(patch) -> bool:
+    return isinstance(patch, types.MethodType) and getattr(patch.__func__, KEY, False)
+
+
+def bound_block_forward(patch, module: torch.nn.Module) -> types.MethodType | None:
+    """A block-layer patch bound to a device clone's own layer, so each device uses its own weights."""
+    return types.MethodType(patch.__func__, module) if is_block_forward(patch) else None
+
+
+def compute_dtype(base) -> torch.dtype:
+    """The dtype the blocks compute in (the host's rule: the manual cast dtype where set, else the stored one)."""
+    return getattr(base, "manual_cast_dtype", None) or base.get_dtype()
+
+
+def room_for_weights(base, x: torch.Tensor) -> int:
+    """Bytes the held weights may take on ``x``'s device: what is free less what the model's pass on ``x`` needs
+    (the host's own estimate) and the host's reserve."""
+    mm = comfy.model_management
+    return int(mm.get_free_memory(x.device) - mm.minimum_inference_memory() - base.memory_required(x.shape))
+
+
+def held_bytes(module: torch.nn.Module, quantize: bool, dtype: torch.dtype) -> int:
+    out = module.weight.shape[0]
+    bias = 0 if getattr(module, "bias", None) is None else module.bias.numel() * dtype.itemsize
+    if quantize:
+        return module.weight.numel() + 4 * out + bias
+    return module.weight.numel() * dtype.itemsize + bias
+
+
+class HeldWeights:
+    """The block layers' weights held on each device for the sampling run under way (one store per patched
+    MODEL; the host's device clones sample in threads, one device each)."""
+
+    def __init__(self, speed: BlockSpeed, devices: Fp8Devices):
+        self.speed, self.devices = speed, devices
+        self.held: dict[torch.device, tuple[object, list[torch.nn.Module]]] = {}
+        self.lock = threading.Lock()
+
+    def apply_model(self, executor, x, *args, **kwargs):
+        """The host's APPLY_MODEL wrapper: decide fp8 on this device, (re)hold the weights when the model or its
+        weight patches changed, then the model call."""
+        if self.speed.fp8:
+            self.devices.decide(x.device)
+        base = executor.class_obj
+        key = (id(base), getattr(base, "current_weight_patches_uuid", None))
+        if self.held.get(x.device, (None,))[0] != key:
+            self.release(x.device)
+            self.hold(base, x, key)
+        return executor(x, *args, **kwargs)
+
+    def outer_sample(self, executor, *args, **kwargs):
+        """The host's OUTER_SAMPLE wrapper: whatever happens in the sampling, the held weights go at its end."""
+        try:
+            return executor(*args, **kwargs)
+        finally:
+            for device in list(self.held):
+                self.release(device)
+
+    def wanted(self, module: torch.nn.Module, x: torch.Tensor) -> bool | None:
+        """Whether to hold ``module``'s weight, and quantized (True) or in the compute dtype (False)."""
+        if uses_fp8(module, x, self.speed, self.devices):
+            return True
+        return False if self.speed.compiled and casts_weights(module) else None
+
+    @torch.no_grad()
+    def hold(self, base, x: torch.Tensor, key: object) -> None:
+        device, dtype = x.device, compute_dtype(base)
+        budget = room_for_weights(base, x)
+        holding: list[torch.nn.Module] = []
+        blocks = base.diffusion_model.blocks
+        for index, block in enumerate(blocks):
+            plan = [(m, q) for m in block.modules() if is_block_forward(getattr(m, "forward", None))
+                    and (q := self.wanted(m, x)) is not None]
+            need = sum(held_bytes(m, q, dtype) for m, q in plan)
+            if need > budget:
+                log.info("EX-4D: block weights held for %d of %d blocks (%.1f GiB more would not fit)", index,
+                         len(blocks), need / 1024**3)
+                break
+            for module, quantize in plan:
+                setattr(module, HELD, _cast_once(module, quantize, dtype, device))
+                holding.append(module)
+            budget -= need
+        with self.lock:
+            self.held[device] = (key, holding)
+
+    def release(self, device: torch.device) -> None:
+        with self.lock:
+            _, modules = self.held.pop(device, (None, []))
+        for module in modules:
+            module.__dict__.pop(HELD, None)
+
+
+def _cast_once(module: torch.nn.Module, quantize: bool, dtype: torch.dtype,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """The layer's weight and bias as the host casts them (patches applied), quantized or copied (a cast may hand
+    back the host's own buffer)."""
+    weight, bias, offload_stream = comfy.ops.cast_bias_weight(module, None, dtype=dtype, device=device,
+                                                              bias_dtype=dtype, offloadable=True)
+    if quantize:
+        wq, scale = fp8.quantize_weight(weight)
+        held = (wq, scale, None if bias is None else bias.clone())
+    else:
+        held = (weight.clone(), None, None if bias is None else bias.clone())
+    comfy.ops.uncast_bias_weight(module, weight, bias, offload_stream)
+    return held
+
+
+def block_speed(model) -> BlockSpeed:
+    """The speed the model's block layers run with (the default where no speed node patched them)."""
+    return model.model_options.get("transformer_options", {}).get(KEY, BlockSpeed())
+
+
+def with_speed(model, **changes: bool):
+    """A clone of ``model`` whose block layers run :func:`block_forward` and hold their weights during sampling
+    (:class:`HeldWeights`), with the speed it had changed by ``changes`` (EX-4D FP8 Linear: ``fp8=True``, Compile
+    Blocks: ``compiled=True``): a model through both nodes gets both. ``model`` and its weights are untouched."""
+    speed = BlockSpeed(**{**block_speed(model).__dict__, **changes})
+    patched = model.clone()
+    for wrapper in (comfy.patcher_extension.WrappersMP.APPLY_MODEL, comfy.patcher_extension.WrappersMP.OUTER_SAMPLE):
+        patched.remove_wrappers_with_key(wrapper, KEY)
+    devices = Fp8Devices()
+    forward = block_forward(speed, devices)
+    for key, module in block_layers(patched).items():
+        patched.add_object_patch(key, types.MethodType(forward, module))
+    store = HeldWeights(speed, devices)
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, KEY, store.apply_model)
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, KEY, store.outer_sample)
+    rebind_on_device_clones(patched, KEY, bound_block_forward)
+    patched.model_options.setdefault("transformer_options", {})[KEY] = speed
+    return patched
