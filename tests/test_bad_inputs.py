@@ -14,12 +14,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from harness.bad_inputs import (
+from harness.host import ServerHost
+from tests.bad_inputs import (
     CLIP,
     DROP,
     MARKER,
     SOURCES,
     WIDGETS,
+    Error,
     Graphs,
     Reply,
     base_nodes,
@@ -31,7 +33,6 @@ from harness.bad_inputs import (
     submit,
     written_files,
 )
-from harness.host import ServerHost
 
 pytestmark = pytest.mark.server
 
@@ -645,8 +646,6 @@ def test_summary(outcomes, capsys):
 
 
 def test_judge_refuses_what_is_not_one_clear_error():
-    from harness.bad_inputs import Error
-
     case = Case("x", "EX4DLoadVideo", {}, "video", QUEUE, "nope")
     mine = Error("1", "video", "custom_validation_failed", "video: 'nope.mp4' was not found; upload it")
     assert judge(case, Reply(QUEUE, [mine])) == []

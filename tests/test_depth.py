@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ex4d import depth as D
+from tests.bad_inputs import CodeRunner
 
 T, H, W = 8, 64, 64
 
@@ -160,8 +161,6 @@ def test_depth_files_other_layouts(tmp_path):
 
 def _bad_depth_files(folder, marker) -> dict[str, str]:
     """File name -> what the refusal says, for each way a depth file can be wrong."""
-    from harness.bad_inputs import CodeRunner
-
     good = np.full((2, 4, 4), 3.0, dtype=np.float32)
     np.savez(folder / "pickled.npz", depth=np.array([CodeRunner(marker)], dtype=object))
     np.save(folder / "pickled.npy", np.array([CodeRunner(marker)], dtype=object), allow_pickle=True)

@@ -2,7 +2,7 @@
 widget values and random links between compatible and incompatible sockets, from a fixed seed.
 
 Every graph must come back as a success or as clear errors (each on an input at queue time, or naming one input
-of the failing node at run time: the rules of :mod:`harness.bad_inputs`), and never as a crash: the server
+of the failing node at run time: the rules of :mod:`tests.bad_inputs`), and never as a crash: the server
 gone, an HTTP 500, no answer, a validator that raised, an exception other than ValueError escaping a node.
 Values stay small (sizes near their minimum, few steps) so that a graph that runs costs little.
 """
@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from harness.bad_inputs import (
+from harness.host import ServerHost
+from tests.bad_inputs import (
     HOST_CHECKS,
     MARKER,
     SOURCES,
@@ -31,7 +32,6 @@ from harness.bad_inputs import (
     serving,
     submit,
 )
-from harness.host import ServerHost
 
 pytestmark = pytest.mark.server
 

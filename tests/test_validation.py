@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from harness.bad_inputs import host_checks_v3_combos
 from harness.host import NodeExecutionError, PromptValidationError
 from harness.media import save_video
+from tests.bad_inputs import host_checks_v3_combos
 
 CLIP = "validation_clip.mp4"
 DEPTH_FILE = "validation_depth.npz"
