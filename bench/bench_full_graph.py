@@ -125,6 +125,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--first-only", action="store_true",
                    help="only the run right after the host starts (with the first --speed setting)")
     p.add_argument("--oom-check", action="store_true", help="after the runs, a graph that cannot fit, then one that can")
+    p.add_argument("--compile-cache", metavar="DIR",
+                   help="torch.compile's on-disk caches in DIR (TORCHINDUCTOR_CACHE_DIR, a folder a user may choose "
+                   "and the pack keeps) instead of under the host's user folder, which is new in every bench "
+                   "process: two processes with the same DIR time a restart with an empty, then a warm cache")
+    p.add_argument("--profile", action="store_true",
+                   help="after the runs, one more cached run of the first setting under cProfile: the functions "
+                   "that took the most time printed (cumulative and own), the profile saved beside --out")
     arguments.add_results(p)
     args = p.parse_args()
     arguments.require(p, args, bool(args.models and (args.config or args.weights)),
@@ -300,6 +307,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     if not torch.cuda.is_available():
         raise SystemExit("this benchmark needs a CUDA GPU")
     total_bytes = torch.cuda.mem_get_info()[1]
+    compile_cache = "host user folder (new)"
+    if args.compile_cache:
+        cache = Path(args.compile_cache).resolve()
+        compile_cache = "warm" if cache.is_dir() and any(cache.iterdir()) else "empty"
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache)
     ballast = None
     if args.budget_gb:
         ballast = torch.empty(total_bytes - int(args.budget_gb * GiB), dtype=torch.uint8, device="cuda")
@@ -332,7 +344,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         "budget_gib": args.budget_gb, "device": torch.cuda.get_device_name(), "dynamic_vram": host.dynamic_vram,
         "host_args": list(host_args), "host_start_s": round(start_s, 2),
         "attention": attention_backend(args.attention, args.workflow), "workflow": args.workflow,
-        "rasteriser": rasteriser(),
+        "rasteriser": rasteriser(), "compile_cache": compile_cache,
     }
 
     def graph(recipe: str, speed: str, run_name: str) -> dict[str, Any]:
@@ -345,6 +357,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     results = [graph(*settings[0], "first")]
     if not args.first_only:
         results += [graph(recipe, speed, "cached") for recipe, speed in settings]
+    if args.profile:
+        results.append(profiled(lambda: graph(*settings[0], "cached (profiled)"), args.out))
     if args.oom_check:
         from harness import media as video
 
@@ -360,13 +374,32 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     return results
 
 
+def profiled(run_graph, out: str | None) -> dict[str, Any]:
+    """``run_graph()`` under cProfile (the executor runs the graph in this thread): where the host's and the pack's
+    Python waits, GPU syncs included, which a stage's time alone does not say."""
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    record = profile.runcall(run_graph)
+    stats = pstats.Stats(profile, stream=sys.stdout)
+    if out:
+        stats.dump_stats(str(Path(out).with_suffix(".prof")))
+    for order, count in (("cumulative", 60), ("tottime", 30)):
+        print(f"--- profile by {order} ---")
+        stats.sort_stats(order).print_stats(count)
+    return record
+
+
 def _config(r: dict[str, Any]) -> str:
     return r["config"] if r.get("workflow", "full") == "full" else f"{r['config']}/{r['frames']}f"
 
 
 def _run(r: dict[str, Any]) -> str:
     fast_or_25 = r.get("steps", 25) in (25, None) or r.get("recipe", "published") == "fast"
-    return r["run"] if fast_or_25 else f"{r['run']} ({r['steps']} steps)"
+    run = r["run"] if fast_or_25 else f"{r['run']} ({r['steps']} steps)"
+    compiled = "compile" in r.get("speed", "none")
+    return f"{run}, {r['compile_cache']} cache" if compiled and r.get("compile_cache") in ("empty", "warm") else run
 
 
 COLUMNS = (
