@@ -61,8 +61,8 @@ class Residency:
 
     def by_node(self, messages: list[tuple[str, Any]], stamps: list[float], class_of: dict[str, str],
                 ballast_bytes: int = 0) -> dict[str, dict[str, Any]]:
-        """Per node ("<id> <class>"): each model's resident GiB at its start, its end and the least in between,
-        and the device's memory in use at most (ballast left out)."""
+        """Per node ("<id> <class>"): each model's resident GiB at its start, its end and the least in between
+        (None where it was not in the host's list), and the device's memory in use at most (ballast left out)."""
         starts = [(t, str(data.get("node"))) for (event, data), t in zip(messages, stamps, strict=True)
                   if event == "executing" and data.get("node") is not None]
         end = stamps[-1] if stamps else 0.0
@@ -72,8 +72,9 @@ class Residency:
             first, last = self._nearest(t0), self._nearest(t1)
             models = set(first[1]) | set(last[1]) | {m for s in inside for m in s[1]}
             report[f"{node} {class_of.get(node, '?')}"] = {
-                "models_gib": {m: [round(first[1].get(m, 0) / GiB, 2), round(last[1].get(m, 0) / GiB, 2),
-                                   round(min(s[1].get(m, 0) for s in inside) / GiB, 2)] for m in sorted(models)},
+                "models_gib": {m: [_gib(first[1].get(m)), _gib(last[1].get(m)),
+                                   _gib(min((s[1][m] for s in inside if m in s[1]), default=None))]
+                               for m in sorted(models)},
                 "device_peak_gib": round((max(s[2] for s in inside) - ballast_bytes) / GiB, 2),
             }
         return report
@@ -82,7 +83,13 @@ class Residency:
         return min(self.samples, key=lambda s: abs(s[0] - t)) if self.samples else (t, {}, 0)
 
 
+def _gib(n: int | None) -> float | None:
+    """GiB, or None where the model was not in the host's list (between a clone's unload and its load)."""
+    return None if n is None else round(n / GiB, 2)
+
+
 def evictions(report: dict[str, dict[str, Any]], model: str, drop_gib: float = 0.25) -> list[str]:
-    """The nodes during which ``model`` lost more than ``drop_gib`` of what it held at their start."""
+    """The nodes during which ``model`` lost more than ``drop_gib`` of what it held at their start (while it was
+    in the host's list: a model briefly out of it, as when the host swaps one clone for another, is not counted)."""
     return [f"{node} -{gib[0] - gib[2]:.1f} GiB" for node, row in report.items()
-            if (gib := row["models_gib"].get(model)) and gib[0] - gib[2] > drop_gib]
+            if (gib := row["models_gib"].get(model)) and None not in (gib[0], gib[2]) and gib[0] - gib[2] > drop_gib]

@@ -88,3 +88,17 @@ def test_residency_names_the_node_that_pushed_a_model_out():
     assert report["2 EX4DEstimateDepth"]["device_peak_gib"] == 21.0
     assert residency.evictions(report, "WAN21") == ["2 EX4DEstimateDepth -8.0 GiB"]
     assert residency.evictions(report, "DepthCrafter") == []
+
+
+def test_residency_does_not_count_a_model_briefly_out_of_the_hosts_list():
+    """When the sampler loads a new clone of the DiT the host drops the old one from its list for a moment: absent
+    is not evicted."""
+    import residency
+
+    gib = 1024**3
+    r = residency.Residency(torch=None)
+    r.samples = [(0.0, {"WAN21": 16 * gib}, 0), (0.5, {}, 0), (1.0, {"WAN21": 16 * gib}, 0)]
+    report = r.by_node([("executing", {"node": "17"}), ("executing", {"node": None})], [0.0, 1.0],
+                       {"17": "EX4DWanSampler"})
+    assert report["17 EX4DWanSampler"]["models_gib"]["WAN21"] == [16.0, 16.0, 16.0]
+    assert residency.evictions(report, "WAN21") == []
