@@ -9,11 +9,10 @@ at whose start a model is whole and at whose end it is not is the one that pushe
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
-from timing import GiB
+from timing import GiB, Poller
 
 
 def resident_bytes() -> dict[str, int]:
@@ -32,32 +31,21 @@ def resident_bytes() -> dict[str, int]:
     return out
 
 
-class Residency:
+class Residency(Poller):
     """Polls :func:`resident_bytes` and the device's memory in use from ``__enter__`` to ``__exit__``."""
 
     def __init__(self, torch, interval: float = 0.05):
-        self.torch, self.interval = torch, interval
+        super().__init__(interval)
+        self.torch = torch
         self.samples: list[tuple[float, dict[str, int], int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
 
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            free, total = self.torch.cuda.mem_get_info()
-            try:
-                models = resident_bytes()
-            except (RuntimeError, AttributeError):  # a model being swapped out between the list and the read
-                models = {}
-            self.samples.append((time.perf_counter(), models, total - free))
-            time.sleep(self.interval)
-
-    def __enter__(self) -> Residency:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        free, total = self.torch.cuda.mem_get_info()
+        try:
+            models = resident_bytes()
+        except (RuntimeError, AttributeError):  # a model being swapped out between the list and the read
+            models = {}
+        self.samples.append((time.perf_counter(), models, total - free))
 
     def by_node(self, messages: list[tuple[str, Any]], stamps: list[float], class_of: dict[str, str],
                 ballast_bytes: int = 0) -> dict[str, dict[str, Any]]:

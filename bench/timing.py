@@ -94,24 +94,38 @@ def best_seconds(fn: Callable[[], object], gpu: Gpu, repeat: int) -> float:
     return best
 
 
-class DevicePeak:
-    """Peak GPU memory in use on the device (all allocators: torch's, comfy-aimdo's, the driver's), polled."""
+class Poller:
+    """Calls ``sample()`` every ``interval`` seconds on a thread from ``__enter__`` to ``__exit__``."""
 
-    def __init__(self, torch, interval: float = 0.02):
-        self.torch, self.interval, self.peak = torch, interval, 0
+    def __init__(self, interval: float):
+        self.interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
+    def sample(self) -> None:
+        raise NotImplementedError
+
     def _poll(self) -> None:
         while not self._stop.is_set():
-            free, total = self.torch.cuda.mem_get_info()
-            self.peak = max(self.peak, total - free)
+            self.sample()
             time.sleep(self.interval)
 
-    def __enter__(self) -> DevicePeak:
+    def __enter__(self):
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class DevicePeak(Poller):
+    """Peak GPU memory in use on the device (all allocators: torch's, comfy-aimdo's, the driver's), polled."""
+
+    def __init__(self, torch, interval: float = 0.02):
+        super().__init__(interval)
+        self.torch, self.peak = torch, 0
+
+    def sample(self) -> None:
+        free, total = self.torch.cuda.mem_get_info()
+        self.peak = max(self.peak, total - free)

@@ -102,3 +102,19 @@ def test_residency_does_not_count_a_model_briefly_out_of_the_hosts_list():
                        {"17": "EX4DWanSampler"})
     assert report["17 EX4DWanSampler"]["models_gib"]["WAN21"] == [16.0, 16.0, 16.0]
     assert residency.evictions(report, "WAN21") == []
+
+
+def test_pollers_sample_until_the_block_ends():
+    import time
+    import types
+
+    import residency
+    import timing
+
+    used = iter(range(1, 10**6))
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(mem_get_info=lambda: (100 - next(used) % 50, 100)))
+    with timing.DevicePeak(fake, interval=0.001) as peak, residency.Residency(fake, interval=0.001) as res:
+        time.sleep(0.05)
+    count = len(res.samples)
+    time.sleep(0.01)
+    assert peak.peak > 1 and count > 3 and len(res.samples) == count  # stopped with the block
