@@ -104,13 +104,14 @@ def test_residency_does_not_count_a_model_briefly_out_of_the_hosts_list():
     assert residency.evictions(report, "WAN21") == []
 
 
-def test_pollers_sample_until_the_block_ends():
+def test_pollers_sample_until_the_block_ends(monkeypatch):
     import time
     import types
 
     import residency
     import timing
 
+    monkeypatch.setattr(residency, "resident_bytes", lambda: {"WAN21": 1})  # no host here
     used = iter(range(1, 10**6))
     fake = types.SimpleNamespace(cuda=types.SimpleNamespace(mem_get_info=lambda: (100 - next(used) % 50, 100)))
     with timing.DevicePeak(fake, interval=0.001) as peak, residency.Residency(fake, interval=0.001) as res:
