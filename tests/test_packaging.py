@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import ast
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import tomllib
@@ -81,3 +85,22 @@ def test_one_cancelled_for_every_stage():
                                                                         "depth/anything.py"))
     assert "class Cancelled" not in sources and "check_cancel(cancel" in sources
     assert render.check_cancel is video.check_cancel is runtime.check_cancel
+
+
+def test_wheel_ships_every_library_package(tmp_path):
+    """The built wheel holds every package under ex4d/ (each folder with an ``__init__.py``), not only the top one."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(REPO / name, project / name)
+    shutil.copytree(REPO / "ex4d", project / "ex4d", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # The build backend itself, without isolation: the test machine reaches no package index.
+    build = f"import setuptools.build_meta as backend; print(backend.build_wheel({str(tmp_path)!r}))"
+    done = subprocess.run([sys.executable, "-c", build], cwd=project, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    wheel_name = done.stdout.strip().splitlines()[-1]
+    shipped = set(zipfile.ZipFile(tmp_path / wheel_name).namelist())
+    packages = sorted(init.parent.relative_to(REPO).as_posix() for init in (REPO / "ex4d").rglob("__init__.py"))
+    assert len(packages) >= 4, packages
+    missing = [package for package in packages if f"{package}/__init__.py" not in shipped]
+    assert not missing, f"the wheel leaves out {missing}: pyproject's [tool.setuptools] must find every ex4d package"
