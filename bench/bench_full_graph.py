@@ -63,24 +63,24 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))  # bench/ is not a package: its modules import each other by name
 import arguments  # noqa: E402
-from records import Column, append_records, print_table, read_records  # noqa: E402
+from full_graph_prompts import (  # noqa: E402
+    CLIPS,
+    GGUF_WEIGHTS,
+    RECIPES,
+    WAN_FILES,
+    attention_backend,
+    oversized_prompt,
+    prompt_for,
+    sampler_settings,
+)
+from full_graph_table import print_runs  # noqa: E402
+from records import append_records, read_records  # noqa: E402
 from residency import Residency, evictions  # noqa: E402
 from timing import DevicePeak, GiB, Gpu, Timer  # noqa: E402
 
 from harness.host import host_root  # noqa: E402
-from harness.speed_nodes import SPEEDS, insert_speed  # noqa: E402  (shared with the UI workflows' writer)
+from harness.speed_nodes import SPEEDS  # noqa: E402
 
-WORKFLOWS = {"full": REPO / "workflows" / "api" / "ex4d_full_api.json",  # 49 frames, DepthCrafter depth
-             "fast": REPO / "workflows" / "api" / "ex4d_fast_api.json",  # the same, 4 steps at CFG 1 (distilled)
-             "long": REPO / "workflows" / "api" / "ex4d_long_api.json"}  # 121 frames, true depth, context windows
-CLIPS = {"full": (REPO / "assets" / "example" / "clip.mp4", None),
-         "fast": (REPO / "assets" / "example" / "clip.mp4", None),
-         "long": (REPO / "assets" / "example" / "clip_121.mp4", REPO / "assets" / "example" / "depth_121.npz")}
-WAN_FILES = {"bf16": "wan2.1_i2v_480p_14B_bf16.safetensors", "fp8": "wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors",
-             "q8_0": "wan2.1-i2v-14b-480p-Q8_0.gguf", "q4_k_m": "wan2.1-i2v-14b-480p-Q4_K_M.gguf"}
-GGUF_WEIGHTS = ("q8_0", "q4_k_m")  # loaded by ComfyUI-GGUF's UnetLoaderGGUF (a third-party pack, not ours)
-# the published recipe is the full workflow; the fast one is its 4-step twin with the step-distillation LoRA
-RECIPES = {"published": "full", "fast": "fast"}
 # --config: the earlier rows' names for a weights / budget / host-args combination
 CONFIGS = {"normal": ("bf16", None, False), "budget24": ("bf16", 24.0, False), "fp8": ("fp8", None, True)}
 
@@ -157,52 +157,6 @@ def parse_args() -> argparse.Namespace:
 def config_name(weights: str, budget_gib: float | None, fp8_matmul: bool) -> str:
     """The row's name: weights, then the budget and the host's fp8 matmul where set (bf16, fp8/16G, ...)."""
     return weights + (f"/{budget_gib:g}G" if budget_gib else "") + ("+mm" if fp8_matmul else "")
-
-
-def prompt_for(weights: str, video: str, frames: int, attention: str = "workflow", workflow: str = "full",
-               speed: str = "none", steps: int | None = None) -> dict[str, Any]:
-    prompt = json.loads(WORKFLOWS[workflow].read_text())
-    insert_speed(prompt, speed)
-    for node in prompt.values():
-        inputs = node["inputs"]
-        match node["class_type"]:
-            case "EX4DLoadVideo":
-                inputs.update(video=video, frame_load_cap=frames)
-            case "EX4DLoadDepth":
-                inputs.update(frame_load_cap=frames)
-            case "UNETLoader" if weights in GGUF_WEIGHTS:
-                node.update(class_type="UnetLoaderGGUF", inputs={"unet_name": WAN_FILES[weights]})
-            case "UNETLoader":
-                inputs.update(unet_name=WAN_FILES[weights], weight_dtype="default")
-            case "EX4DApply":  # the published settings: the 512x320 render stretched to 512x512
-                inputs.update(length=frames, resize="stretch (published)", width=512, height=512)
-            case "EX4DWanSampler" if steps is not None:
-                inputs.update(steps=steps)
-            case "EX4DAttention" if attention != "workflow":
-                inputs.update(backend=attention)
-    return prompt
-
-
-def oversized_prompt(weights: str, frames: int, attention: str, speed: str = "none",
-                     steps: int | None = None) -> dict[str, Any]:
-    # the full workflow (estimated depth)
-    prompt = prompt_for(weights, "oversized.mp4", frames, attention, speed=speed, steps=steps)
-    for node in prompt.values():
-        if node["class_type"] == "EX4DLoadVideo":
-            node["inputs"].update(resize="native")
-    return prompt
-
-
-def sampler_settings(prompt: dict[str, Any]) -> dict[str, Any]:
-    sampler = next((n["inputs"] for n in prompt.values() if n["class_type"] == "EX4DWanSampler"), {})
-    return {"steps": sampler.get("steps"), "cfg": sampler.get("cfg")}
-
-
-def attention_backend(choice: str, workflow: str) -> str:
-    if choice != "workflow":
-        return choice
-    nodes = json.loads(WORKFLOWS[workflow].read_text()).values()
-    return next((n["inputs"]["backend"] for n in nodes if n["class_type"] == "EX4DAttention"), "host")
 
 
 def rasteriser() -> str:
@@ -389,63 +343,6 @@ def profiled(run_graph, out: str | None) -> dict[str, Any]:
         print(f"--- profile by {order} ---")
         stats.sort_stats(order).print_stats(count)
     return record
-
-
-def _config(r: dict[str, Any]) -> str:
-    return r["config"] if r.get("workflow", "full") == "full" else f"{r['config']}/{r['frames']}f"
-
-
-def _run(r: dict[str, Any]) -> str:
-    fast_or_25 = r.get("steps", 25) in (25, None) or r.get("recipe", "published") == "fast"
-    run = r["run"] if fast_or_25 else f"{r['run']} ({r['steps']} steps)"
-    compiled = "compile" in r.get("speed", "none")
-    return f"{run}, {r['compile_cache']} cache" if compiled and r.get("compile_cache") in ("empty", "warm") else run
-
-
-COLUMNS = (
-    Column("host", 8, lambda r: r["host"]),
-    Column("config", 16, _config),
-    Column("recipe", 10, lambda r: r.get("recipe", "published")),
-    Column("attn", 6, lambda r: r.get("attention", "host")),
-    Column("speed", 12, lambda r: r.get("speed", "none")),
-    Column("raster", 11, lambda r: r.get("rasteriser", "torch")),
-    Column("run", 24, _run),
-    Column("ok", 4, lambda r: "yes" if r["completed"] else "NO", align=">"),
-    Column("wall s", 8, lambda r: r["wall_s"], ".1f", ">"),
-    Column("alloc", 7, lambda r: r["peak_alloc_gib"], ".1f", ">"),
-    Column("reserv", 7, lambda r: r["peak_reserved_gib"], ".1f", ">"),
-    Column("device", 7, lambda r: r["peak_device_gib"], ".1f", ">"),
-    Column("budget", 7, lambda r: r.get("budget_gib") or None, "g", ">"),
-    Column("1st", 6, lambda r: r.get("sampler_first_step_s"), ".1f", ">"),
-    Column("step", 6, lambda r: r.get("sampler_step_median_s"), ".2f", ">"),
-    Column("  where the time goes (s)", 0, lambda r: "  " + _where(r)),
-)
-
-
-def _below(r: dict[str, Any]) -> list[str]:
-    """Under a row: its error, and the nodes that pushed models off the device (``residency``)."""
-    error = r.get("error")
-    lines = [f"{'':<76}error: {error['exception_type']}: {error['message'][:160]!r}"] if error else []
-    lines += [f"{'':<76}{model} pushed out by: {', '.join(nodes)}" for model, nodes in r.get("evicted", {}).items()]
-    return lines
-
-
-def print_runs(results: list[dict[str, Any]]) -> None:
-    print_table(COLUMNS, results, rule=40, below=_below)
-    if results:
-        print(f"device: {results[-1]['device']}; alloc / reserv = torch's allocator peaks, device = peak in use on the "
-              "GPU (all allocators, polled every 20 ms); GiB. 1st = EX-4D Wan Sampler's start to its first step's end "
-              "(loading and weight patching included), step = median of the later steps (a CFG step: cond + uncond "
-              "at CFG > 1, cond alone at CFG 1); s")
-
-
-def _where(r: dict[str, Any]) -> str:
-    """The run's time by stage (rows with a split), else its slowest nodes."""
-    split = r.get("time_split_s")
-    if split:
-        return ", ".join(f"{stage} {s:.1f}" for stage, s in sorted(split.items(), key=lambda kv: -kv[1]) if s >= 0.05)
-    nodes = sorted(r["per_node_s"].items(), key=lambda kv: -kv[1])[:4]
-    return ", ".join(f"{name.split(' ', 1)[1]} {s:.1f}" for name, s in nodes)
 
 
 def main() -> None:
