@@ -24,15 +24,9 @@ from .convert import (
     normalise_clip,
     temporal_ema,
 )
-from .crafter import (
-    DEPTHCRAFTER_LAYOUT,
-    DepthCrafter,
-    FolderCheck,
-    blend_windows,
-    check_depthcrafter_folder,
-    window_starts,
-)
-from .crafter import inference_memory as depthcrafter_inference_memory
+from .crafter import DepthCrafter
+from .crafter_files import DEPTHCRAFTER_LAYOUT, check_depthcrafter_folder
+from .crafter_memory import inference_memory as depthcrafter_inference_memory
 from .files import (
     DEPTH_CONTENTS,
     DEPTH_FILE_EXTENSIONS,
@@ -42,6 +36,8 @@ from .files import (
     read_depth_lens,
     write_depth_file,
 )
+from .folders import FolderCheck
+from .windows import blend_windows, window_starts
 
 __all__ = [
     "DEPTHCRAFTER_LAYOUT",

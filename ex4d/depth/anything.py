@@ -23,11 +23,11 @@ import torch.nn.functional as F
 
 from ..runtime import CancelFn, ProgressFn, check_cancel
 from .convert import DepthVideo, depth_video_from_disparity, normalise_clip, temporal_ema
-from .crafter import _TRANSFORMERS_WEIGHTS, FolderCheck, _variant, check_layout
+from .folders import TRANSFORMERS_WEIGHTS, FolderCheck, Layout, check_layout, weights_variant
 
-DEPTH_ANYTHING_LAYOUT: tuple[tuple[str, tuple[str, ...]], ...] = (
+DEPTH_ANYTHING_LAYOUT: Layout = (
     ("config.json", ()),
-    ("model.safetensors", _TRANSFORMERS_WEIGHTS),
+    ("model.safetensors", TRANSFORMERS_WEIGHTS),
     ("preprocessor_config.json", ()),
 )
 
@@ -124,7 +124,7 @@ class DepthAnything:
         if not check.ok:
             raise FileNotFoundError(check.message)
         model = DepthAnythingForDepthEstimation.from_pretrained(
-            folder, dtype=dtype, local_files_only=True, variant=_variant(folder, _TRANSFORMERS_WEIGHTS)
+            folder, dtype=dtype, local_files_only=True, variant=weights_variant(folder, TRANSFORMERS_WEIGHTS)
         )
         pre = json.loads((folder / "preprocessor_config.json").read_text())
         size = pre.get("size", {})

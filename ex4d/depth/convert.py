@@ -1,6 +1,6 @@
 """Depth containers and conversions: published disparity -> depth, maps from other nodes, previews.
 
-Only torch is imported here; the model code lives in ``crafter`` and ``anything``.
+Only torch is imported here; the model code lives in ``crafter`` (and its ``crafter_*`` modules) and ``anything``.
 """
 
 from __future__ import annotations

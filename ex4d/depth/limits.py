@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import torch
 
+from .crafter_settings import round_to
+
 WORKING_MULTIPLE = 64  # DepthCrafter's working size: frames rounded to multiples of this
 DEEPEST_FACTOR = 64  # the latent (1/8) halved three times by the UNet's down blocks
-
-
-def _working_side(side: int) -> int:
-    return max(WORKING_MULTIPLE, int(round(side / WORKING_MULTIPLE)) * WORKING_MULTIPLE)
 
 
 def depthcrafter_too_small(unet: torch.nn.Module, window_frames: int, height: int, width: int) -> str | None:
@@ -25,7 +23,7 @@ def depthcrafter_too_small(unet: torch.nn.Module, window_frames: int, height: in
     groups = [m.num_channels // m.num_groups for m in unet.modules() if isinstance(m, torch.nn.GroupNorm)]
     if not groups:
         return None
-    ph, pw = _working_side(height), _working_side(width)
+    ph, pw = round_to(height, WORKING_MULTIPLE), round_to(width, WORKING_MULTIPLE)
     deepest = max(1, ph // DEEPEST_FACTOR) * max(1, pw // DEEPEST_FACTOR)
     if window_frames * min(groups) * deepest > 1:
         return None
