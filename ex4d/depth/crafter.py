@@ -8,8 +8,10 @@ as the conditioning channels; added time ids (fps 7, motion bucket 127, noise st
 the SVD schedule (v-prediction, Karras sigmas); windows of 110 frames overlapping by 25. The noise of
 later windows reuses the first window's noise (rotated), their overlap frames start from the previous
 result plus noise at the first sigma, and overlapping latents are blended with weights
-linspace(0, 1, overlap) towards the new window. Decoding by chunks of 8 frames; the 3 decoded channels
-mapped to [0, 1] and averaged give the relative disparity.
+linspace(0, 1, overlap) towards the new window. Decoding by chunks of 8 frames (the VAE's decoder is
+temporal); the 3 decoded channels mapped to [0, 1] and averaged give the relative disparity. The encode runs
+by chunks of 4 frames here, not the published 8: the VAE's encoder and CLIP work frame by frame, so this
+changes no result, and it keeps the encode (in fp32 for an fp16 VAE) below the decode's memory.
 
 The folder it loads from: :mod:`crafter_files`; the UNet: :mod:`crafter_unet`; windows: :mod:`windows`; the
 memory it needs: :mod:`crafter_memory`.
@@ -36,6 +38,7 @@ from .crafter_files import (
 from .crafter_memory import inference_memory, vae_upcasts
 from .crafter_settings import (
     CHUNK,
+    ENCODE_CHUNK,
     FPS_ID,
     GUIDANCE,
     MOTION_BUCKET_ID,
@@ -54,6 +57,7 @@ from .windows import blend_windows, window_starts
 __all__ = [
     "CHUNK",
     "DEPTHCRAFTER_LAYOUT",
+    "ENCODE_CHUNK",
     "GUIDANCE",
     "OVERLAP",
     "SEED",
@@ -147,10 +151,10 @@ class DepthCrafter:
         self.attention = kind
 
     def inference_memory(self, frames: int, height: int, width: int, window: int = WINDOW,
-                         chunk: int = CHUNK) -> int:
+                         chunk: int = CHUNK, encode_chunk: int = ENCODE_CHUNK) -> int:
         """Bytes of GPU memory :meth:`estimate` needs beyond the weights (see :func:`inference_memory`)."""
         return inference_memory(frames, height, width, window, self.dtype, self.attention,
-                                vae_upcasts(self.vae), chunk)
+                                vae_upcasts(self.vae), chunk, encode_chunk=encode_chunk)
 
     # ---- device management for hosts -----------------------------------------------------------------
     def modules(self) -> dict[str, torch.nn.Module]:
@@ -169,7 +173,7 @@ class DepthCrafter:
 
     # ---- stages ------------------------------------------------------------------------------------
     @torch.no_grad()
-    def encode_frames(self, video: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:
+    def encode_frames(self, video: torch.Tensor, chunk: int = ENCODE_CHUNK) -> torch.Tensor:
         """One CLIP image embedding per frame. ``video`` [T, 3, H, W] in [-1, 1] -> [T, D]."""
         from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import (
             _resize_with_antialiasing,
@@ -186,7 +190,7 @@ class DepthCrafter:
         return torch.cat(out, dim=0)
 
     @torch.no_grad()
-    def encode_latents(self, video: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:
+    def encode_latents(self, video: torch.Tensor, chunk: int = ENCODE_CHUNK) -> torch.Tensor:
         """VAE latents (distribution mode, unscaled, as SVD conditions on them). [T,3,H,W] -> [T,4,h,w]."""
         vae = self.vae
         upcast = vae_upcasts(vae)
@@ -226,6 +230,7 @@ class DepthCrafter:
         seed: int = SEED,
         noise_aug_strength: float = NOISE_AUG,
         chunk: int = CHUNK,
+        encode_chunk: int = ENCODE_CHUNK,
         size_multiple: int = 64,
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
@@ -233,7 +238,9 @@ class DepthCrafter:
     ) -> torch.Tensor:
         """Relative disparity [T, H, W] float32 in [0, 1] (not yet normalised over the clip).
 
-        ``frames`` [T, H, W, 3] in [0, 1]. Frames whose size is not a multiple of ``size_multiple`` are
+        ``frames`` [T, H, W, 3] in [0, 1]. The VAE decodes ``chunk`` frames at once (its decoder is temporal:
+        the published 8); the VAE encoder and CLIP see ``encode_chunk`` frames at once (frame by frame networks:
+        the chunk sets their memory only). Frames whose size is not a multiple of ``size_multiple`` are
         resized to the nearest one and the result resized back. Noise is drawn from a generator of the
         run device seeded with ``seed``: on CUDA this is the stream the published ``set_seed(42)`` gives.
         ``progress(step, total)`` after every denoising step (total = windows x steps); ``cancel()`` is
@@ -248,7 +255,7 @@ class DepthCrafter:
         gen = torch.Generator(device=self.device).manual_seed(seed)
         check_cancel(cancel, "depth estimation")
         # Published order of random draws: the conditioning noise first, then the window noise.
-        cond = self._conditioning(video, gen, noise_aug_strength, chunk)
+        cond = self._conditioning(video, gen, noise_aug_strength, encode_chunk)
         self.scheduler.set_timesteps(steps, device=self.device)
         noise_shape = (1, window, *cond.latents.shape[2:])
         noise = torch.randn(noise_shape, generator=gen, device=self.device, dtype=self.dtype)
@@ -284,13 +291,13 @@ class DepthCrafter:
         return video.clamp(0, 1).to(self.dtype) * 2.0 - 1.0  # published: cast first, then map to [-1, 1]
 
     def _conditioning(
-        self, video: torch.Tensor, gen: torch.Generator, noise_aug_strength: float, chunk: int
+        self, video: torch.Tensor, gen: torch.Generator, noise_aug_strength: float, encode_chunk: int
     ) -> _Conditioning:
         """The UNet's conditioning on the whole clip: CLIP embeddings, latents of noise-augmented frames."""
         dev, dtype = self.device, self.dtype
-        embeddings = self.encode_frames(video, chunk).unsqueeze(0)  # [1, T, D]
+        embeddings = self.encode_frames(video, encode_chunk).unsqueeze(0)  # [1, T, D]
         aug = torch.randn(video.shape, generator=gen, device=dev, dtype=dtype)
-        latents = self.encode_latents(video + noise_aug_strength * aug, chunk).unsqueeze(0)  # [1, T, 4, h, w]
+        latents = self.encode_latents(video + noise_aug_strength * aug, encode_chunk).unsqueeze(0)
         time_ids = torch.tensor([[FPS_ID, MOTION_BUCKET_ID, noise_aug_strength]], dtype=dtype, device=dev)
         return _Conditioning(latents.to(dtype), embeddings.to(dtype), time_ids)
 
@@ -341,6 +348,7 @@ class DepthCrafter:
         seed: int = SEED,
         noise_aug_strength: float = NOISE_AUG,
         chunk: int = CHUNK,
+        encode_chunk: int = ENCODE_CHUNK,
         size_multiple: int = 64,
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
@@ -358,6 +366,7 @@ class DepthCrafter:
             seed,
             noise_aug_strength,
             chunk,
+            encode_chunk,
             size_multiple,
             progress,
             cancel,

@@ -1,4 +1,5 @@
-"""DepthCrafter's published settings (as EX-4D calls it) and the working size frames are rounded to."""
+"""DepthCrafter's settings: the published ones (as EX-4D calls it), the encode's chunk, and the working size frames
+are rounded to."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ WINDOW = 110
 OVERLAP = 25
 SEED = 42
 NOISE_AUG = 0.02
-CHUNK = 8
+CHUNK = 8  # frames the VAE decodes at once: its decoder is temporal, and 8 is the published chunk
 FPS_ID = 7
 MOTION_BUCKET_ID = 127
+
+# Frames the VAE encoder and CLIP see at once. Both work frame by frame, so this changes no result, only the
+# encode's memory: an fp16 VAE encodes in fp32, where 8 frames would need more than the decode of 8.
+ENCODE_CHUNK = 4
 
 
 def round_to(x: int, multiple: int) -> int:
