@@ -11,6 +11,7 @@ from comfy_api.latest import io
 from ..ex4d import mesh as ex4d_mesh
 from ..ex4d.camera import PUBLISHED_FOCAL, Lens
 from ..ex4d.depth import DepthVideo
+from ..ex4d.mesh.preview import NoVisibleFaces
 from ._comfy import CATEGORY, check_output_prefix, output_path
 from ._types import CONNECT_FRAMES, Depth, DWMesh
 from ._validation import CheckedNode
@@ -168,7 +169,12 @@ class SaveDWMesh(CheckedNode):
         if not 0 <= frame < mesh.num_frames:
             raise ValueError(f"frame: {frame} is out of range; choose a frame from 0 to {mesh.num_frames - 1}")
         path, relative = output_path(filename_prefix, format, mesh.width, mesh.height)
-        (ex4d_mesh.save_glb if format == "glb" else ex4d_mesh.save_ply)(mesh, frame, path, preview=not full_mesh)
+        save = ex4d_mesh.save_glb if format == "glb" else ex4d_mesh.save_ply
+        try:
+            save(mesh, frame, path, preview=not full_mesh)
+        except NoVisibleFaces as e:
+            raise ValueError(f"mesh: {e} (or turn full_mesh on: the whole watertight mesh, hidden faces "
+                             "included)") from e
         return io.NodeOutput(relative, ui={"text": [relative]})
 
 

@@ -159,6 +159,20 @@ def test_save_dw_mesh_for_the_3d_preview(example_inputs, tmp_path):
     assert full == save_glb(whole, 1, tmp_path / "whole.glb").read_bytes()
 
 
+def test_save_dw_mesh_of_a_frame_the_filter_hides_whole_is_a_clear_error(example_inputs):
+    host = example_inputs
+    noise = 1.0 + 10.0 * np.random.default_rng(0).random((2, 320, 512), dtype=np.float32)
+    np.savez(host.input_dir / "noise_depth.npz", depth=noise)
+    prompt = {k: v for k, v in reconstruction_prompt(frames=2).items() if k in ("1", "2", "3")}  # no render
+    prompt["2"]["inputs"]["path"] = "noise_depth.npz"
+    prompt["3"]["inputs"].update(filter="boundary", boundary_ratio=0.0)  # any depth step hides a face
+    prompt["8"] = {"class_type": "EX4DSaveDWMesh",
+                   "inputs": {"mesh": ["3", 0], "frame": 1, "format": "glb", "filename_prefix": "ex4d/noise"}}
+    with pytest.raises(NodeExecutionError, match="mesh: frame 1 of the DW-mesh has no visible faces: the 'boundary' "
+                       r"filter \(boundary_ratio 0\).*or preview another frame \(or turn full_mesh on"):
+        host.run(prompt)
+
+
 def test_mismatched_camera_and_mesh_is_a_clear_error(example_inputs):
     host = example_inputs
     cam = ex4d_camera.preset("30", ex4d_camera.Clip.centred(FRAMES + 3, 512, 320, 3.0))

@@ -248,6 +248,29 @@ def test_preview_export_leaves_out_the_wall_and_hidden_faces(tmp_path):
     assert f"element vertex {len(v)}\n".encode() in ply and f"element face {len(f)}\n".encode() in ply
 
 
+def test_preview_of_a_frame_the_filter_hides_whole_is_a_clear_error(tmp_path):
+    """Random depth under the boundary filter flags every face: the preview says so, not a raw reshape error."""
+    from ex4d.mesh import preview_arrays, preview_gltf
+
+    depth = torch.full((2, H, W), 2.0)
+    depth[1] = 1.0 + 10.0 * torch.rand(H, W, generator=torch.Generator().manual_seed(0))
+    spec = DWMeshSpec(torch.rand(2, H, W, 3), depth, filter="boundary")
+    assert len(preview_arrays(spec, 0)[2]) > 0  # the flat frame has faces to show
+    message = r"frame 1 of the DW-mesh has no visible faces: the 'boundary' filter \(boundary_ratio 2\).*higher " \
+              r"boundary_ratio.*or preview another frame"
+    with pytest.raises(ValueError, match=message):
+        preview_gltf(spec, 1)
+    for save in (save_glb, save_ply):
+        with pytest.raises(ValueError, match=message):
+            save(spec, 1, tmp_path / "empty", preview=True)
+    assert not list(tmp_path.iterdir())
+    assert save_glb(spec, 1, tmp_path / "full.glb").stat().st_size > 0  # the whole mesh is still there
+    with pytest.raises(ValueError, match="frame 1 of the DW-mesh has no visible faces: its face filter"):
+        preview_gltf(spec.part(0, 2), 1)
+    with pytest.raises(ValueError, match="3 x 3 DW-mesh has no faces off its border wall.*at least 4 x 4"):
+        preview_gltf(DWMeshSpec(torch.rand(1, 3, 3, 3), torch.ones(1, 3, 3)), 0)
+
+
 def test_scene_asset_is_the_dw_mesh_on_a_coarse_grid():
     from ex4d.mesh import SCENE_MAGIC, scene_asset
 

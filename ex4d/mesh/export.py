@@ -85,9 +85,9 @@ def preview_gltf(mesh: DWMesh | DWMeshSpec, frame: int) -> GltfWriter:
     colours on every kept vertex as linear float RGB (glTF's COLOR_0 is linear; the frame is sRGB); an unlit
     material (KHR_materials_unlit), so the colours show as they are whatever the viewer's lights; the node
     translated so the kept mesh's bounding box is centred on the origin, where viewers orbit. Axes as in
-    :func:`save_ply`."""
+    :func:`save_ply`. :class:`~.preview.NoVisibleFaces` when the frame has no face to show."""
     v, rgb, f = preview_arrays(mesh, frame, gl_axes=True)
-    centre = (v.min(0) + v.max(0)) / 2 if len(v) else np.zeros(3, np.float32)
+    centre = (v.min(0) + v.max(0)) / 2
     return _mesh_gltf(frame, v, f, srgb_to_linear(rgb), normalized_colors=False,
                       translation=(-centre).astype(np.float64).tolist(), unlit=True)
 
