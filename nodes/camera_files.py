@@ -139,8 +139,16 @@ class SaveCameraPath(CheckedNode):
         elif ext == "json":
             ex4d_camera.write_json(camera, path)
         else:
-            write_glb(camera, path, fps, None if mesh is None else ex4d_mesh.preview_gltf(mesh, 0))
+            write_glb(camera, path, fps, None if mesh is None else scene_of(mesh))
         return io.NodeOutput(relative, ui={"text": [relative]})
+
+
+def scene_of(mesh: ex4d_mesh.DWMeshSpec | ex4d_mesh.DWMesh):
+    """The shot's scene: the mesh's first frame as a viewer sees it."""
+    try:
+        return ex4d_mesh.preview_gltf(mesh, 0)
+    except ex4d_mesh.NoVisibleFaces as e:
+        raise ValueError(f"mesh: {e}; or leave mesh unconnected to save the camera alone") from e
 
 
 def check_scene(mesh: ex4d_mesh.DWMeshSpec | ex4d_mesh.DWMesh, camera: ex4d_camera.CameraPath) -> None:

@@ -11,7 +11,6 @@ from comfy_api.latest import io
 from ..ex4d import mesh as ex4d_mesh
 from ..ex4d.camera import PUBLISHED_FOCAL, Lens
 from ..ex4d.depth import DepthVideo
-from ..ex4d.mesh.preview import NoVisibleFaces
 from ._comfy import CATEGORY, check_output_prefix, output_path
 from ._types import CONNECT_FRAMES, Depth, DWMesh
 from ._validation import CheckedNode
@@ -172,7 +171,7 @@ class SaveDWMesh(CheckedNode):
         save = ex4d_mesh.save_glb if format == "glb" else ex4d_mesh.save_ply
         try:
             save(mesh, frame, path, preview=not full_mesh)
-        except NoVisibleFaces as e:
+        except ex4d_mesh.NoVisibleFaces as e:
             raise ValueError(f"mesh: {e} (or turn full_mesh on: the whole watertight mesh, hidden faces "
                              "included)") from e
         return io.NodeOutput(relative, ui={"text": [relative]})

@@ -395,3 +395,17 @@ def test_fuzzed_documents_give_camera_file_errors_only(tmp_path, fmt):
             read_camera_file(file, SIZE)
         except cam.CameraFileError:
             pass
+
+
+def test_save_camera_path_with_a_scene_the_filter_hides_names_the_mesh(host):
+    """Save Camera Path as glb with a DW-mesh whose first frame shows no face: a clear error naming ``mesh``."""
+    import sys
+
+    node = host.node_classes["EX4DSaveCameraPath"]
+    pack = node.__module__.rsplit(".", 2)[0]  # the pack's library as the host imported it (its types)
+    pack_camera, pack_mesh = sys.modules[f"{pack}.ex4d.camera"], sys.modules[f"{pack}.ex4d.mesh"]
+    depth = 1.0 + 10.0 * torch.rand(1, 32, 48, generator=torch.Generator().manual_seed(0))
+    mesh = pack_mesh.DWMeshSpec(torch.rand(1, 32, 48, 3), depth, focal=40.0, filter="boundary", boundary_ratio=0.0)
+    camera = pack_camera.orbit(pack_camera.Clip.centred(9, 48, 32, 3.0, focal=40.0), yaw=(-20, 70), pitch=(0, 25))
+    with pytest.raises(ValueError, match=r"^mesh: frame 0 of the DW-mesh has no visible faces.*leave mesh unconnected"):
+        node.execute(camera=camera, filename_prefix="ex4d/hidden", format="glb", mesh=mesh, fps=15.0)
