@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import traceback
 from collections.abc import Callable, Iterator
@@ -16,7 +15,6 @@ import comfy.model_management
 import comfy.utils
 import folder_paths
 import torch
-from comfy_api.latest import io
 
 from ..ex4d.runtime import Cancelled
 
@@ -169,15 +167,6 @@ def input_file_fingerprint(name: str, input_name: str) -> str:
     return file_fingerprint(lambda n: resolve_input_file(n, input_name), name)
 
 
-def check_choice(value: str, options, input_name: str) -> str:
-    """``value`` if it is one of ``options``, else a ValueError naming the input. Hosts before 0.33 do not
-    check V3 combo values at queue time, so an unknown value (a hand-edited or older workflow) ends here."""
-    options = list(options)
-    if value not in options:
-        raise ValueError(f"{input_name}: unknown value '{value}'; choose one of {options}")
-    return value
-
-
 def check_connected(value: object, kind: type | tuple[type, ...], input_name: str, connect: str,
                     optional: bool = False) -> None:
     """Refuse a value typed into the prompt where a link belongs (the host hands it on to the node unchecked),
@@ -185,36 +174,6 @@ def check_connected(value: object, kind: type | tuple[type, ...], input_name: st
     left unconnected (None) passes."""
     if not isinstance(value, kind) and not (optional and value is None):
         raise ValueError(f"{input_name}: got {value!r:.40}, not a link; connect {connect}")
-
-
-# number_limits by schema: the host runs each prompt's node on a fresh clone of its class, which shares the
-# original's define_schema
-_NUMBER_LIMITS: dict[Callable, dict[str, tuple[float | None, float | None]]] = {}
-
-
-def number_limits(node: type) -> dict[str, tuple[float | None, float | None]]:
-    """(min, max) of each number input (INT, FLOAT) of ``node``'s schema, read once per node class."""
-    define_schema = getattr(node.define_schema, "__func__", node.define_schema)
-    limits = _NUMBER_LIMITS.get(define_schema)
-    if limits is None:
-        number_types = (io.Float.io_type, io.Int.io_type)
-        limits = {spec.id: (spec.min, spec.max) for spec in node.define_schema().inputs
-                  if spec.io_type in number_types}
-        _NUMBER_LIMITS[define_schema] = limits
-    return limits
-
-
-def check_numbers(node: type, **values: float) -> None:
-    """Refuse number inputs that the host's own checks let through, naming the input: NaN (every comparison
-    with it is false, so it passes any min and max) and values that arrive through a link (the host checks the
-    min and max of widget values only). The limits are those of ``node``'s schema (:func:`number_limits`)."""
-    limits = number_limits(node)
-    for name, value in values.items():
-        low, high = limits[name]
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{name}: {value} is not a finite number; give a value from {low} to {high}")
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise ValueError(f"{name}: {value} is out of range; give a value from {low} to {high}")
 
 
 def device_memory(device) -> int | None:

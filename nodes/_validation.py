@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -31,7 +32,8 @@ from ..ex4d.camera import CameraPath
 from ..ex4d.depth import DepthVideo
 from ..ex4d.mesh import DWMesh, DWMeshSpec
 from . import _types
-from ._comfy import check_choice, check_connected, check_numbers, number_limits
+from ._comfy import check_connected
+from .depth_models import LoadedDepthModel
 
 
 def _image_shape(image: torch.Tensor) -> str | None:
@@ -56,12 +58,6 @@ class Link:
     shape: Callable[[Any], str | None] | None = None
 
 
-def _depth_model_type() -> type:
-    from .depth import LoadedDepthModel  # the depth nodes build on this module
-
-    return LoadedDepthModel
-
-
 @functools.cache
 def links() -> dict[str, Link]:
     """The link checks by socket type (io_type)."""
@@ -77,7 +73,7 @@ def links() -> dict[str, Link]:
         _types.DWMesh.io_type: Link((DWMeshSpec, DWMesh), _types.CONNECT_MESH),
         _types.Camera.io_type: Link(CameraPath, _types.CONNECT_CAMERA),
         _types.Adapter.io_type: Link(EX4DAdapter, _types.CONNECT_ADAPTER),
-        _types.DepthModel.io_type: Link(_depth_model_type(), _types.CONNECT_DEPTH_MODEL),
+        _types.DepthModel.io_type: Link(LoadedDepthModel, _types.CONNECT_DEPTH_MODEL),
     }
 
 
@@ -89,6 +85,8 @@ class InputRule:
     io_type: str
     optional: bool
     options: tuple | None = None  # a combo's
+    low: float | None = None  # a number's min
+    high: float | None = None  # a number's max
 
 
 NUMBER_TYPES = (io.Int.io_type, io.Float.io_type)
@@ -105,11 +103,17 @@ def input_rules(node: type[io.ComfyNode]) -> tuple[InputRule, ...]:
     if rules is None:
         own = set(inspect.signature(node.validate_inputs).parameters)
         checked = {*NUMBER_TYPES, io.Combo.io_type, *links()}
-        rules = tuple(InputRule(spec.id, spec.io_type, bool(spec.optional),
-                                tuple(spec.options) if spec.io_type == io.Combo.io_type else None)
-                      for spec in node.define_schema().inputs if spec.id not in own and spec.io_type in checked)
+        rules = tuple(_input_rule(spec) for spec in node.define_schema().inputs
+                      if spec.id not in own and spec.io_type in checked)
         _RULES[define_schema] = rules
     return rules
+
+
+def _input_rule(spec: io.Input) -> InputRule:
+    if spec.io_type in NUMBER_TYPES:
+        return InputRule(spec.id, spec.io_type, bool(spec.optional), low=spec.min, high=spec.max)
+    options = tuple(spec.options) if spec.io_type == io.Combo.io_type else None
+    return InputRule(spec.id, spec.io_type, bool(spec.optional), options)
 
 
 def check_inputs(node: type[io.ComfyNode], values: Mapping[str, object]) -> None:
@@ -120,21 +124,35 @@ def check_inputs(node: type[io.ComfyNode], values: Mapping[str, object]) -> None
             continue
         value = values[rule.name]
         if rule.io_type in NUMBER_TYPES:
-            _check_number(node, rule, value)
+            _check_number(rule, value)
         elif rule.options is not None:
-            if value is not None or not rule.optional:
-                check_choice(value, rule.options, rule.name)
+            _check_choice(rule, value)
         else:
             _check_link(node, rule, value)
 
 
-def _check_number(node: type[io.ComfyNode], rule: InputRule, value: object) -> None:
+def _check_choice(rule: InputRule, value: object) -> None:
+    """Refuse a combo value that is not among the options. Hosts before 0.33 do not check V3 combo values at
+    queue time, so an unknown value (a hand-edited or older workflow) ends here."""
     if value is None and rule.optional:
         return
+    if value not in rule.options:
+        raise ValueError(f"{rule.name}: unknown value '{value}'; choose one of {list(rule.options)}")
+
+
+def _check_number(rule: InputRule, value: object) -> None:
+    """Refuse what the host's own checks let through: a value that is no number (typed where a link belongs),
+    NaN (every comparison with it is false, so it passes any min and max) and values that arrive through a link
+    (the host checks the min and max of widget values only)."""
+    if value is None and rule.optional:
+        return
+    low, high = rule.low, rule.high
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        low, high = number_limits(node)[rule.name]
         raise ValueError(f"{rule.name}: got {value!r:.40}, not a number; give a value from {low} to {high}")
-    check_numbers(node, **{rule.name: value})
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{rule.name}: {value} is not a finite number; give a value from {low} to {high}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{rule.name}: {value} is out of range; give a value from {low} to {high}")
 
 
 def _check_link(node: type[io.ComfyNode], rule: InputRule, value: object) -> None:

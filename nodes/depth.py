@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from pathlib import Path
-
 import comfy.model_management as mm
 import comfy.model_patcher
 import torch
@@ -18,32 +14,21 @@ from ._comfy import (
     CATEGORY,
     Progress,
     cancel_requested,
-    check_choice,
-    check_connected,
     check_fits,
     check_input_file,
-    check_numbers,
     check_output_prefix,
     input_file_fingerprint,
     input_files,
     library_stage,
-    model_folder_paths,
     output_path,
     resolve_input_file,
 )
-from ._types import (
-    CONNECT_DEPTH,
-    CONNECT_DEPTH_MODEL,
-    CONNECT_FRAMES,
-    CONNECT_IMAGE,
-    CONNECT_MASK,
-    Depth,
-    DepthModel,
-)
+from ._types import CONNECT_FRAMES, Depth, DepthModel
+from ._validation import CheckedNode
 from .depth_geometry import DepthFromGeometry
+from .depth_models import NONE_INSTALLED, LoadedDepthModel, installed_depth_models, unavailable_model
 
 DEPTH_CATEGORY = f"{CATEGORY}/depth"
-NONE_INSTALLED = "(none installed: see the tooltip)"
 PRECISIONS = {"auto": None, "fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 MAP_KINDS = {"disparity (bright = near)": False, "depth (bright = far)": True}
 DEPTH_RANGES = ("published", "near_far", "metric")
@@ -51,56 +36,7 @@ ATTENTION_KINDS = ("sdpa", "classic")
 COLORMAPS = ("turbo", "inferno", "gray")
 
 
-def installed_depth_models() -> dict[str, tuple[str, Path]]:
-    """Display name -> (kind, folder) for every complete DepthCrafter / Depth Anything V2 folder."""
-    found: dict[str, tuple[str, Path]] = {}
-    for kind, check, label in (("depthcrafter", ex4d_depth.check_depthcrafter_folder, "DepthCrafter"),
-                               ("depth_anything", ex4d_depth.check_depth_anything_folder, "Depth Anything V2")):
-        for root in map(Path, model_folder_paths(kind)):
-            if not root.is_dir():
-                continue
-            for folder in (root, *sorted(p for p in root.iterdir() if p.is_dir())):
-                if check(folder).ok:
-                    name = label if folder == root else f"{label}: {folder.name}"
-                    found.setdefault(name, (kind, folder))
-    return found
-
-
-def missing_models_message() -> str:
-    """What to download and where, from the folders the host has registered."""
-    crafter = model_folder_paths("depthcrafter")[0]
-    anything = model_folder_paths("depth_anything")[0]
-    crafter_check = ex4d_depth.check_depthcrafter_folder(crafter)
-    return (
-        "model: no depth model is installed. Either download DepthCrafter (Hugging Face tencent/DepthCrafter "
-        "'unet' + stabilityai/stable-video-diffusion-img2vid-xt 'vae', 'image_encoder', 'feature_extractor', "
-        f"'scheduler') into {crafter}; {crafter_check.message} "
-        f"Or download a Depth Anything V2 transformers repository (e.g. depth-anything/Depth-Anything-V2-Small-hf)"
-        f" into {os.path.join(anything, '<name>')} (config.json, model.safetensors, preprocessor_config.json). "
-        "Then refresh ComfyUI (press R). Or skip estimation: plug any depth map into 'EX-4D Depth From Image'."
-    )
-
-
-@dataclass
-class LoadedDepthModel:
-    """A DepthCrafter or DepthAnything that ComfyUI's model management moves between devices."""
-
-    name: str
-    kind: str
-    model: ex4d_depth.DepthCrafter | ex4d_depth.DepthAnything
-    patcher: comfy.model_patcher.ModelPatcher
-
-    def load(self, memory_required: int) -> None:
-        """Onto the run device, unloading other models (the 14B Wan) as much as this one needs: its weights
-        and ``memory_required`` bytes for the inference (the model's ``inference_memory``)."""
-        mm.load_models_gpu([self.patcher], memory_required=memory_required, force_full_load=True)
-        self.model.device = torch.device(self.patcher.load_device)
-
-    def __repr__(self) -> str:
-        return f"LoadedDepthModel({self.name!r}, {self.model.dtype})"
-
-
-class DepthModelLoader(io.ComfyNode):
+class DepthModelLoader(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         options = list(installed_depth_models()) or [NONE_INSTALLED]
@@ -126,18 +62,16 @@ class DepthModelLoader(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, model=None) -> bool | str:  # None: linked, or missing (the host says so)
-        if model is not None and model not in installed_depth_models():
-            return missing_models_message() if model == NONE_INSTALLED else (
-                f"model: '{model}' is no longer installed (or incomplete); refresh ComfyUI and pick again")
-        return True
+        return True if model is None else unavailable_model(model) or True
 
     @classmethod
     def execute(cls, model, precision, attention) -> io.NodeOutput:
+        problem = unavailable_model(model)
+        if problem:
+            raise ValueError(problem)
         kind, folder = installed_depth_models()[model]
         load_device, offload_device = mm.get_torch_device(), mm.unet_offload_device()
-        check_choice(attention, ATTENTION_KINDS, "attention")
-        dtype = PRECISIONS[check_choice(precision, PRECISIONS, "precision")]
-        dtype = dtype or (torch.float32 if mm.is_device_cpu(load_device) else torch.float16)
+        dtype = PRECISIONS[precision] or (torch.float32 if mm.is_device_cpu(load_device) else torch.float16)
         if kind == "depthcrafter":
             lib = ex4d_depth.DepthCrafter.from_pretrained(folder, dtype=dtype, device=offload_device,
                                                           attention=attention)
@@ -148,7 +82,9 @@ class DepthModelLoader(io.ComfyNode):
         return io.NodeOutput(LoadedDepthModel(model, kind, lib, patcher))
 
 
-class EstimateDepth(io.ComfyNode):
+class EstimateDepth(CheckedNode):
+    what_to_connect = {"frames": CONNECT_FRAMES}
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -183,11 +119,7 @@ class EstimateDepth(io.ComfyNode):
     @classmethod
     def execute(cls, depth_model, frames, steps, guidance, window, overlap, seed, batch_size,
                 smoothing) -> io.NodeOutput:
-        check_connected(depth_model, LoadedDepthModel, "depth_model", CONNECT_DEPTH_MODEL)
-        check_connected(frames, torch.Tensor, "frames", CONNECT_FRAMES)
-        check_numbers(cls, steps=steps, guidance=guidance, window=window, overlap=overlap, seed=seed,
-                      batch_size=batch_size, smoothing=smoothing)
-        if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] < 3:
+        if frames.shape[0] == 0:
             raise ValueError(f"frames: got an IMAGE batch of shape {list(frames.shape)}; connect video frames "
                              "[T, H, W, 3], e.g. from EX-4D Load Video")
         if depth_model.kind == "depthcrafter" and overlap >= window:
@@ -226,7 +158,7 @@ class EstimateDepth(io.ComfyNode):
         return io.NodeOutput(result.to(mm.intermediate_device()))
 
 
-class DepthFromImage(io.ComfyNode):
+class DepthFromImage(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -260,9 +192,6 @@ class DepthFromImage(io.ComfyNode):
 
     @classmethod
     def execute(cls, map, range, near, far, image=None, mask=None, focal=0.0) -> io.NodeOutput:
-        check_connected(image, torch.Tensor, "image", CONNECT_IMAGE, optional=True)
-        check_connected(mask, torch.Tensor, "mask", CONNECT_MASK, optional=True)
-        check_numbers(cls, near=near, far=far, focal=focal)
         # two inputs decide this, so it is checked here rather than at queue time (a validator taking near,
         # far and range would attach its message to all three and switch off the host's checks of them)
         if range == "near_far" and not near < far:
@@ -278,9 +207,7 @@ class DepthFromImage(io.ComfyNode):
             raise ValueError(f"{name}: got a batch of shape {list(values.shape)}; connect a non-empty map batch")
         if not torch.isfinite(values).all():
             raise ValueError(f"{name}: the map contains NaN or infinite values; fix the node that made it")
-        invert = MAP_KINDS[check_choice(map, MAP_KINDS, "map")]
-        result = ex4d_depth.depth_from_map(values, invert=invert, mode=check_choice(range, DEPTH_RANGES, "range"),
-                                           near=near, far=far)
+        result = ex4d_depth.depth_from_map(values, invert=MAP_KINDS[map], mode=range, near=near, far=far)
         if focal > 0:
             result = result.with_lens(Lens.centred(result.width, result.height, focal), metric=range == "metric")
         return io.NodeOutput(result)
@@ -296,7 +223,7 @@ def selected_lens(lens: Lens, path: str, frames: int, selected: slice, count: in
     return Lens(lens.width, lens.height, lens.intrinsics, lens.focals[selected][:count])
 
 
-class LoadDepth(io.ComfyNode):
+class LoadDepth(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -332,9 +259,6 @@ class LoadDepth(io.ComfyNode):
 
     @classmethod
     def execute(cls, path, content, frame_load_cap, skip_first_frames, select_every_nth) -> io.NodeOutput:
-        check_numbers(cls, frame_load_cap=frame_load_cap, skip_first_frames=skip_first_frames,
-                      select_every_nth=select_every_nth)
-        check_choice(content, ex4d_depth.DEPTH_CONTENTS, "content")
         file = resolve_input_file(path, "path")
         try:
             values = ex4d_depth.read_depth_array(file)
@@ -355,7 +279,7 @@ class LoadDepth(io.ComfyNode):
                              slice(skip_first_frames, None, select_every_nth), len(selected)), metric))
 
 
-class SaveDepth(io.ComfyNode):
+class SaveDepth(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -378,13 +302,12 @@ class SaveDepth(io.ComfyNode):
 
     @classmethod
     def execute(cls, depth, filename_prefix) -> io.NodeOutput:
-        check_connected(depth, ex4d_depth.DepthVideo, "depth", CONNECT_DEPTH)
         path, relative = output_path(filename_prefix, "npz", depth.width, depth.height)
         ex4d_depth.write_depth_file(depth, path)
         return io.NodeOutput(relative, ui={"text": [relative]})
 
 
-class DepthPreview(io.ComfyNode):
+class DepthPreview(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -400,8 +323,7 @@ class DepthPreview(io.ComfyNode):
 
     @classmethod
     def execute(cls, depth, colormap) -> io.NodeOutput:
-        check_connected(depth, ex4d_depth.DepthVideo, "depth", CONNECT_DEPTH)
-        return io.NodeOutput(ex4d_depth.depth_preview(depth, check_choice(colormap, COLORMAPS, "colormap")))
+        return io.NodeOutput(ex4d_depth.depth_preview(depth, colormap))
 
 
 NODES = [DepthModelLoader, EstimateDepth, DepthFromImage, DepthFromGeometry, LoadDepth, SaveDepth, DepthPreview]

@@ -5,22 +5,13 @@ from __future__ import annotations
 import comfy.model_management
 from comfy_api.latest import io
 
-from ..ex4d import camera as ex4d_camera
-from ..ex4d import mesh as ex4d_mesh
 from ..ex4d import render as ex4d_render
-from ._comfy import (
-    CATEGORY,
-    Progress,
-    cancel_requested,
-    check_choice,
-    check_connected,
-    check_numbers,
-    run_making_room,
-)
-from ._types import CONNECT_CAMERA, CONNECT_MESH, Camera, DWMesh
+from ._comfy import CATEGORY, Progress, cancel_requested, run_making_room
+from ._types import Camera, DWMesh
+from ._validation import CheckedNode
 
 
-class RenderViews(io.ComfyNode):
+class RenderViews(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -47,10 +38,7 @@ class RenderViews(io.ComfyNode):
 
     @classmethod
     def execute(cls, mesh, camera, backend, chunk, antialias) -> io.NodeOutput:
-        check_connected(mesh, (ex4d_mesh.DWMeshSpec, ex4d_mesh.DWMesh), "mesh", CONNECT_MESH)
-        check_connected(camera, ex4d_camera.CameraPath, "camera", CONNECT_CAMERA)
-        check_numbers(cls, chunk=chunk)
-        ex4d_render.check_inputs(mesh, camera, check_choice(backend, ex4d_render.BACKENDS, "backend"))
+        ex4d_render.check_inputs(mesh, camera, backend)
         progress = Progress(mesh.num_frames)
         device = comfy.model_management.get_torch_device()
         message = (f"chunk: out of GPU memory building and rendering the DW-mesh of {chunk} frames of "

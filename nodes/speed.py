@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import comfy.model_patcher
 import folder_paths
 import torch
 from comfy_api.latest import io
@@ -14,8 +13,8 @@ from comfy_api.torch_helpers import set_torch_compile_wrapper
 
 from ..ex4d import compile_cache
 from ..ex4d.attention import BackendAttention
-from ._comfy import CATEGORY, check_choice, check_connected
-from ._types import CONNECT_MODEL
+from ._comfy import CATEGORY
+from ._validation import CheckedNode
 from .block_weights import block_linears, with_speed
 from .wan_checks import check_wan_dit
 
@@ -61,7 +60,7 @@ def with_attention(model, backend: str):
     return patched
 
 
-class Attention(io.ComfyNode):
+class Attention(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -88,8 +87,7 @@ class Attention(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, backend: str) -> io.NodeOutput:
-        check_connected(model, comfy.model_patcher.ModelPatcher, "model", CONNECT_MODEL)
-        if check_choice(backend, ATTENTION_BACKENDS, "backend") == "host":
+        if backend == "host":
             return io.NodeOutput(model)
         return io.NodeOutput(with_attention(model, backend))
 
@@ -107,7 +105,7 @@ def with_fp8_linear(model):
     return with_speed(model, fp8=True)
 
 
-class FP8Linear(io.ComfyNode):
+class FP8Linear(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -127,7 +125,6 @@ class FP8Linear(io.ComfyNode):
 
     @classmethod
     def execute(cls, model) -> io.NodeOutput:
-        check_connected(model, comfy.model_patcher.ModelPatcher, "model", CONNECT_MODEL)
         return io.NodeOutput(with_fp8_linear(model))
 
 
@@ -154,7 +151,7 @@ def with_compiled_blocks(model):
     return patched
 
 
-class CompileBlocks(io.ComfyNode):
+class CompileBlocks(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -180,7 +177,6 @@ class CompileBlocks(io.ComfyNode):
 
     @classmethod
     def execute(cls, model) -> io.NodeOutput:
-        check_connected(model, comfy.model_patcher.ModelPatcher, "model", CONNECT_MODEL)
         return io.NodeOutput(with_compiled_blocks(model))
 
 

@@ -49,6 +49,35 @@ def test_build_dw_mesh_refuses_frames_that_are_not_an_image_batch(host):
                      watertight=True, focal=500.0)
 
 
+def test_depth_render_and_speed_nodes_refuse_before_their_work(host):
+    nodes = host.node_classes
+    package = nodes["EX4DEstimateDepth"].__module__.rsplit(".", 1)[0]
+    loaded = importlib.import_module(f"{package}.depth_models").LoadedDepthModel("tiny", "depthcrafter", None, None)
+    estimate = {"depth_model": loaded, "frames": torch.zeros(2, 64, 64, 3), "steps": 5, "guidance": 1.0,
+                "window": 110, "overlap": 25, "seed": 42, "batch_size": 8, "smoothing": 1.0}
+    refusals = [
+        ("EX4DEstimateDepth", {**estimate, "depth_model": "tiny"}, "depth_model: got 'tiny', not a link; connect a "
+                                                                   "depth model"),
+        ("EX4DEstimateDepth", {**estimate, "frames": torch.zeros(2, 8, 8)}, "frames: got an IMAGE of shape [2, 8, 8], "
+                                                                           "not [frames, height, width, 3]; connect video frames"),
+        ("EX4DEstimateDepth", {**estimate, "smoothing": 0.0}, "smoothing: 0.0 is out of range; give a value from 0.01"),
+        ("EX4DDepthModelLoader", {"model": "Depth Pro", "precision": "auto", "attention": "sdpa"},
+         "model: 'Depth Pro' is no longer installed"),
+        ("EX4DDepthFromImage", {"map": "disparity (bright = near)", "range": "published", "near": math.nan,
+                                "far": 100.0, "image": torch.ones(1, 4, 4, 3)}, "near: nan is not a finite number"),
+        ("EX4DDepthPreview", {"depth": None, "colormap": "turbo"}, "depth: got None, not a link; connect a depth"),
+        ("EX4DRenderViews", {"mesh": None, "camera": None, "backend": "auto", "chunk": 32, "antialias": True},
+         "mesh: got None, not a link; connect a DW-mesh"),
+        ("EX4DAttention", {"model": "wan.safetensors", "backend": "cudnn"}, "model: got 'wan.safetensors', not a "
+                                                                            "link; connect a MODEL"),
+        ("EX4DCompileBlocks", {"model": 5}, "model: got 5, not a link; connect a MODEL"),
+    ]
+    for node_id, inputs, message in refusals:
+        with pytest.raises(ValueError) as refused:
+            nodes[node_id].execute(**inputs)
+        assert str(refused.value).startswith(message), node_id
+
+
 def test_the_base_checks_every_kind_of_input_once_per_class(host):
     from comfy_api.internal import shallow_clone_class
     from comfy_api.latest import io
@@ -74,7 +103,7 @@ def test_the_base_checks_every_kind_of_input_once_per_class(host):
     image = torch.zeros(1, 4, 4, 3)
     clone = shallow_clone_class(Node)  # the host runs each prompt's node on a clone of its class
     assert clone.execute(image, 2, "a").args == (2,) and calls == [2]
-    reads = len(schemas)
+    assert len(schemas) == 1  # links, numbers and choices all from one reading
     assert Node.execute(frames=image, size=3, kind="b", mask=torch.zeros(1, 4, 4), scale=1.5).args == (3,)
     bad = [({"size": 5}, "size: 5 is out of range; give a value from 1 to 4"),
            ({"kind": "c"}, "kind: unknown value 'c'; choose one of ['a', 'b']"),
@@ -89,4 +118,4 @@ def test_the_base_checks_every_kind_of_input_once_per_class(host):
         assert str(refused.value).startswith(message)
     assert calls == [2, 3]  # no refused call reached execute
     assert shallow_clone_class(Node).execute(image, 4, "b").args == (4,) and calls == [2, 3, 4]
-    assert len(schemas) == reads  # the schema is read for the class, not per call or per clone
+    assert len(schemas) == 1  # the schema is read for the class, not per call or per clone

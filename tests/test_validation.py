@@ -179,7 +179,7 @@ def test_number_limits_are_read_once_per_node_class(host):
     from comfy_api.latest import io
 
     package = host.node_classes["EX4DLoadCameraPath"].__module__.rsplit(".", 1)[0]
-    check_numbers = importlib.import_module(f"{package}._comfy").check_numbers
+    check_inputs = importlib.import_module(f"{package}._validation").check_inputs
     schemas = []
 
     class Counted(io.ComfyNode):
@@ -190,7 +190,7 @@ def test_number_limits_are_read_once_per_node_class(host):
                                                                 io.Combo.Input("kind", options=["a"])], outputs=[])
 
     for node in (Counted, shallow_clone_class(Counted), shallow_clone_class(Counted)):
-        check_numbers(node, size=2)
+        check_inputs(node, {"size": 2, "kind": "a"})
     with pytest.raises(ValueError, match="size: 9 is out of range; give a value from 1 to 4"):
-        check_numbers(shallow_clone_class(Counted), size=9)
+        check_inputs(shallow_clone_class(Counted), {"size": 9})
     assert schemas == [Counted]
