@@ -43,7 +43,7 @@ def inference_memory(
     Calibrated on peak allocated memory on an H100 (random full-size weights, torch 2.11, diffusers 0.35,
     SDPA unless stated) with the encode and the decode both in chunks of 8: per stage at 512 x 512, 1024 x 576
     and 512 x 320 for 25, 49 and 110 frames, 200 frames in windows of 110, fp16 / bf16 / fp32 and classic
-    attention at 512 x 512 and 512 x 320 (0-10 % above every one; tests/test_depth.py keeps the figures), and
+    attention at 512 x 512 and 512 x 320 (0-10 % above every one; tests/test_depth_memory.py keeps the figures), and
     bench/results/depth_h100.txt (49 frames: 512 x 512 10.7 GiB fp16 / 8.5 GiB bf16, 1024 x 576 18.5 / 13.8 GiB,
     weights included). Its bf16 figures predate the depth review fixes and lie 0.7 / 1.6 GiB below what this
     code needs now: there the VAE decode (the same in fp16 and bf16) is the peak, in those fp16 runs the fp32
