@@ -36,10 +36,6 @@ size (0.33 by block 23's FFN width of 10240; the test checks detection on the fu
 from __future__ import annotations
 
 import argparse
-import io
-import json
-import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +43,8 @@ from typing import TYPE_CHECKING
 
 import arguments
 import gguf_weights
+from encoder_weights import clip_vision_h_layout, umt5_config, umt5_layout
+from host_layouts import meta_state_dict, require_names, setup_host
 from planned_files import PlannedFile, gguf_file, json_file, print_plan, safetensors_file, write_files
 from safetensors_stream import (
     Layout,
@@ -61,16 +59,12 @@ from timing import GiB  # noqa: F401  (the unit of the sizes this module's users
 if TYPE_CHECKING:
     import torch
 
-REPO = Path(__file__).resolve().parent.parent
-WORKFLOW = REPO / "workflows" / "api" / "ex4d_full_api.json"
-
 IN_DIM, TEXT_DIM = 36, 4096  # Wan 2.1 I2V: 16 noise + 4 mask + 16 image latent channels; umT5-XXL width
 PARTS = ("wan", "vae", "text_encoder", "clip_vision", "depthcrafter", "ex4d")
 WAN_DTYPES = {"bf16": "bfloat16", "fp8": "float8_e4m3fn"}
 WAN_VAE_DIM = {"full": 96, "tiny": 16}
 EX4D_RANK = 16
 EX4D_LORA_SCALE = 0.05  # small random LoRA deltas: the patched DiT's activations stay those of the base
-UMT5_TINY = {"d_ff": 64, "num_heads": 1, "vocab_size": 1024}
 
 
 @dataclass(frozen=True)
@@ -84,51 +78,6 @@ class DiTSize:
 
 FULL = DiTSize(5120, 40, 40, 13824, 1024)  # Wan2.1-I2V-14B-480P + the published camera encoder
 TINY = DiTSize(128, 2, 1, 256, 32)  # checks code paths on any machine, CPU included
-
-
-# ---------------------------------------------------------------------------------------------
-# The host
-
-
-def setup_host(host: Path) -> None:
-    """Make the host's modules importable (CPU mode without CUDA) without starting it."""
-    sys.path.insert(0, str(REPO))
-    from harness.bootstrap import hide_shims, put_on_path
-
-    # where torchvision / torchaudio do not import, the test harness's placeholders stand in while the
-    # host's modules import, then leave, so that diffusers and transformers see none
-    put_on_path(host)
-    import torch
-    from comfy.cli_args import args
-
-    args.cpu = not torch.cuda.is_available()
-    import comfy.clip_model  # noqa: F401
-    import comfy.ldm.wan.model  # noqa: F401
-    import comfy.ldm.wan.vae  # noqa: F401
-    import comfy.ops  # noqa: F401
-    import comfy.text_encoders.t5  # noqa: F401
-
-    hide_shims()
-
-
-def _host_file(name: str) -> Path:
-    """A file of the host's ``comfy`` package (a namespace package: no ``__file__`` of its own)."""
-    import comfy.ops
-
-    return Path(comfy.ops.__file__).parent / name
-
-
-def _meta_state_dict(build: Callable[[], torch.nn.Module]) -> dict[str, torch.Tensor]:
-    import torch
-
-    with torch.device("meta"):
-        return build().state_dict()
-
-
-def _require(layout: Layout, names: tuple[str, ...], what: str) -> None:
-    missing = [n for n in names if n not in layout]
-    if missing:
-        raise AssertionError(f"the host's {what} no longer has the real file's names: {missing}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,7 +99,7 @@ def wan_layout(size: DiTSize, weight_dtype: torch.dtype) -> Layout:
 
     from harness.tiny_models import WAN_I2V_KEYS
 
-    sd = _meta_state_dict(lambda: comfy.ldm.wan.model.WanModel(
+    sd = meta_state_dict(lambda: comfy.ldm.wan.model.WanModel(
         model_type="i2v", in_dim=IN_DIM, dim=size.dim, ffn_dim=size.ffn, num_heads=size.heads,
         num_layers=size.layers, text_dim=TEXT_DIM, out_dim=16, operations=comfy.ops.disable_weight_init))
     layout = {}
@@ -160,7 +109,7 @@ def wan_layout(size: DiTSize, weight_dtype: torch.dtype) -> Layout:
             layout[name] = TensorSpec(shape, torch.bfloat16, fill=1.0)
         else:
             layout[name] = TensorSpec(shape, weight_dtype if p.ndim > 1 else torch.bfloat16, std=0.02)
-    _require(layout, WAN_I2V_KEYS, "WanModel")
+    require_names(layout, WAN_I2V_KEYS, "WanModel")
     return layout
 
 
@@ -181,91 +130,11 @@ def wan_vae_layout(dim: int) -> Layout:
 
     from harness.tiny_models import WAN_VAE_KEYS
 
-    sd = _meta_state_dict(lambda: comfy.ldm.wan.vae.WanVAE(
+    sd = meta_state_dict(lambda: comfy.ldm.wan.vae.WanVAE(
         dim=dim, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
         temperal_downsample=[False, True, True], dropout=0.0))
     layout = {name: unit_spec(name, tuple(p.shape), torch.bfloat16) for name, p in sd.items()}
-    _require(layout, WAN_VAE_KEYS, "WanVAE")
-    return layout
-
-
-def umt5_config(scale: str) -> dict:
-    config = json.loads(_host_file("text_encoders/umt5_config_xxl.json").read_text())
-    return {**config, **UMT5_TINY} if scale == "tiny" else config
-
-
-def workflow_prompts() -> list[str]:
-    prompt = json.loads(WORKFLOW.read_text())
-    return [n["inputs"]["text"] for n in prompt.values() if n["class_type"] == "CLIPTextEncode"]
-
-
-def tokenizer_model() -> bytes:
-    """A SentencePiece model with umT5's special ids (pad 0, eos 1, unk 2) and byte fallback, trained here
-    on the workflow's prompts: the repackaged file carries its tokenizer as ``spiece_model`` (the host
-    has no umT5 tokenizer of its own), and the real 256k-piece model cannot be downloaded here."""
-    import sentencepiece
-
-    words = " ".join(workflow_prompts()).replace(",", " ").split()
-    lines = [" ".join(words[i:] + words[:i]) for i in range(len(words))]
-    out = io.BytesIO()
-    sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines), model_writer=out, vocab_size=1000, hard_vocab_limit=False,
-        model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1, byte_fallback=True,
-        character_coverage=1.0, num_threads=1, minloglevel=2)
-    return out.getvalue()
-
-
-def umt5_layout(config: dict) -> Layout:
-    """ComfyUI's ``umt5_xxl_fp8_e4m3fn_scaled`` layout: the 168 linear weights of the 24 blocks in
-    float8_e4m3fn, each with a float32 ``.scale_weight`` (the real value is weight * scale); everything
-    else (``shared``, relative attention biases, norms) in bf16; the ``scaled_fp8`` marker (an empty
-    float8_e4m3fn tensor: both hosts read the fp8 format from its dtype, and 0.33 converts the file to its
-    quantization metadata on load); the tokenizer as ``spiece_model`` bytes."""
-    import comfy.ops
-    import comfy.text_encoders.t5
-    import torch
-
-    with torch.device("meta"):
-        model = comfy.text_encoders.t5.T5(config, torch.bfloat16, "meta", comfy.ops.manual_cast)
-    linears = {f"{n}.weight": m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
-    layout: Layout = {}
-    for name, p in model.state_dict().items():
-        shape = tuple(p.shape)
-        if name in linears:
-            layout[name] = TensorSpec(shape, torch.float8_e4m3fn, std=1.0)
-            scale = torch.tensor(1.0 / math.sqrt(linears[name].in_features))
-            layout[name.removesuffix("weight") + "scale_weight"] = TensorSpec((), torch.float32, data=scale)
-        else:
-            layout[name] = unit_spec(name, shape, torch.bfloat16)
-    layout["scaled_fp8"] = TensorSpec((0,), torch.float8_e4m3fn)
-    spm = tokenizer_model()
-    layout["spiece_model"] = TensorSpec((len(spm),), torch.uint8,
-                                        data=torch.frombuffer(bytearray(spm), dtype=torch.uint8))
-    last = config["num_layers"] - 1
-    _require(layout, ("shared.weight", "encoder.final_layer_norm.weight",
-                      "encoder.block.0.layer.0.SelfAttention.q.weight",
-                      "encoder.block.0.layer.0.SelfAttention.q.scale_weight",
-                      "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
-                      f"encoder.block.{last}.layer.1.DenseReluDense.wi_1.weight"), "T5")
-    return layout
-
-
-def clip_vision_h_layout() -> Layout:
-    """CLIP ViT-H/14's vision tower under the transformers names the host loads natively, fp16 (the
-    repackaged file is 1.26 GB for 632 M parameters). Always full size: the host builds ViT-H from its
-    fixed config, chosen by the presence of layer 30."""
-    import comfy.clip_model
-    import comfy.ops
-    import torch
-
-    config = json.loads(_host_file("clip_vision_config_h.json").read_text())
-    sd = _meta_state_dict(lambda: comfy.clip_model.CLIPVisionModelProjection(
-        config, torch.float16, "meta", comfy.ops.manual_cast))
-    layout = {name: unit_spec(name, tuple(p.shape), torch.float16) for name, p in sd.items()}
-    _require(layout, ("vision_model.embeddings.class_embedding", "vision_model.pre_layrnorm.weight",
-                      "vision_model.encoder.layers.30.layer_norm1.weight",
-                      "vision_model.encoder.layers.31.mlp.fc2.weight", "visual_projection.weight"),
-             "CLIPVisionModelProjection")
+    require_names(layout, WAN_VAE_KEYS, "WanVAE")
     return layout
 
 
@@ -300,9 +169,9 @@ def depthcrafter_layouts(scale: str) -> dict[str, tuple[dict, Layout | None]]:
     vae_cfg = td.SVD_VAE_CONFIG if full else td.tiny_vae_config()
     enc_cfg = {**(td.SVD_IMAGE_ENCODER_CONFIG if full else td.tiny_image_encoder_config()), "torch_dtype": "float16"}
     enc_kwargs = {k: v for k, v in enc_cfg.items() if k not in ("architectures", "model_type", "torch_dtype")}
-    unet = _meta_state_dict(lambda: depthcrafter_unet_class()(**td._diffusers_kwargs(unet_cfg)))
-    vae = _meta_state_dict(lambda: AutoencoderKLTemporalDecoder(**td._diffusers_kwargs(vae_cfg)))
-    enc = _meta_state_dict(lambda: CLIPVisionModelWithProjection(CLIPVisionConfig(**enc_kwargs)))
+    unet = meta_state_dict(lambda: depthcrafter_unet_class()(**td._diffusers_kwargs(unet_cfg)))
+    vae = meta_state_dict(lambda: AutoencoderKLTemporalDecoder(**td._diffusers_kwargs(vae_cfg)))
+    enc = meta_state_dict(lambda: CLIPVisionModelWithProjection(CLIPVisionConfig(**enc_kwargs)))
     svd = SVD_DIR
     return {
         f"{UNET_DIR}/unet/config.json": (unet_cfg, None),

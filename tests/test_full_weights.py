@@ -20,6 +20,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
+import encoder_weights as ew  # noqa: E402
 import full_weights as fw  # noqa: E402
 
 WAN_BF16 = "diffusion_models/wan2.1_i2v_480p_14B_bf16.safetensors"
@@ -111,7 +112,7 @@ def test_wan_vae_loads_and_decodes(models):
 def test_full_size_umt5_is_detected_as_t5_xxl(host):
     import comfy.sd
 
-    layout = fw.umt5_layout(fw.umt5_config("full"))
+    layout = ew.umt5_layout(ew.umt5_config("full"))
     sd = {name: torch.empty(spec.shape, dtype=spec.dtype, device="meta") for name, spec in layout.items()}
     assert comfy.sd.detect_te_model(sd) == comfy.sd.TEModel.T5_XXL
     assert comfy.sd.t5xxl_detect([sd])["dtype_t5"] == torch.bfloat16
@@ -125,16 +126,16 @@ def test_umt5_scaled_fp8_loads_as_the_wan_text_encoder_and_encodes(models, caplo
     monkeypatch.setattr(comfy.sd, "detect_te_model", lambda sd: comfy.sd.TEModel.T5_XXL)
     caplog.set_level(logging.WARNING)
     clip = comfy.sd.load_clip([str(models / TEXT_ENCODER)], clip_type=comfy.sd.CLIPType.WAN,
-                              model_options={"umt5xxl_model_config": fw.UMT5_TINY})
+                              model_options={"umt5xxl_model_config": ew.UMT5_TINY})
     assert not [r for r in caplog.records if "clip missing" in r.getMessage()]
     loaded = clip.cond_stage_model.state_dict()
     q = "umt5xxl.transformer.encoder.block.0.layer.0.SelfAttention.q"
     scale = loaded.get(f"{q}.scale_weight", loaded.get(f"{q}.weight_scale"))  # 0.3.75 / 0.33's name
     assert loaded[f"{q}.weight"].dtype == torch.float8_e4m3fn
     assert scale is not None and math.isclose(float(scale), 1 / math.sqrt(4096))  # the file's, not 1
-    tokens = clip.tokenize(fw.workflow_prompts()[0])
+    tokens = clip.tokenize(ew.workflow_prompts()[0])
     ids = [t[0] for t in tokens["umt5xxl"][0]]
-    assert ids[0] > 2 and 1 in ids and max(ids) < fw.UMT5_TINY["vocab_size"]  # words, then </s>, then pads
+    assert ids[0] > 2 and 1 in ids and max(ids) < ew.UMT5_TINY["vocab_size"]  # words, then </s>, then pads
     cond = clip.encode_from_tokens(tokens)
     assert cond.shape == (1, 512, 4096) and torch.isfinite(cond).all()
 
@@ -190,7 +191,7 @@ def test_full_size_layouts(host):
     assert math.isclose(sum(s.nbytes for s in wan.values()) / fw.GiB, 15.3, abs_tol=0.1)
     vae = fw.wan_vae_layout(fw.WAN_VAE_DIM["full"])
     assert vae["decoder.head.0.gamma"].shape == (96, 1, 1, 1)
-    te = fw.umt5_layout(fw.umt5_config("full"))
+    te = ew.umt5_layout(ew.umt5_config("full"))
     assert te["shared.weight"].shape == (256384, 4096)
     assert te["encoder.block.23.layer.1.DenseReluDense.wi_1.weight"].shape == (10240, 4096)
     assert te["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"].shape == (32, 64)
