@@ -17,12 +17,27 @@ from pathlib import Path
 import torch
 
 ENV = "TORCHINDUCTOR_CACHE_DIR"
+TRITON_ENV = "TRITON_CACHE_DIR"  # inductor sets it under its own folder at its first Triton kernel
 
 
-def torch_default() -> str:
-    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-
+def torch_default() -> str | None:
+    """PyTorch's own default folder (None where this PyTorch does not say)."""
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    except ImportError:
+        return None
     return default_cache_dir()
+
+
+def _same(a: str, b: str | None) -> bool:
+    return b is not None and os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+
+
+def _under(path: str, folder: str | None) -> bool:
+    if folder is None:
+        return False
+    path, folder = (os.path.normcase(os.path.abspath(p)) for p in (path, folder))
+    return path == folder or path.startswith(folder + os.sep)
 
 
 def folder_for(root: Path) -> Path:
@@ -32,11 +47,17 @@ def folder_for(root: Path) -> Path:
 
 def use_folder(root: Path) -> Path:
     """Point inductor's on-disk caches at :func:`folder_for` ``root`` (created) unless the user set ``ENV`` to a
-    folder of their own; returns the folder in use. Later compilations in this process read and write there."""
+    folder of their own; returns the folder in use. Later compilations in this process, other nodes' too, read
+    and write there (the folder has no size limit: delete it to clear it). A Triton folder inductor had already
+    set under PyTorch's default is let go, so inductor sets it again under the new folder."""
     chosen = os.environ.get(ENV)
-    if chosen and os.path.abspath(chosen) != os.path.abspath(torch_default()):
+    default = torch_default()
+    if chosen and not _same(chosen, default):
         return Path(chosen)
     folder = folder_for(root)
     folder.mkdir(parents=True, exist_ok=True)
     os.environ[ENV] = str(folder)
+    triton = os.environ.get(TRITON_ENV)
+    if triton and _under(triton, chosen or default):
+        del os.environ[TRITON_ENV]
     return folder

@@ -156,10 +156,20 @@ def compute_dtype(base) -> torch.dtype:
 
 
 def room_for_weights(base, x: torch.Tensor) -> int:
-    """Bytes the held weights may take on ``x``'s device: what is free less what the model's pass on ``x`` needs
-    (the host's own estimate) and the host's reserve."""
+    """Bytes more weights may take on ``x``'s device now: what is free less the host's reserve and what it wants
+    free to batch a CFG pair (its own test: 1.5 times the model's estimate for the batch), so holding never turns
+    a batched step into two."""
     mm = comfy.model_management
-    return int(mm.get_free_memory(x.device) - mm.minimum_inference_memory() - base.memory_required(x.shape))
+    batch = max(2, x.shape[0])
+    need = 1.5 * base.memory_required((batch, *x.shape[1:])) + mm.minimum_inference_memory()
+    return int(mm.get_free_memory(x.device) - need)
+
+
+def hooks_in_play(base) -> bool:
+    """Whether the sampling model carries weight hooks (hook LoRAs, keyframed strengths): the host changes those
+    weights in place between calls, so nothing is held for it."""
+    patcher = getattr(base, "current_patcher", None)
+    return bool(getattr(patcher, "hook_patches", None))
 
 
 def held_bytes(module: torch.nn.Module, quantize: bool, dtype: torch.dtype) -> int:
@@ -207,24 +217,31 @@ class HeldWeights:
 
     @torch.no_grad()
     def hold(self, base, x: torch.Tensor, key: object) -> None:
+        """Cast and keep block by block while the next block fits (:func:`room_for_weights`, read afresh: each
+        cast may bring the host's own pages in); recorded as it goes, so a failure lets go of what was held."""
         device, dtype = x.device, compute_dtype(base)
-        budget = room_for_weights(base, x)
         holding: list[torch.nn.Module] = []
-        blocks = base.diffusion_model.blocks
-        for index, block in enumerate(blocks):
-            plan = [(m, q) for m in block.modules() if is_block_forward(getattr(m, "forward", None))
-                    and (q := self.wanted(m, x)) is not None]
-            need = sum(held_bytes(m, q, dtype) for m, q in plan)
-            if need > budget:
-                log.info("EX-4D: block weights held for %d of %d blocks (%.1f GiB more would not fit)", index,
-                         len(blocks), need / 1024**3)
-                break
-            for module, quantize in plan:
-                setattr(module, HELD, _cast_once(module, quantize, dtype, device))
-                holding.append(module)
-            budget -= need
         with self.lock:
             self.held[device] = (key, holding)
+        if hooks_in_play(base):
+            log.info("EX-4D: weight hooks on the model: block weights are cast at each call")
+            return
+        blocks = base.diffusion_model.blocks
+        try:
+            for index, block in enumerate(blocks):
+                plan = [(m, q) for m in block.modules() if is_block_forward(getattr(m, "forward", None))
+                        and (q := self.wanted(m, x)) is not None]
+                need = sum(held_bytes(m, q, dtype) for m, q in plan)
+                if need > room_for_weights(base, x):
+                    log.info("EX-4D: block weights held for %d of %d blocks (the next needs %.2f GiB more)", index,
+                             len(blocks), need / 1024**3)
+                    break
+                for module, quantize in plan:
+                    holding.append(module)
+                    setattr(module, HELD, _cast_once(module, quantize, dtype, device))
+        except BaseException:
+            self.release(device)
+            raise
 
     def release(self, device: torch.device) -> None:
         with self.lock:

@@ -109,8 +109,8 @@ def test_fp8_linear_patches_every_block_linear_and_leaves_the_input_alone(host, 
         got = _one_step(host, files, patched)
     finally:
         hook.remove()
-    passes = passes[:-1]  # the two-step run's
-    assert len(passes) == 2 and len(products) - len(forwards) == len(forwards) * len(passes)  # every layer, every pass == len(forwards) * len(passes)  # every layer, every pass
+    two_step_products = len(products) - len(forwards)  # the one-step run after it: one pass
+    assert len(passes) == 3 and two_step_products == len(forwards) * 2  # every layer, every pass
     assert len(quantized) == 2 * len(forwards)  # each weight quantized once a run (held while it sampled)
     assert not any(hasattr(m, _block_weights(host).HELD) for m in base.model.modules())  # and let go after
     assert torch.isfinite(got).all()
@@ -287,12 +287,13 @@ def compile_cache_env():
     """The process's TORCHINDUCTOR_CACHE_DIR as it was before the test (Compile Blocks sets it)."""
     from ex4d import compile_cache
 
-    before = os.environ.get(compile_cache.ENV)
+    before = {name: os.environ.get(name) for name in (compile_cache.ENV, compile_cache.TRITON_ENV)}
     yield compile_cache
-    if before is None:
-        os.environ.pop(compile_cache.ENV, None)
-    else:
-        os.environ[compile_cache.ENV] = before
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _casting_model(host, bw, monkeypatch):
@@ -344,7 +345,13 @@ def test_compile_cache_is_under_the_hosts_user_folder_unless_the_user_chose_one(
     assert folder.is_relative_to(Path(folder_paths.get_user_directory()))
     assert folder.name == f"torch-{torch.__version__}"
     os.environ[cache.ENV] = cache.torch_default()  # set by an earlier compile in this process: not a choice
+    os.environ[cache.TRITON_ENV] = os.path.join(cache.torch_default(), "triton", "0")  # and inductor's Triton folder
     assert cache.use_folder(tmp_path) == cache.folder_for(tmp_path)
+    assert cache.TRITON_ENV not in os.environ  # inductor sets it again, under the new folder
+    os.environ[cache.TRITON_ENV] = str(tmp_path / "my_triton")  # a user's own: kept
+    os.environ[cache.ENV] = cache.torch_default()
+    cache.use_folder(tmp_path)
+    assert os.environ[cache.TRITON_ENV] == str(tmp_path / "my_triton")
     os.environ[cache.ENV] = str(tmp_path / "mine")
     assert cache.use_folder(tmp_path / "other") == tmp_path / "mine" and os.environ[cache.ENV] == str(tmp_path / "mine")
 
@@ -378,3 +385,65 @@ def test_compiled_code_survives_a_restart(tmp_path):
     assert run() == (0, 1)
     assert any((tmp_path / f"torch-{torch.__version__}").rglob("*.py"))
     assert run() == (1, 0)
+
+
+def _with_weight_patch(host, bw):
+    """A tiny DiT whose block layers the host casts with a weight patch applied at each call (as a LoRA under
+    dynamic VRAM or partial loading): the host's own weight wrappers, which it puts on the layers as it loads."""
+    model = _tiny_model(host).clone()
+    for key in bw.block_layers(model):
+        model.add_weight_wrapper(key.removesuffix(".forward") + ".weight", lambda w: w * 1.5)
+    return model
+
+
+def test_held_weights_are_the_hosts_cast_with_its_patches(host, files, monkeypatch):
+    """Held for the run, the weights are the ones the host casts (its patches applied): compiled with held
+    weights equals the host's uncompiled step; fp8 with held weights equals fp8 quantizing at each call."""
+    wp, bw = _patch_module(host), _block_weights(host)
+    monkeypatch.setattr(wp, "COMPILE_BACKEND", "aot_eager")
+    model = wp.with_attention(_with_weight_patch(host, bw), "cudnn")
+    reference = _one_step(host, files, model)
+    assert rel_err(reference, _one_step(host, files, wp.with_attention(_tiny_model(host), "cudnn"))) > 1e-3
+    torch._dynamo.reset()
+    assert rel_err(_one_step(host, files, wp.with_compiled_blocks(model)), reference) < 1e-5
+    torch._dynamo.reset()
+    monkeypatch.setattr(bw.fp8, "can_run", lambda device: True)
+    fast = wp.with_fp8_linear(model)
+    held = _one_step(host, files, fast)
+    monkeypatch.setattr(bw, "room_for_weights", lambda *a: 0)
+    assert torch.equal(_one_step(host, files, fast), held)
+    assert 1e-4 < rel_err(held, reference) < 0.1
+
+
+def test_a_hold_that_fails_lets_go_of_what_it_held(host, files, monkeypatch):
+    wp, bw = _patch_module(host), _block_weights(host)
+    monkeypatch.setattr(bw.fp8, "can_run", lambda device: True)
+    model = _tiny_model(host)
+    calls, real = [], bw._cast_once
+
+    def failing(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise torch.OutOfMemoryError("CUDA out of memory (as a card would say)")
+        return real(*args)
+
+    monkeypatch.setattr(bw, "_cast_once", failing)
+    with pytest.raises(torch.OutOfMemoryError):
+        _one_step(host, files, wp.with_fp8_linear(model))
+    assert len(calls) == 5 and not any(hasattr(m, bw.HELD) for m in model.model.modules())
+
+
+def test_nothing_is_held_for_a_model_with_weight_hooks(host, files, monkeypatch):
+    """Hook LoRAs change the weights in place between calls: with hooks on the model nothing is held."""
+    import types
+
+    wp, bw = _patch_module(host), _block_weights(host)
+    assert bw.hooks_in_play(types.SimpleNamespace(current_patcher=types.SimpleNamespace(hook_patches={"h": {}})))
+    assert not bw.hooks_in_play(types.SimpleNamespace(current_patcher=types.SimpleNamespace(hook_patches={})))
+    assert not bw.hooks_in_play(types.SimpleNamespace(current_patcher=None))
+    monkeypatch.setattr(bw.fp8, "can_run", lambda device: True)
+    monkeypatch.setattr(bw, "hooks_in_play", lambda base: True)
+    casts = []
+    monkeypatch.setattr(bw, "_cast_once", lambda *a: casts.append(1))
+    _one_step(host, files, wp.with_fp8_linear(_tiny_model(host)))
+    assert not casts
