@@ -155,14 +155,16 @@ def compute_dtype(base) -> torch.dtype:
     return getattr(base, "manual_cast_dtype", None) or base.get_dtype()
 
 
-def room_for_weights(base, x: torch.Tensor) -> int:
-    """Bytes more weights may take on ``x``'s device now: what is free less the host's reserve and what it wants
-    free to batch a CFG pair (its own test: 1.5 times the model's estimate for the batch), so holding never turns
-    a batched step into two."""
-    mm = comfy.model_management
+def sampling_reserve(base, x: torch.Tensor) -> int:
+    """Bytes to leave free on ``x``'s device: the host's reserve and what it wants free to batch a CFG pair (its
+    own test: 1.5 times the model's estimate for the batch), so holding never turns a batched step into two."""
     batch = max(2, x.shape[0])
-    need = 1.5 * base.memory_required((batch, *x.shape[1:])) + mm.minimum_inference_memory()
-    return int(mm.get_free_memory(x.device) - need)
+    return int(1.5 * base.memory_required((batch, *x.shape[1:])) + comfy.model_management.minimum_inference_memory())
+
+
+def room_for_weights(device: torch.device, reserve: int) -> int:
+    """Bytes more weights may take on ``device`` now, leaving ``reserve`` free."""
+    return int(comfy.model_management.get_free_memory(device) - reserve)
 
 
 def hooks_in_play(base) -> bool:
@@ -227,12 +229,13 @@ class HeldWeights:
             log.info("EX-4D: weight hooks on the model: block weights are cast at each call")
             return
         blocks = base.diffusion_model.blocks
+        reserve = sampling_reserve(base, x)
         try:
             for index, block in enumerate(blocks):
                 plan = [(m, q) for m in block.modules() if is_block_forward(getattr(m, "forward", None))
                         and (q := self.wanted(m, x)) is not None]
                 need = sum(held_bytes(m, q, dtype) for m, q in plan)
-                if need > room_for_weights(base, x):
+                if need > room_for_weights(device, reserve):
                     log.info("EX-4D: block weights held for %d of %d blocks (the next needs %.2f GiB more)", index,
                              len(blocks), need / 1024**3)
                     break
