@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import comfy.model_management as mm
-import comfy.model_patcher
 import torch
 from comfy_api.latest import io
 
@@ -26,7 +25,13 @@ from ._comfy import (
 from ._types import CONNECT_FRAMES, Depth, DepthModel
 from ._validation import CheckedNode
 from .depth_geometry import DepthFromGeometry
-from .depth_models import NONE_INSTALLED, LoadedDepthModel, installed_depth_models, unavailable_model
+from .depth_models import (
+    NONE_INSTALLED,
+    LoadedDepthModel,
+    depth_model_patcher,
+    installed_depth_models,
+    unavailable_model,
+)
 
 DEPTH_CATEGORY = f"{CATEGORY}/depth"
 PRECISIONS = {"auto": None, "fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
@@ -77,8 +82,7 @@ class DepthModelLoader(CheckedNode):
                                                           attention=attention)
         else:
             lib = ex4d_depth.DepthAnything.from_pretrained(folder, dtype=dtype, device=offload_device)
-        patcher = comfy.model_patcher.ModelPatcher(torch.nn.ModuleDict(lib.modules()), load_device=load_device,
-                                                   offload_device=offload_device)
+        patcher = depth_model_patcher(torch.nn.ModuleDict(lib.modules()), load_device, offload_device)
         return io.NodeOutput(LoadedDepthModel(model, kind, lib, patcher))
 
 
@@ -153,8 +157,11 @@ class EstimateDepth(CheckedNode):
         message = (f"{knob}: out of GPU memory estimating depth for {t} frames of {w}x{h} with {depth_model.name} "
                    f"(it needs about {memory / 2**30:.1f} GiB beside its weights); {lower}, or load fewer / "
                    "smaller frames.")
-        with library_stage(message):
-            result = run()
+        try:
+            with library_stage(message):
+                result = run()
+        finally:
+            depth_model.release()
         return io.NodeOutput(result.to(mm.intermediate_device()))
 
 

@@ -4,6 +4,7 @@ devices."""
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,53 @@ def unavailable_model(model: str) -> str | None:
     return f"model: '{model}' is no longer installed (or incomplete); refresh ComfyUI and pick again"
 
 
+def depth_model_patcher(module: torch.nn.Module, load_device: torch.device,
+                        offload_device: torch.device) -> comfy.model_patcher.ModelPatcher:
+    """The host's patcher for a model it loads itself: under dynamic VRAM (0.33 on NVIDIA) its dynamic one, whose
+    device copy of plain weights is a copy of ``module``'s host weights, given back without copying; then the
+    host weights go into one block of pinned memory, so each load is a DMA transfer."""
+    patcher_class = getattr(comfy.model_patcher, "CoreModelPatcher", comfy.model_patcher.ModelPatcher)
+    patcher = patcher_class(module, load_device=load_device, offload_device=offload_device)
+    if is_dynamic(patcher) and mm.is_device_cpu(offload_device):
+        block = weights_in_one_block(module)
+        if mm.pin_memory(block):
+            weakref.finalize(module, mm.unpin_memory, block)
+    return patcher
+
+
+def is_dynamic(patcher: comfy.model_patcher.ModelPatcher) -> bool:
+    return bool(getattr(patcher, "is_dynamic", lambda: False)())
+
+
+def weights_in_one_block(module: torch.nn.Module) -> torch.Tensor:
+    """Move ``module``'s parameters and buffers into views of one new byte tensor in host memory and return it
+    (one registration pins them all). Values, dtypes, shapes and tied weights are kept."""
+    tensors: dict[int, torch.Tensor] = {}
+    for owner in module.modules():
+        for table in (owner._parameters, owner._buffers):
+            for value in table.values():
+                if value is not None:
+                    tensors.setdefault(id(value), value)
+    alignment = 512  # bytes; keeps every view aligned for any dtype and for DMA
+    offsets, size = {}, 0
+    for key, value in tensors.items():
+        offsets[key] = size
+        size += -(-value.nbytes // alignment) * alignment
+    block = torch.empty(size, dtype=torch.uint8, device="cpu")
+    views = {}
+    for key, value in tensors.items():
+        view = block[offsets[key]:offsets[key] + value.nbytes].view(value.dtype).view(value.shape)
+        views[key] = view.copy_(value.detach())
+    for owner in module.modules():
+        for value in owner._parameters.values():
+            if value is not None:
+                value.data = views[id(value)]
+        for name, value in owner._buffers.items():
+            if value is not None:
+                owner._buffers[name] = views[id(value)]
+    return block
+
+
 @dataclass
 class LoadedDepthModel:
     """A DepthCrafter or DepthAnything that ComfyUI's model management moves between devices."""
@@ -71,6 +119,14 @@ class LoadedDepthModel:
         and ``memory_required`` bytes for the inference (the model's ``inference_memory``)."""
         mm.load_models_gpu([self.patcher], memory_required=memory_required, force_full_load=True)
         self.model.device = torch.device(self.patcher.load_device)
+
+    def release(self) -> None:
+        """After estimating, under dynamic VRAM: give the device copy back. The host frees a dynamic model's
+        plain (not comfy.ops) weights only for a classic model's load, never to make room for another dynamic
+        one, so the Wan DiT would run with these gigabytes taken and stream its own weights at every step. The
+        next estimate copies them again from (pinned) host memory. A classic patcher keeps the host's rules."""
+        if is_dynamic(self.patcher):
+            self.patcher.partially_unload(self.patcher.offload_device, self.patcher.loaded_size())
 
     def __repr__(self) -> str:
         return f"LoadedDepthModel({self.name!r}, {self.model.dtype})"

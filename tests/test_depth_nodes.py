@@ -346,3 +346,42 @@ def test_depth_that_cannot_fit_the_card_is_refused_before_the_model_loads(instal
     monkeypatch.undo()  # the machine's own memory: it runs
     host.run(estimate_prompt(model=model, seed=21))
     assert host.node_output("3")[0][0].depth.shape == (T, H, W)
+
+
+def test_depth_weights_move_into_one_host_block_unchanged(installed):
+    module = sys.modules[installed.node_classes["EX4DDepthModelLoader"].__module__]
+    depth_models = sys.modules[module.__name__.rsplit(".", 1)[0] + ".depth_models"]
+    torch.manual_seed(0)
+    shared = torch.nn.Linear(5, 5)
+    model = torch.nn.ModuleDict({
+        "a": torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.BatchNorm1d(5), shared),
+        "b": torch.nn.Sequential(shared, torch.nn.Linear(5, 2).half()),
+    }).eval()
+    x = torch.randn(4, 3)
+    before = model["b"][1](model["a"](x).half())
+    tensors = [*model.parameters(), *model.buffers()]
+
+    block = depth_models.weights_in_one_block(model)
+
+    after = model["b"][1](model["a"](x).half())
+    assert torch.equal(before, after)
+    assert model["a"][2] is model["b"][0] and model["a"][2].weight is shared.weight  # tied weights stay tied
+    start, end = block.data_ptr(), block.data_ptr() + block.nbytes
+    for tensor in [*model.parameters(), *model.buffers()]:
+        assert start <= tensor.data_ptr() and tensor.data_ptr() + tensor.nbytes <= end
+        assert tensor.data_ptr() % 512 == block.data_ptr() % 512
+    assert [(t.dtype, t.shape) for t in tensors] == [(t.dtype, t.shape) for t in [*model.parameters(),
+                                                                                  *model.buffers()]]
+    assert block.nbytes < sum(t.nbytes for t in tensors) + 512 * len(tensors)
+
+
+def test_depth_model_on_a_host_without_dynamic_vram_keeps_the_classic_patcher(installed):
+    import comfy.model_patcher
+
+    module = sys.modules[installed.node_classes["EX4DDepthModelLoader"].__module__]
+    depth_models = sys.modules[module.__name__.rsplit(".", 1)[0] + ".depth_models"]
+    model = torch.nn.ModuleDict({"a": torch.nn.Linear(3, 5)})
+    weight = model["a"].weight
+    patcher = depth_models.depth_model_patcher(model, torch.device("cpu"), torch.device("cpu"))
+    assert type(patcher) is comfy.model_patcher.ModelPatcher and not depth_models.is_dynamic(patcher)
+    assert model["a"].weight is weight and model["a"].weight.data_ptr() == weight.data_ptr()  # not moved
