@@ -130,8 +130,9 @@ def parse_args() -> argparse.Namespace:
                    "and the pack keeps) instead of under the host's user folder, which is new in every bench "
                    "process: two processes with the same DIR time a restart with an empty, then a warm cache")
     p.add_argument("--profile", action="store_true",
-                   help="after the runs, one more cached run of the first setting under cProfile: the functions "
-                   "that took the most time printed (cumulative and own), the profile saved beside --out")
+                   help="after the runs, one more cached run of the first setting under cProfile (with --first-only: "
+                   "the first run itself): the functions that took the most time printed (cumulative and own), the "
+                   "profile saved beside --out")
     arguments.add_results(p)
     args = p.parse_args()
     arguments.require(p, args, bool(args.models and (args.config or args.weights)),
@@ -308,11 +309,14 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         return run_once(host, torch, prompt, record, ballast_bytes, args.out)
 
     settings = [(recipe, speed) for recipe in args.recipe for speed in args.speed]
-    results = [graph(*settings[0], "first")]
+    if args.first_only and args.profile:  # the first run itself (loading, compiling) under the profiler
+        results = [profiled(lambda: graph(*settings[0], "first (profiled)"), args.out)]
+    else:
+        results = [graph(*settings[0], "first")]
     if not args.first_only:
         results += [graph(recipe, speed, "cached") for recipe, speed in settings]
-    if args.profile:
-        results.append(profiled(lambda: graph(*settings[0], "cached (profiled)"), args.out))
+        if args.profile:
+            results.append(profiled(lambda: graph(*settings[0], "cached (profiled)"), args.out))
     if args.oom_check:
         from harness import media as video
 
