@@ -145,7 +145,7 @@ class Apply(CheckedNode):
                 "its MODEL output here (strength 0 there leaves the LoRA out on purpose)."
             )
         check_wan_vae(vae)
-        colour, mask = _videos_at_generation_size(colour, mask, width, height, resize, length)
+        colour, mask = _videos_at_generation_size(colour, mask, width, height, resize, length, vae.device)
         kernels = ex4d_masks.erosion_kernels(length, erosion_mode, mask_erosion, erosion_seed)
         inputs = ex4d_camera_inputs.prepare_camera_inputs(colour, mask, erosion=kernels)
         latent_format = model.get_model_object("latent_format")
@@ -168,16 +168,18 @@ class Apply(CheckedNode):
             height=colour.shape[1],
             length=length,
             batch_size=1,
-            start_image=ex4d_camera_inputs.first_frame(colour, inputs),
+            start_image=ex4d_camera_inputs.first_frame(colour, inputs).to(comfy.model_management.intermediate_device()),
             clip_vision_output=clip_vision_output,
         ).args
         return io.NodeOutput(patched, positive, negative, latent)
 
 
 def _videos_at_generation_size(
-    colour: torch.Tensor, mask: torch.Tensor, width: int, height: int, resize: str, length: int
+    colour: torch.Tensor, mask: torch.Tensor, width: int, height: int, resize: str, length: int, device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``length`` colour [T, H, W, 3] and mask [T, H, W] frames, resized as ``resize`` says."""
+    """The first ``length`` colour [T, H, W, 3] and mask [T, H, W] frames on ``device``, resized as ``resize``
+    says. On the VAE's device, the masks' per-frame erosion next takes milliseconds where on the CPU it takes
+    about half a second (49 frames of 512 x 512), and the VAE takes the videos from there."""
     if (length - 1) % ex4d_sampling.TEMPORAL_COMPRESSION:
         raise ValueError(f"length: must be 4k + 1 (e.g. 49), got {length}")
     if mask.ndim == 2:
@@ -192,14 +194,15 @@ def _videos_at_generation_size(
             f"mask: is {mask.shape[2]}x{mask.shape[1]} but colour is {colour.shape[2]}x{colour.shape[1]}; "
             "connect the colour and mask outputs of the same EX-4D Render Views"
         )
+    colour, mask = colour[:length, ..., :3].to(device), mask[:length].to(device)
     try:
-        colour = ex4d_resize.resize_video(colour[:length, ..., :3].float(), width, height, resize)
+        colour = ex4d_resize.resize_video(colour.float(), width, height, resize)
     except ex4d_resize.GenerationSizeError as e:
         raise ValueError(
             f"width and height: must be positive multiples of {ex4d_resize.SIZE_MULTIPLE}, "
             f"got {width}x{height}; use e.g. {e.nearest[0]}x{e.nearest[1]}"
         ) from e
-    mask = ex4d_resize.resize_video(mask[:length].float(), width, height, resize)
+    mask = ex4d_resize.resize_video(mask.float(), width, height, resize)
     return colour, mask
 
 
