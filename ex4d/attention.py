@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import torch
 import torch.nn.functional as F
@@ -58,17 +59,24 @@ class BackendAttention:
     Each call runs on the chosen backend if PyTorch has a kernel of it for those tensors (asked before
     the call, so nothing is caught); otherwise ``fallback()``, the host's own attention, runs it. The
     first call on each device logs which of the two it got. Under ``torch.compile`` the check and the log
-    would break the graph: there PyTorch's own dispatch picks, the chosen backend first and its other
-    exact backends after it (PyTorch 2.7 and later; under older ones dynamo ignores the order and PyTorch's
-    default order runs, exact attention still).
+    would break the graph: there PyTorch's own dispatch picks, in the order :meth:`backend_order` sets
+    around the compiled call.
     """
 
     def __init__(self, backend: str):
         if backend not in BACKENDS:
             raise ValueError(f"attention backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
         self.backend = backend
-        self.priority = [BACKENDS[backend], *(b for name, b in BACKENDS.items() if name != backend)]
+        self.order = [BACKENDS[backend], *(b for name, b in BACKENDS.items() if name != backend)]
         self.logged: set[torch.device] = set()
+
+    def backend_order(self) -> AbstractContextManager[None]:
+        """PyTorch's attention backends in this one's order: the chosen one first, its other exact backends after
+        it. Enter it around a compiled call, outside the graph: tracing picks each attention's kernel in this
+        order and the graph keeps that kernel. Entered inside the graph, the context manager would make the
+        graph one AOTAutograd cannot cache, traced again at every start of the process. (PyTorch 2.7 and later;
+        older ones ignore the order: their default order runs, exact attention still.)"""
+        return sdpa_kernel(self.order, set_priority=True)
 
     def __call__(
         self,
@@ -85,9 +93,8 @@ class BackendAttention:
             q, k, v = (heads_first(t, heads) for t in (q, k, v))
         if torch.compiler.is_compiling():
             # dynamo cannot trace the kernel check (it would break the compiled graph here): PyTorch's dispatcher
-            # runs the first backend in this order that has a kernel for these tensors, the chosen one first
-            with sdpa_kernel(self.priority, set_priority=True):
-                out = F.scaled_dot_product_attention(q, k, v, scale=scale)
+            # runs the first backend that has a kernel for these tensors in the order set around the call
+            out = F.scaled_dot_product_attention(q, k, v, scale=scale)
             return out if skip_output_reshape else tokens_first(out)
         usable = can_run(self.backend, q, k, v)
         if q.device not in self.logged:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import comfy.patcher_extension
 import folder_paths
 import torch
 from comfy_api.latest import io
@@ -20,6 +21,7 @@ from .wan_checks import check_wan_dit
 
 ATTENTION_BACKENDS = ("cudnn", "host")
 ATTENTION_OVERRIDE = "optimized_attention_override"  # the host's hook for a model's attention function
+ATTENTION_ORDER_KEY = "ex4d_attention_order"
 COMPILE_BACKEND = "inductor"
 
 
@@ -51,12 +53,28 @@ class AttentionOverride:
         )
 
 
+class BackendOrder:
+    """An APPLY_MODEL wrapper: the model runs with PyTorch's attention backends in the chosen one's order (what
+    compiled blocks take their attention kernels by, see ``BackendAttention.backend_order``)."""
+
+    def __init__(self, attention: BackendAttention):
+        self.attention = attention
+
+    def __call__(self, executor, *args, **kwargs):
+        with self.attention.backend_order():
+            return executor(*args, **kwargs)
+
+
 def with_attention(model, backend: str):
     """A clone of ``model`` whose attention runs on ``backend`` (``ex4d.attention.BACKENDS``) where PyTorch
     has a kernel of it; ``model`` is untouched. Model options only: the merged weights are shared."""
     patched = model.clone()
     options = patched.model_options["transformer_options"]
-    options[ATTENTION_OVERRIDE] = AttentionOverride(BackendAttention(backend), options.get(ATTENTION_OVERRIDE))
+    attention = BackendAttention(backend)
+    options[ATTENTION_OVERRIDE] = AttentionOverride(attention, options.get(ATTENTION_OVERRIDE))
+    patched.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, ATTENTION_ORDER_KEY)
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, ATTENTION_ORDER_KEY,
+                                 BackendOrder(attention))
     return patched
 
 

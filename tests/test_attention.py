@@ -110,3 +110,28 @@ def test_an_earlier_override_is_kept_for_the_calls_it_falls_back_to(host, files)
     patched = _patch_module(host).with_attention(base, "cudnn")  # no kernel on the CPU -> the earlier one
     _one_step(host, files, patched)
     assert seen
+
+
+def test_the_chosen_backend_leads_pytorchs_order_around_each_model_call(host, files):
+    """Compiled blocks take their attention kernel by PyTorch's backend order as dynamo traces them: the order is
+    set around each model call, outside any compiled graph, and put back after."""
+    import comfy.patcher_extension
+    from torch.nn.attention import SDPBackend
+
+    apply_model = comfy.patcher_extension.WrappersMP.APPLY_MODEL
+    base = _tiny_model(host)
+    patched = _patch_module(host).with_attention(base, "cudnn")
+    seen = []
+
+    def record(executor, *args, **kwargs):
+        seen.append(torch._C._get_sdp_priority_order())
+        return executor(*args, **kwargs)
+
+    patched.add_wrapper_with_key(apply_model, "test", record)  # inside the wrappers added before it
+    before = torch._C._get_sdp_priority_order()
+    _one_step(host, files, patched)
+    assert seen and all(order[0] == SDPBackend.CUDNN_ATTENTION.value for order in seen)
+    assert torch._C._get_sdp_priority_order() == before
+    assert not base.wrappers.get(apply_model, {}).get(_patch_module(host).ATTENTION_ORDER_KEY)
+    twice = _patch_module(host).with_attention(patched, "cudnn")
+    assert len(twice.wrappers[apply_model][_patch_module(host).ATTENTION_ORDER_KEY]) == 1

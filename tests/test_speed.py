@@ -282,6 +282,28 @@ def test_compiled_blocks_with_every_ex4d_patch_trace_whole(host, files, monkeypa
     torch._dynamo.reset()
 
 
+def test_compiled_blocks_trace_no_backend_switching_into_the_graph(host, files, monkeypatch):
+    """The attention backend order is set outside the compiled blocks: a graph holding the ``sdpa_kernel`` context
+    manager's calls is one AOTAutograd does not cache, so every start of ComfyUI traced the blocks again."""
+    wp = _patch_module(host)
+    graphs = []
+
+    def recording(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    monkeypatch.setattr(wp, "COMPILE_BACKEND", recording)
+    fast = wp.with_attention(_tiny_model(host), "cudnn")
+    torch._dynamo.reset()
+    _one_step(host, files, wp.with_compiled_blocks(fast))
+    torch._dynamo.reset()
+    targets = [node.target for gm in graphs for node in gm.graph.nodes if node.op == "call_function"]
+    assert F.scaled_dot_product_attention in targets
+    outside = [t for t in targets if getattr(t, "__module__", "").startswith(("torch.nn.attention", "torch.backends"))
+               or "sdp" in getattr(t, "__name__", "") and t is not F.scaled_dot_product_attention]
+    assert not outside, outside
+
+
 @pytest.fixture
 def compile_cache_env():
     """The process's TORCHINDUCTOR_CACHE_DIR as it was before the test (Compile Blocks sets it)."""
