@@ -10,7 +10,7 @@ import comfy.patcher_extension
 import folder_paths
 import torch
 from comfy_api.latest import io
-from comfy_api.torch_helpers import set_torch_compile_wrapper
+from comfy_api.torch_helpers import torch_compile as host_compile
 
 from ..ex4d import compile_cache
 from ..ex4d.attention import BackendAttention
@@ -154,20 +154,36 @@ def compile_cache_root() -> Path:
     return Path(folder_paths.get_user_directory()) / "ex4d" / "torch_compile"
 
 
+class ContiguousInput(torch.nn.Module):
+    """A compiled block called with a contiguous input. The first block gets the patch embedding's transposed view,
+    the others contiguous tensors, and dynamo guards on strides: without this the first block had a compiled
+    graph of its own (two compiles at the first run, two traces at every start)."""
+
+    def __init__(self, compiled: torch.nn.Module):
+        super().__init__()
+        self.compiled = compiled
+
+    def forward(self, x: torch.Tensor, *args, **kwargs):
+        return self.compiled(x.contiguous(), *args, **kwargs)
+
+
 def with_compiled_blocks(model):
-    """A clone of ``model`` whose transformer blocks run under ``torch.compile`` (the compiled code is shared by
-    the blocks; inductor fuses the norms, RoPE and modulation, and fp8 quantising, around the matmuls and
-    attention calls), through the host's own compile wrapper, the block layers' weights held during sampling
-    where they fit (so no host cast cuts the graph) and the compiled code kept on disk
-    (``ex4d.compile_cache``). It replaces another compile wrapper of the host's (TorchCompileModel) on the same
-    model."""
+    """A clone of ``model`` whose transformer blocks run under ``torch.compile`` (one compiled code for all
+    blocks; inductor fuses the norms, RoPE and modulation, and fp8 quantising, around the matmuls and attention
+    calls), swapped in for sampling by the host's compile wrapper, the block layers' weights held during sampling
+    where they fit (so no host cast cuts the graph) and the compiled code kept on disk (``ex4d.compile_cache``).
+    It replaces another compile wrapper of the host's (TorchCompileModel) on the same model."""
     check_wan_dit(model)
     compile_cache.use_folder(compile_cache_root())
     patched = with_speed(model, compiled=True)
-    count = len(patched.get_model_object("diffusion_model.blocks"))
-    set_torch_compile_wrapper(
-        patched, backend=COMPILE_BACKEND, keys=[f"diffusion_model.blocks.{i}" for i in range(count)]
-    )
+    compiled = {
+        f"diffusion_model.blocks.{i}": ContiguousInput(torch.compile(block, backend=COMPILE_BACKEND))
+        for i, block in enumerate(patched.get_model_object("diffusion_model.blocks"))
+    }
+    apply_model = comfy.patcher_extension.WrappersMP.APPLY_MODEL
+    patched.remove_wrappers_with_key(apply_model, host_compile.COMPILE_KEY)
+    patched.add_wrapper_with_key(apply_model, host_compile.COMPILE_KEY, host_compile.apply_torch_compile_factory(compiled))
+    patched.model_options[host_compile.TORCH_COMPILE_KWARGS] = {"backend": COMPILE_BACKEND}
     return patched
 
 
