@@ -210,6 +210,14 @@ def time_split(per_node_s: dict[str, float], sampler: dict[str, Any]) -> dict[st
     return {stage: round(seconds, 2) for stage, seconds in split.items()}
 
 
+def compile_cache_counts(counters) -> dict[str, int]:
+    """Dynamo's, AOTAutograd's and inductor's cache counters so far (hits, misses, bypasses), and graphs traced."""
+    counts = {f"aot_{name}": n for name, n in counters["aot_autograd"].items() if "cache" in name}
+    counts.update({name: n for name, n in counters["inductor"].items() if "cache" in name})
+    counts["graphs_traced"] = counters["stats"]["unique_graphs"]
+    return counts
+
+
 def run_once(host, torch, prompt: dict[str, Any], record: dict[str, Any], ballast_bytes: int = 0,
              out: str | None = None) -> dict[str, Any]:
     from torch._dynamo.utils import counters
@@ -221,6 +229,7 @@ def run_once(host, torch, prompt: dict[str, Any], record: dict[str, Any], ballas
     gpu.reset_peak()
     breaks = counters["graph_break"]
     breaks.clear()
+    caches_before = compile_cache_counts(counters)
     error = None
     with Timer(gpu) as timer, DevicePeak(torch) as device_peak, Residency(torch) as residency:
         try:
@@ -244,6 +253,8 @@ def run_once(host, torch, prompt: dict[str, Any], record: dict[str, Any], ballas
         models_loaded_after=len(mm.current_loaded_models),
         error=error,
         graph_breaks=sum(breaks.values()),  # traced in this run (EX-4D Compile Blocks; 0 when nothing compiles)
+        compile_caches={name: count - caches_before.get(name, 0)
+                        for name, count in compile_cache_counts(counters).items() if count > caches_before.get(name, 0)},
         residency=residency.by_node(host.server.messages, host.server.stamps, class_of, ballast_bytes),
     )
     models = {m for row in record["residency"].values() for m in row["models_gib"]}
