@@ -15,7 +15,6 @@ from contextlib import AbstractContextManager
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 log = logging.getLogger(__name__)
@@ -35,14 +34,18 @@ _HAS_KERNEL = {
 }
 
 
+# Plain view ops rather than einops: these run inside compiled blocks, and dynamo traces einops' pattern parsing at
+# every start of the process (about 0.3 s a call site on a CPU against 0.04 s for the views).
+
+
 def heads_first(x: torch.Tensor, heads: int) -> torch.Tensor:
     """[B, N, heads * D] -> [B, heads, N, D]."""
-    return rearrange(x, "b n (heads d) -> b heads n d", heads=heads)
+    return x.unflatten(-1, (heads, -1)).transpose(1, 2)
 
 
 def tokens_first(x: torch.Tensor) -> torch.Tensor:
     """[B, heads, N, D] -> [B, N, heads * D]."""
-    return rearrange(x, "b heads n d -> b n (heads d)")
+    return x.transpose(1, 2).flatten(-2)
 
 
 def can_run(backend: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
