@@ -91,17 +91,9 @@ def weights_in_one_block(module: torch.nn.Module) -> torch.Tensor:
         offsets[key] = size
         size += -(-value.nbytes // alignment) * alignment
     block = torch.empty(size, dtype=torch.uint8, device="cpu")
-    views = {}
-    for key, value in tensors.items():
+    for key, value in tensors.items():  # one at a time: each original is freed as its view takes its place
         view = block[offsets[key]:offsets[key] + value.nbytes].view(value.dtype).view(value.shape)
-        views[key] = view.copy_(value.detach())
-    for owner in module.modules():
-        for value in owner._parameters.values():
-            if value is not None:
-                value.data = views[id(value)]
-        for name, value in owner._buffers.items():
-            if value is not None:
-                owner._buffers[name] = views[id(value)]
+        value.data = view.copy_(value.detach())
     return block
 
 
