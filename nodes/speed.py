@@ -166,6 +166,14 @@ class ContiguousInput(torch.nn.Module):
     def forward(self, x: torch.Tensor, *args, **kwargs):
         return self.compiled(x.contiguous(), *args, **kwargs)
 
+    def __getattr__(self, name: str):
+        """The block's own attributes, as the host's compiled module gives them: code that reads a block while
+        the compiled ones are swapped in finds what it reads."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.compiled, name)
+
 
 def with_compiled_blocks(model):
     """A clone of ``model`` whose transformer blocks run under ``torch.compile`` (one compiled code for all

@@ -240,6 +240,9 @@ def test_compile_blocks_replaces_the_hosts_compile_wrapper(host, files):
     wrappers = blocks.wrappers["apply_model"][COMPILE_KEY]
     assert len(wrappers) == 1 and wrappers[0] is not whole.wrappers["apply_model"][COMPILE_KEY][0]
     assert len(whole.wrappers["apply_model"][COMPILE_KEY]) == 1  # the input model keeps its own
+    block = base.model.diffusion_model.blocks[0]
+    swapped = _patch_module(host).ContiguousInput(torch.compile(block))
+    assert swapped.self_attn is block.self_attn and swapped.compiled._orig_mod is block  # read through, as the host's
 
 
 def test_compiled_fp8_blocks_share_one_compiled_code(host, files, monkeypatch):
