@@ -172,6 +172,8 @@ class ContiguousInput(torch.nn.Module):
         try:
             return super().__getattr__(name)
         except AttributeError:
+            if name == "compiled":  # not set yet (a copy being built): no reading through
+                raise
             return getattr(self.compiled, name)
 
 
