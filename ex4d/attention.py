@@ -9,9 +9,10 @@ where PyTorch has a kernel of it and hands every other call to a fallback (the h
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,7 @@ BACKENDS: dict[str, SDPBackend] = {
     "efficient": SDPBackend.EFFICIENT_ATTENTION,
     "math": SDPBackend.MATH,
 }
+_ORDER_SETTABLE = "set_priority" in inspect.signature(sdpa_kernel).parameters  # PyTorch 2.7 and later
 _HAS_KERNEL = {
     "cudnn": torch.backends.cuda.can_use_cudnn_attention,
     "flash": torch.backends.cuda.can_use_flash_attention,
@@ -79,6 +81,8 @@ class BackendAttention:
         order and the graph keeps that kernel. Entered inside the graph, the context manager would make the
         graph one AOTAutograd cannot cache, traced again at every start of the process. (PyTorch 2.7 and later;
         older ones ignore the order: their default order runs, exact attention still.)"""
+        if not _ORDER_SETTABLE:
+            return nullcontext()
         return sdpa_kernel(self.order, set_priority=True)
 
     def __call__(
