@@ -68,7 +68,8 @@ def depth_model_patcher(module: torch.nn.Module, load_device: torch.device,
     if is_dynamic(patcher) and mm.is_device_cpu(offload_device):
         block = weights_in_one_block(module)
         if mm.pin_memory(block):
-            weakref.finalize(module, mm.unpin_memory, block)
+            # not at exit: the driver may be gone by then, and the process's memory goes with it anyway
+            weakref.finalize(module, mm.unpin_memory, block).atexit = False
     return patcher
 
 
