@@ -218,6 +218,20 @@ def compile_cache_counts(counters) -> dict[str, int]:
     return counts
 
 
+# torch's own record of compile time (torch._dynamo.utils.compile_times): dynamo in all, its bytecode tracing, the
+# backend (AOTAutograd + inductor, cache lookups included), guards, waiting for kernels, loading compiled modules
+COMPILE_PHASES = ("_compile.compile_inner", "bytecode_tracing", "OutputGraph.call_user_compiler", "build_guards",
+                  "async_compile.wait", "PyCodeCache.load_by_key_path")
+
+
+def compile_seconds() -> dict[str, float]:
+    """Seconds spent so far in this process in each of COMPILE_PHASES (those that ran)."""
+    from torch._dynamo.utils import compile_times
+
+    names, values = compile_times(repr="csv", aggregate=True)
+    return {name: float(value) for name, value in zip(names, values, strict=True) if name in COMPILE_PHASES}
+
+
 def run_once(host, torch, prompt: dict[str, Any], record: dict[str, Any], ballast_bytes: int = 0,
              out: str | None = None) -> dict[str, Any]:
     from torch._dynamo.utils import counters
@@ -230,6 +244,7 @@ def run_once(host, torch, prompt: dict[str, Any], record: dict[str, Any], ballas
     breaks = counters["graph_break"]
     breaks.clear()
     caches_before = compile_cache_counts(counters)
+    compile_before = compile_seconds()
     error = None
     with Timer(gpu) as timer, DevicePeak(torch) as device_peak, Residency(torch) as residency:
         try:
@@ -255,6 +270,8 @@ def run_once(host, torch, prompt: dict[str, Any], record: dict[str, Any], ballas
         graph_breaks=sum(breaks.values()),  # traced in this run (EX-4D Compile Blocks; 0 when nothing compiles)
         compile_caches={name: count - caches_before.get(name, 0)
                         for name, count in compile_cache_counts(counters).items() if count > caches_before.get(name, 0)},
+        compile_s={phase: round(seconds - compile_before.get(phase, 0.0), 2)
+                   for phase, seconds in compile_seconds().items() if seconds > compile_before.get(phase, 0.0)},
         residency=residency.by_node(host.server.messages, host.server.stamps, class_of, ballast_bytes),
     )
     models = {m for row in record["residency"].values() for m in row["models_gib"]}

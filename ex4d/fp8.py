@@ -41,13 +41,22 @@ def can_run(device: torch.device) -> bool:
         return False
     if torch.cuda.get_device_capability(device) < FP8_CAPABILITY:
         return False
-    probe = torch.ones(16, 16, device=device, dtype=torch.bfloat16)
+    x, weight, bias = probe_inputs(device)
     try:
-        scaled_linear(probe, probe, probe[0])
+        scaled_linear(x, weight, bias)
     except RuntimeError as e:  # PyTorch's "not supported" for this GPU / version: the host's Linear runs
         log.info("EX-4D fp8 Linear: no row-wise scaled fp8 matmul on %s (%s)", device, e)
         return False
     return True
+
+
+def probe_inputs(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A 16 x 32 activation, a 48 x 32 weight and its bias: the smallest product :func:`can_run` tries. Its sizes
+    differ: the first call of the fused quantizer (compiled for any shape) would otherwise give both dimensions one
+    size symbol, and every weight that is not square would compile it again."""
+    return (torch.ones(16, 32, device=device, dtype=torch.bfloat16),
+            torch.ones(48, 32, device=device, dtype=torch.bfloat16),
+            torch.ones(48, device=device, dtype=torch.bfloat16))
 
 
 @functools.cache

@@ -119,3 +119,15 @@ def test_pollers_sample_until_the_block_ends(monkeypatch):
     count = len(res.samples)
     time.sleep(0.01)
     assert peak.peak > 1 and count > 3 and len(res.samples) == count  # stopped with the block
+
+
+def test_compile_seconds_grow_with_a_compile():
+    import torch
+
+    before = bfg.compile_seconds()
+    torch._dynamo.reset()
+    torch.compile(lambda x: x.sin() * 2, backend="aot_eager")(torch.randn(8))
+    after = bfg.compile_seconds()
+    assert set(after) <= set(bfg.COMPILE_PHASES)
+    assert after["_compile.compile_inner"] > before.get("_compile.compile_inner", 0.0)
+    torch._dynamo.reset()

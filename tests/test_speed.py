@@ -66,6 +66,22 @@ def test_scaled_linear_in_token_chunks_is_the_same_product(monkeypatch):
     assert got.shape == whole.shape and rel_err(got, whole) < 1e-6
 
 
+def test_the_probe_leaves_one_quantizer_for_every_weight_shape():
+    """The fused quantizer is compiled for any shape at its first call, can_run's probe: square weights and the
+    others after it find that one compiled code (a square probe made every other weight compile it again, at each
+    start of ComfyUI)."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    quantize = torch.compile(fp8.quantize_rows, dynamic=True, backend="aot_eager")
+    x, weight, _ = fp8.probe_inputs(torch.device("cpu"))
+    for shape in (x.shape, weight.shape, (5120, 5120), (13824, 5120), (5120, 13824), (49, 5120)):
+        quantize(torch.randn(shape, dtype=torch.bfloat16))
+    assert counters["stats"]["unique_graphs"] == 1
+    torch._dynamo.reset()
+
+
 def test_fits_takes_multiples_of_16():
     assert fp8.fits(5120, 13824) and not fp8.fits(5120, 13825) and not fp8.fits(36, 5120)
 
