@@ -66,20 +66,29 @@ def test_scaled_linear_in_token_chunks_is_the_same_product(monkeypatch):
     assert got.shape == whole.shape and rel_err(got, whole) < 1e-6
 
 
-def test_the_probe_leaves_one_quantizer_for_every_weight_shape():
-    """The fused quantizer is compiled for any shape at its first call, can_run's probe: square weights and the
-    others after it find that one compiled code (a square probe made every other weight compile it again, at each
-    start of ComfyUI)."""
+def test_the_probe_leaves_one_quantizer_for_every_weight_shape(monkeypatch):
+    """The fused quantizer (as the GPU gets it, here on aot_eager) is compiled for any shape at its first call,
+    can_run's probe: square weights and the others after it find that one compiled code (a square probe made every
+    other weight compile it again, at each start of ComfyUI)."""
     from torch._dynamo.utils import counters
 
+    compile_ = torch.compile
     torch._dynamo.reset()
     counters.clear()
-    quantize = torch.compile(fp8.quantize_rows, dynamic=True, backend="aot_eager")
-    x, weight, _ = fp8.probe_inputs(torch.device("cpu"))
-    for shape in (x.shape, weight.shape, (5120, 5120), (13824, 5120), (5120, 13824), (49, 5120)):
-        quantize(torch.randn(shape, dtype=torch.bfloat16))
-    assert counters["stats"]["unique_graphs"] == 1
-    torch._dynamo.reset()
+    fp8._fused_quantize_rows.cache_clear()
+    try:
+        with monkeypatch.context() as m:  # while the quantizer is made, not while dynamo traces it
+            m.setattr(torch, "compile", lambda fn, **kw: compile_(fn, **{**kw, "backend": "aot_eager"}))
+            m.setattr("torch.utils._triton.has_triton", lambda: True)
+            quantize = fp8._fused_quantize_rows()
+        assert quantize is not fp8.quantize_rows
+        x, weight, _ = fp8.probe_inputs(torch.device("cpu"))
+        for shape in (x.shape, weight.shape, (5120, 5120), (13824, 5120), (5120, 13824), (49, 5120)):
+            quantize(torch.randn(shape, dtype=torch.bfloat16))
+        assert counters["stats"]["unique_graphs"] == 1
+    finally:
+        fp8._fused_quantize_rows.cache_clear()
+        torch._dynamo.reset()
 
 
 def test_fits_takes_multiples_of_16():
