@@ -45,6 +45,7 @@ def one_start(probe: str, device: torch.device) -> Record:
     fp8._fused_quantize_rows.cache_clear()
     start = time.perf_counter()
     fp8.scaled_linear(*PROBES[probe](device))
+    torch.cuda.synchronize(device)
     seconds = {"probe": time.perf_counter() - start}
     for shape in WAN_14B_WEIGHTS:
         weight = torch.randn(shape, device=device, dtype=torch.bfloat16)
