@@ -2,15 +2,21 @@
 downloads), the published inference (5 steps, guidance 1, one window for 49 frames).
 
 Rows: fp16 / bf16 x PyTorch SDPA attention (diffusers AttnProcessor2_0) / the classic processor
-(AttnProcessor, explicit attention matrix), at 512 x 512 x 49 and 1024 x 576 x 49. Columns: total seconds
-(CLIP + VAE encode, denoising, VAE decode), seconds per denoising step, peak GPU memory.
+(AttnProcessor, explicit attention matrix), at 512 x 512 x 49 and 1024 x 576 x 49, x how the convolutions run
+(``--variants``): as the published code runs them ("published": cuDNN's default choices), with cuDNN's autotuner
+("cudnn-benchmark", as the library runs them), with the VAE and UNet in channels-last memory format
+("channels-last", without the autotuner), or both. Columns: total seconds, split into the
+encode (CLIP + VAE encoder), the denoising and the VAE decode, seconds per denoising step, peak GPU memory,
+the largest difference in relative disparity (in [0, 1]) from the first variant's.
+Each row is the second of two identical runs, so kernels and autotuner choices are already made.
 
-    python bench/bench_depth.py [--frames 49] [--steps 5] [--sizes 512x512,1024x576]
-                                [--dtypes fp16,bf16] [--attention sdpa,classic] [--out results.jsonl]
+    python bench/bench_depth.py [--frames 49] [--steps 5] [--sizes 512x512,1024x576] [--dtypes fp16,bf16]
+                                [--attention sdpa,classic] [--variants published,...] [--out results.jsonl]
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -29,23 +35,66 @@ DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 COLUMNS = (
     Column("dtype", 5, lambda r: r["dtype"]),
     Column("attention", 9, lambda r: r["attention"]),
+    Column("variant", 15, lambda r: r.get("variant", "published")),
     Column("size", 9, lambda r: f"{r['width']}x{r['height']}", align=">"),
     Column("total s", 8, lambda r: "OOM" if r.get("oom") else r["total_s"], ".2f", ">"),
+    Column("encode s", 8, lambda r: "" if r.get("oom") else r.get("encode_s", ""), ".2f", ">"),
+    Column("decode s", 8, lambda r: "" if r.get("oom") else r.get("decode_s", ""), ".2f", ">"),
     Column("s/step", 7, lambda r: "" if r.get("oom") else r["step_s"], ".3f", ">"),
     Column("peak GiB", 9, lambda r: r["peak_gib"], ".1f", ">"),
+    Column("max diff", 8, lambda r: "" if r.get("oom") else r["max_diff_vs_first"], ".1e", ">"),
 )
 
 
-def run_once(model, frames: torch.Tensor, steps: int, gpu: Gpu) -> dict:
+VARIANTS = ("published", "cudnn-benchmark", "channels-last", "both")
+
+
+def timed_stages(model, gpu: Gpu) -> dict[str, float]:
+    """Seconds spent in the model's encode and decode stages, filled in as ``model`` runs (its methods wrapped
+    on the instance)."""
+    seconds = {"encode_s": 0.0, "decode_s": 0.0}
+    for name, key in (("encode_frames", "encode_s"), ("encode_latents", "encode_s"), ("decode_disparity", "decode_s")):
+        method = getattr(type(model), name)
+
+        def timed(*a, _method=method, _key=key, **k):
+            gpu.sync()
+            t0 = time.perf_counter()
+            out = _method(model, *a, **k)
+            gpu.sync()
+            seconds[_key] += time.perf_counter() - t0
+            return out
+
+        setattr(model, name, timed)
+    return seconds
+
+
+def set_memory_format(model, variant: str) -> None:
+    """The 2-D convolutions of the UNet and the VAE in channels-last format for those variants (the 3-D ones, a
+    few temporal layers, stay as they are)."""
+    fmt = torch.channels_last if variant in ("channels-last", "both") else torch.contiguous_format
+    for module in (*model.unet.modules(), *model.vae.modules()):
+        if isinstance(module, torch.nn.Conv2d):
+            module.to(memory_format=fmt)
+
+
+def run_once(model, frames: torch.Tensor, steps: int, gpu: Gpu, variant: str = "published") -> dict:
     gpu.reset_peak()
-    with Timer(gpu) as timer:
-        out = model.estimate(frames, steps=steps, progress=timer.step)
+    stages = timed_stages(model, gpu)
+    model.autotune = variant in ("cudnn-benchmark", "both")
+    try:
+        with Timer(gpu) as timer:
+            out = model.estimate(frames, steps=steps, progress=timer.step)
+    finally:
+        for name in ("encode_frames", "encode_latents", "decode_disparity"):
+            vars(model).pop(name, None)
     later = timer.steps[1:]
     return {
+        **{k: round(v, 3) for k, v in stages.items()},
         "total_s": timer.seconds,
         "step_s": sum(later) / len(later) if later else float("nan"),
         "peak_gib": gpu.peak()[0],
         "finite": bool(torch.isfinite(out.depth).all()),
+        "disparity": out.disparity,
     }
 
 
@@ -56,6 +105,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="512x512,1024x576", help="WxH list")
     ap.add_argument("--dtypes", default="fp16,bf16")
     ap.add_argument("--attention", default="sdpa,classic")
+    ap.add_argument("--variants", default="published", help=f"comma-separated, of {', '.join(VARIANTS)}")
     arguments.add_results(ap, table=False)
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -64,6 +114,7 @@ def main() -> None:
     gpu = Gpu(torch)
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     rows = []
+    published: dict[tuple, torch.Tensor] = {}  # the first variant's disparity per setting, to compare with
     print(
         f"# {torch.cuda.get_device_name()}, torch {torch.__version__}, {args.frames} frames, {args.steps} steps"
     )
@@ -74,16 +125,23 @@ def main() -> None:
         t0 = time.perf_counter()
         model = build_full_size_depthcrafter(DTYPES[dname], "cuda")
         build_s = time.perf_counter() - t0
-        for attn in args.attention.split(","):
+        for attn, variant in itertools.product(args.attention.split(","), args.variants.split(",")):
+            if variant not in VARIANTS:
+                sys.exit(f"--variants: {variant!r} is not one of {', '.join(VARIANTS)}")
             model.set_attention(attn)
+            set_memory_format(model, variant)
             for w, h in sizes:
                 gen = torch.Generator().manual_seed(0)
                 frames = torch.rand(args.frames, h, w, 3, generator=gen)
-                row = {"dtype": dname, "attention": attn, "width": w, "height": h, "frames": args.frames}
+                row = {"dtype": dname, "attention": attn, "variant": variant, "width": w, "height": h,
+                       "frames": args.frames}
                 row["steps"] = args.steps
                 try:
-                    run_once(model, frames[:8], 1, gpu)  # warm-up: kernels, cuDNN choices
-                    row.update(run_once(model, frames, args.steps, gpu))
+                    run_once(model, frames, args.steps, gpu, variant)  # warm-up: kernels, cuDNN choices
+                    row.update(run_once(model, frames, args.steps, gpu, variant))
+                    disparity = row.pop("disparity")
+                    reference = published.setdefault((dname, attn, w, h), disparity)
+                    row["max_diff_vs_first"] = float((disparity - reference).abs().max())
                     shown = row
                 except torch.cuda.OutOfMemoryError:
                     row["oom"] = True
