@@ -3,9 +3,9 @@ downloads), the published inference (5 steps, guidance 1, one window for 49 fram
 
 Rows: fp16 / bf16 x PyTorch SDPA attention (diffusers AttnProcessor2_0) / the classic processor
 (AttnProcessor, explicit attention matrix), at 512 x 512 x 49 and 1024 x 576 x 49, x how the convolutions run
-(``--variants``): as the published code runs them ("published": cuDNN's default choices), with cuDNN's autotuner
-("cudnn-benchmark", as the library runs them), with the VAE and UNet in channels-last memory format
-("channels-last", without the autotuner), or both. Columns: total seconds, split into the
+(``--variants``): as the library runs them ("published": cuDNN's default choices), with cuDNN's autotuner
+("cudnn-benchmark"), with the VAE's and UNet's 2-D convolutions in channels-last memory format ("channels-last"),
+or both. Columns: total seconds, split into the
 encode (CLIP + VAE encoder), the denoising and the VAE decode, seconds per denoising step, peak GPU memory,
 the largest difference in relative disparity (in [0, 1]) from the first variant's.
 Each row is the second of two identical runs, so kernels and autotuner choices are already made.
@@ -80,11 +80,13 @@ def set_memory_format(model, variant: str) -> None:
 def run_once(model, frames: torch.Tensor, steps: int, gpu: Gpu, variant: str = "published") -> dict:
     gpu.reset_peak()
     stages = timed_stages(model, gpu)
-    model.autotune = variant in ("cudnn-benchmark", "both")
+    benchmark = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = variant in ("cudnn-benchmark", "both")
     try:
         with Timer(gpu) as timer:
             out = model.estimate(frames, steps=steps, progress=timer.step)
     finally:
+        torch.backends.cudnn.benchmark = benchmark
         for name in ("encode_frames", "encode_latents", "decode_disparity"):
             vars(model).pop(name, None)
     later = timer.steps[1:]

@@ -250,24 +250,3 @@ def test_blend_windows_formula_and_continuity():
     wf = torch.linspace(0, 1, 24).view(1, 24, 1)
     assert mixed.dtype == torch.float16
     assert torch.equal(mixed, (new[:, :24].float() * wf + old[:, 6:].float() * (1 - wf)).half())
-
-
-def test_depthcrafter_autotunes_convolutions_only_while_it_runs(monkeypatch):
-    from ex4d.depth import crafter
-
-    cudnn = torch.backends.cudnn
-    monkeypatch.setattr(cudnn, "benchmark", False)
-    monkeypatch.setattr(cudnn, "deterministic", False)
-    with crafter.autotuned_convolutions():
-        assert cudnn.benchmark
-    assert not cudnn.benchmark
-    with pytest.raises(RuntimeError), crafter.autotuned_convolutions():
-        raise RuntimeError("a failed run")
-    assert not cudnn.benchmark  # put back after a failure too
-    monkeypatch.setattr(cudnn, "deterministic", True)  # a user's deterministic setting wins
-    with crafter.autotuned_convolutions():
-        assert not cudnn.benchmark
-    monkeypatch.setattr(cudnn, "benchmark", True)
-    with crafter.autotuned_convolutions(on=False):
-        assert not cudnn.benchmark
-    assert cudnn.benchmark

@@ -19,8 +19,7 @@ memory it needs: :mod:`crafter_memory`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,23 +88,6 @@ class _Conditioning:
         return _Conditioning(self.latents[:, start:end], self.embeddings[:, start:end], self.time_ids)
 
 
-@contextmanager
-def autotuned_convolutions(on: bool = True) -> Iterator[None]:
-    """cuDNN's autotuner on (unless cuDNN is set to be deterministic) for the block, as it was after it.
-
-    DepthCrafter's VAE and UNet run the same few convolution shapes over every chunk of frames and every step,
-    so cuDNN's one search per shape is paid once per clip size in a process and its faster choices at every
-    call after.
-    """
-    cudnn = torch.backends.cudnn
-    before = cudnn.benchmark
-    cudnn.benchmark = on and not cudnn.deterministic
-    try:
-        yield
-    finally:
-        cudnn.benchmark = before
-
-
 def _step_counter(total: int, progress: ProgressFn | None) -> Callable[[], None]:
     """A callable to call after every denoising step; it reports (steps so far, ``total``) to ``progress``."""
     done = 0
@@ -140,7 +122,6 @@ class DepthCrafter:
         self.image_std = tuple(float(v) for v in image_std)
         self.device = torch.device(device)
         self.attention = "sdpa"  # diffusers' default processor; set_attention changes it
-        self.autotune = True  # cuDNN's autotuner for the convolutions (autotuned_convolutions)
 
     # ---- loading -------------------------------------------------------------------------------------
     @classmethod
@@ -268,26 +249,6 @@ class DepthCrafter:
         """
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"frames must be [T, H, W, 3], got {tuple(frames.shape)}")
-        with autotuned_convolutions(self.autotune):
-            return self._disparity(frames, steps, guidance, window, overlap, seed, noise_aug_strength, chunk,
-                                   encode_chunk, size_multiple, progress, cancel, window_hook)
-
-    def _disparity(
-        self,
-        frames: torch.Tensor,
-        steps: int,
-        guidance: float,
-        window: int,
-        overlap: int,
-        seed: int,
-        noise_aug_strength: float,
-        chunk: int,
-        encode_chunk: int,
-        size_multiple: int,
-        progress: ProgressFn | None,
-        cancel: CancelFn | None,
-        window_hook: Callable[[int, torch.Tensor], None] | None,
-    ) -> torch.Tensor:
         num_frames, height, width = frames.shape[:3]
         video = self._model_input(frames, size_multiple)
         starts, window, overlap = window_starts(num_frames, window, overlap)
