@@ -77,6 +77,16 @@ def set_memory_format(model, variant: str) -> None:
             module.to(memory_format=fmt)
 
 
+def kernel_table(model, frames: torch.Tensor, steps: int, rows: int) -> str:
+    """The ``rows`` GPU kernels that took longest in one more run, with their share of the run's GPU time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        model.estimate(frames, steps=steps)
+        torch.cuda.synchronize()
+    return prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=rows, max_name_column_width=70)
+
+
 def run_once(model, frames: torch.Tensor, steps: int, gpu: Gpu, variant: str = "published") -> dict:
     gpu.reset_peak()
     stages = timed_stages(model, gpu)
@@ -108,6 +118,8 @@ def main() -> None:
     ap.add_argument("--dtypes", default="fp16,bf16")
     ap.add_argument("--attention", default="sdpa,classic")
     ap.add_argument("--variants", default="published", help=f"comma-separated, of {', '.join(VARIANTS)}")
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="after each row, one more run under torch.profiler: its N costliest GPU kernels")
     arguments.add_results(ap, table=False)
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -148,6 +160,8 @@ def main() -> None:
                 except torch.cuda.OutOfMemoryError:
                     row["oom"] = True
                     shown = {**row, "peak_gib": gpu.peak()[0]}  # shown, not recorded: the run did not finish
+                if args.profile and not row.get("oom"):
+                    print(kernel_table(model, frames, args.steps, args.profile), flush=True)
                 torch.cuda.empty_cache()
                 note = "" if row.get("finite", True) else "  (non-finite output: random weights)"
                 print(table_row(COLUMNS, shown, " ") + note, flush=True)
