@@ -183,9 +183,10 @@ def _tiny_long(prompt: dict) -> dict:
     prompt[depth]["inputs"]["path"] = "long_tiny_depth.npz"
     prompt = tiny_version(prompt)  # the generation half as the whole-graph test makes it tiny
     (video,) = by_type["EX4DLoadVideo"]
-    prompt[video]["inputs"].update(video="long_tiny.mp4", frame_load_cap=LONG_FRAMES)
+    prompt[video]["inputs"].update(video="long_tiny.mp4", frame_load_cap=LONG_FRAMES, max_resolution=LONG_SIZE)
     (apply,) = by_type["EX4DApply"]
-    prompt[apply]["inputs"].update(length=LONG_FRAMES)
+    # generated at the clip's own size: the windows cut the frame axis, which the size does not change
+    prompt[apply]["inputs"].update(length=LONG_FRAMES, width=LONG_SIZE, height=LONG_SIZE)
     return prompt
 
 
