@@ -653,12 +653,13 @@ def test_sampler_feeds_the_published_schedule_to_the_dit(host, files):
 PATCH = "diffusion_model.patch_embedding.forward"
 
 
-def _wide_render(frames: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
-    """A 512 x 320 render (the example clip's size) with a hole off the centre, where a crop cuts."""
+def _wide_render(frames: int = 5, width: int = 512, height: int = 320) -> tuple[torch.Tensor, torch.Tensor]:
+    """A wide render (by default 512 x 320, the example clip's size) with a hole off the centre, where a crop
+    cuts."""
     gen = torch.Generator().manual_seed(9)
-    colour = torch.rand(frames, 320, 512, 3, generator=gen)
-    mask = torch.ones(frames, 320, 512)
-    mask[1:, 100:200, 20:90] = 0.0
+    colour = torch.rand(frames, height, width, 3, generator=gen)
+    mask = torch.ones(frames, height, width)
+    mask[1:, height * 5 // 16 : height * 5 // 8, 20:90] = 0.0
     return colour, mask
 
 
@@ -667,10 +668,10 @@ def _camera_input(out: tuple) -> torch.Tensor:
 
 
 def test_render_aspect_is_the_default_and_keeps_a_wide_render(host, files):
-    colour, mask = _wide_render()
+    colour, mask = _wide_render(width=256, height=160)  # the example clip's aspect at half its size
     pos, neg = _inputs(host, files)[2:]
-    out = _apply(host, _tiny_model(host), colour, mask, pos, neg, width=512, height=512, length=5)
-    grid = (2, 320 // 8, 512 // 8)
+    out = _apply(host, _tiny_model(host), colour, mask, pos, neg, width=256, height=256, length=5)
+    grid = (2, 160 // 8, 256 // 8)
     assert out[3]["samples"].shape == (1, 16, *grid)
     assert out[1][0][1]["concat_latent_image"].shape == (1, 16, *grid)
     assert _camera_input(out).shape == (1, 32, *grid)
