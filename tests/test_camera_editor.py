@@ -47,13 +47,21 @@ def editor_prompt() -> dict:
     }
 
 
-@pytest.fixture(scope="module", params=list(RENDERERS))
-def ui(request, tmp_path_factory):
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server for both renderers' pages (a server start takes about 10 s on two cores), the example clip and
+    its depth in its input folder."""
     work = tmp_path_factory.mktemp("editor")
     (work / "input").mkdir()
     for f in (REPO / "assets" / "example").iterdir():
         shutil.copy(f, work / "input" / f.name)
-    with ServerHost(work) as server, Frontend(server, {**NO_FIRST_RUN, **RENDERERS[request.param]}) as frontend:
+    with ServerHost(work) as server:
+        yield server
+
+
+@pytest.fixture(scope="module", params=list(RENDERERS))
+def ui(request, server):
+    with Frontend(server, {**NO_FIRST_RUN, **RENDERERS[request.param]}) as frontend:
         yield frontend
 
 

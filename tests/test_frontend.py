@@ -30,10 +30,17 @@ pytestmark = [
 NODE_COLORS = dict(re.findall(r'\b(color|bgcolor)[\s:=]+"(#[0-9a-f]{6})"', (REPO / "web" / "ex4d.js").read_text()))
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server for both renderers' pages (a server start takes about 10 s on two cores); an empty input
+    folder, so the workflows' file widgets keep the values they were saved with."""
+    with ServerHost(tmp_path_factory.mktemp("frontend")) as server:
+        yield server
+
+
 @pytest.fixture(scope="module", params=list(RENDERERS))
-def ui(request, tmp_path_factory):
-    settings = {**NO_FIRST_RUN, **RENDERERS[request.param]}
-    with ServerHost(tmp_path_factory.mktemp("frontend")) as server, Frontend(server, settings) as frontend:
+def ui(request, server):
+    with Frontend(server, {**NO_FIRST_RUN, **RENDERERS[request.param]}) as frontend:
         yield frontend
 
 
