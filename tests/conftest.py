@@ -23,6 +23,20 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
+def bad_input_server(host, tmp_path_factory):
+    """The real server with the pack, a 5-frame clip, broken and good input files, and tiny models, shared by the
+    bad-input and fuzz suites (a server start takes about 10 s on two cores; each case must leave it serving the
+    next anyway). The in-process ``host`` makes the host's modules importable for the tiny Wan files."""
+    from harness.host import ServerHost
+    from tests.bad_inputs import prepare_work_dir
+
+    work = tmp_path_factory.mktemp("bad_inputs")
+    prepare_work_dir(work)
+    with ServerHost(work) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def host(tmp_path_factory):
     """The real ComfyUI 0.3.75 host with the pack loaded, executing prompts in this process."""
     from harness.host import InProcessHost

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from harness.host import ServerHost
 from tests.bad_inputs import (
     CLIP,
     DROP,
@@ -28,7 +27,6 @@ from tests.bad_inputs import (
     check_code_runner,
     host_checks_v3_combos,
     message_problems,
-    prepare_work_dir,
     serving,
     submit,
     written_files,
@@ -545,13 +543,9 @@ def judge(case: Case, reply: Reply) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def server(host, tmp_path_factory):
-    """The real server with the pack, a 5-frame clip, broken and good input files, and tiny models. (The
-    in-process ``host`` makes the host's modules importable for the tiny Wan files.)"""
-    work = tmp_path_factory.mktemp("bad_inputs")
-    prepare_work_dir(work)
-    with ServerHost(work) as server:
-        yield server
+def server(bad_input_server):
+    """The bad-input suite's server (tests/conftest.py)."""
+    return bad_input_server
 
 
 @pytest.fixture(scope="module")

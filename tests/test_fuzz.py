@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from harness.host import ServerHost
 from tests.bad_inputs import (
     HOST_CHECKS,
     MARKER,
@@ -28,7 +27,6 @@ from tests.bad_inputs import (
     Reply,
     base_nodes,
     message_problems,
-    prepare_work_dir,
     serving,
     submit,
 )
@@ -48,13 +46,9 @@ KNOWN_MESSAGES: tuple[tuple[str, str], ...] = ()
 
 
 @pytest.fixture(scope="module")
-def server(host, tmp_path_factory):
-    """The real server with the files and tiny models of the bad-input suite. (The in-process ``host`` makes
-    the host's modules importable for the tiny Wan files.)"""
-    work = tmp_path_factory.mktemp("fuzz")
-    prepare_work_dir(work)
-    with ServerHost(work) as server:
-        yield server
+def server(bad_input_server):
+    """The bad-input suite's server (tests/conftest.py)."""
+    return bad_input_server
 
 
 class Fuzzer:
