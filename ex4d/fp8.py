@@ -33,15 +33,16 @@ def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return q, scale
 
 
-def can_run(device: torch.device) -> bool:
+def can_run(device: torch.device, dtype: torch.dtype = torch.bfloat16) -> bool:
     """Whether :func:`scaled_linear` runs on ``device``: an NVIDIA GPU of compute capability 8.9 or later (fp8
-    tensor cores) whose PyTorch has row-wise scaled fp8 matmul for it, tried once on a 16 x 16 product (the
-    kernels PyTorch ships differ by version and GPU generation)."""
+    tensor cores) whose PyTorch has row-wise scaled fp8 matmul for it, tried once on a small product in ``dtype``
+    (the kernels PyTorch ships differ by version and GPU generation). Give the dtype the model computes in: the
+    fused quantizer the probe compiles is kept for that dtype, another would compile it again."""
     if device.type != "cuda" or torch.version.hip is not None:
         return False
     if torch.cuda.get_device_capability(device) < FP8_CAPABILITY:
         return False
-    x, weight, bias = probe_inputs(device)
+    x, weight, bias = probe_inputs(device, dtype)
     try:
         scaled_linear(x, weight, bias)
     except RuntimeError as e:  # PyTorch's "not supported" for this GPU / version: the host's Linear runs
@@ -50,13 +51,14 @@ def can_run(device: torch.device) -> bool:
     return True
 
 
-def probe_inputs(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def probe_inputs(device: torch.device,
+                 dtype: torch.dtype = torch.bfloat16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A 16 x 32 activation, a 48 x 32 weight and its bias: the smallest product :func:`can_run` tries. Its sizes
     differ: the first call of the fused quantizer (compiled for any shape) would otherwise give both dimensions one
     size symbol, and every weight that is not square would compile it again."""
-    return (torch.ones(16, 32, device=device, dtype=torch.bfloat16),
-            torch.ones(48, 32, device=device, dtype=torch.bfloat16),
-            torch.ones(48, device=device, dtype=torch.bfloat16))
+    return (torch.ones(16, 32, device=device, dtype=dtype),
+            torch.ones(48, 32, device=device, dtype=dtype),
+            torch.ones(48, device=device, dtype=dtype))
 
 
 @functools.cache

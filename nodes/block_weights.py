@@ -52,9 +52,10 @@ class Fp8Devices:
     def __init__(self):
         self.usable: dict[torch.device, bool] = {}
 
-    def decide(self, device: torch.device) -> bool:
+    def decide(self, device: torch.device, dtype: torch.dtype = torch.bfloat16) -> bool:
+        """``dtype``: the one the model computes in (the probe compiles the quantizer for it)."""
         if device not in self.usable:
-            usable = self.usable.setdefault(device, fp8.can_run(device))
+            usable = self.usable.setdefault(device, fp8.can_run(device, dtype))
             how = "scaled fp8 (e4m3)" if usable else "the host's Linear (no fp8 matmul here)"
             log.info("EX-4D fp8 Linear on %s: %s", device, how)
         return self.usable[device]
@@ -194,9 +195,9 @@ class HeldWeights:
     def apply_model(self, executor, x, *args, **kwargs):
         """The host's APPLY_MODEL wrapper: decide fp8 on this device, (re)hold the weights when the model or its
         weight patches changed, then the model call."""
-        if self.speed.fp8:
-            self.devices.decide(x.device)
         base = executor.class_obj
+        if self.speed.fp8:
+            self.devices.decide(x.device, compute_dtype(base))
         key = (id(base), getattr(base, "current_weight_patches_uuid", None))
         if self.held.get(x.device, (None,))[0] != key:
             self.release(x.device)

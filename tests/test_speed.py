@@ -66,10 +66,12 @@ def test_scaled_linear_in_token_chunks_is_the_same_product(monkeypatch):
     assert got.shape == whole.shape and rel_err(got, whole) < 1e-6
 
 
-def test_the_probe_leaves_one_quantizer_for_every_weight_shape(monkeypatch):
+@pytest.mark.parametrize("probe_dtype, graphs", [(torch.float16, 1), (torch.bfloat16, 2)])
+def test_the_probe_leaves_one_quantizer_for_every_weight_shape(monkeypatch, probe_dtype, graphs):
     """The fused quantizer (as the GPU gets it, here on aot_eager) is compiled for any shape at its first call,
     can_run's probe: square weights and the others after it find that one compiled code (a square probe made every
-    other weight compile it again, at each start of ComfyUI)."""
+    other weight compile it again, at each start of ComfyUI). Probed in another dtype than the model computes in
+    (fp16 here, as the host computes an fp8_e4m3fn file on NVIDIA), it is compiled twice."""
     from torch._dynamo.utils import counters
 
     compile_ = torch.compile
@@ -82,10 +84,11 @@ def test_the_probe_leaves_one_quantizer_for_every_weight_shape(monkeypatch):
             m.setattr("torch.utils._triton.has_triton", lambda: True)
             quantize = fp8._fused_quantize_rows()
         assert quantize is not fp8.quantize_rows
-        x, weight, _ = fp8.probe_inputs(torch.device("cpu"))
-        for shape in (x.shape, weight.shape, (5120, 5120), (13824, 5120), (5120, 13824), (49, 5120)):
-            quantize(torch.randn(shape, dtype=torch.bfloat16))
-        assert counters["stats"]["unique_graphs"] == 1
+        x, weight, _ = fp8.probe_inputs(torch.device("cpu"), probe_dtype)
+        quantize(x), quantize(weight)
+        for shape in ((5120, 5120), (13824, 5120), (5120, 13824), (49, 5120)):
+            quantize(torch.randn(shape, dtype=torch.float16))
+        assert counters["stats"]["unique_graphs"] == graphs
     finally:
         fp8._fused_quantize_rows.cache_clear()
         torch._dynamo.reset()
@@ -109,10 +112,20 @@ def _block_weights(host):
 def _fp8_model(host, base, runs_here: bool, monkeypatch):
     wp, bw = _patch_module(host), _block_weights(host)
     if runs_here:  # as on a GPU with fp8 tensor cores: the CPU computes the same quantized product
-        monkeypatch.setattr(bw.fp8, "can_run", lambda device: True)
+        monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype=None: True)
     patched = wp.with_fp8_linear(base)
     return patched, [p for p in patched.object_patches.values()
                      if bw.is_block_forward(p) and isinstance(p.__self__, torch.nn.Linear)]
+
+
+def test_fp8_is_probed_in_the_dtype_the_blocks_compute_in(host, files, monkeypatch):
+    bw = _block_weights(host)
+    probed = []
+    monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype=None: (probed.append((device, dtype)), True)[1])
+    base = _tiny_model(host)
+    patched = _patch_module(host).with_fp8_linear(base)
+    _one_step(host, files, patched)
+    assert probed == [(torch.device("cpu"), bw.compute_dtype(base.model))]
 
 
 def test_fp8_linear_patches_every_block_linear_and_leaves_the_input_alone(host, files, monkeypatch):
@@ -168,7 +181,7 @@ def test_fp8_linear_takes_the_hosts_cast_where_the_host_casts(host, files, monke
     weight the host casts at each call is multiplied with the cast weight: a weight patch applied on the fly (as
     dynamic VRAM or lowvram loading applies LoRAs), or an fp8_e4m3fn file cast to the compute dtype."""
     bw = _block_weights(host)
-    monkeypatch.setattr(bw.fp8, "can_run", lambda device: True)
+    monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype=None: True)
     layer = next(iter(bw.block_linears(_tiny_model(host)).values()))
     devices = bw.Fp8Devices()
     devices.decide(torch.device("cpu"))
@@ -309,7 +322,7 @@ def test_compiled_blocks_with_every_ex4d_patch_trace_whole(host, files, monkeypa
     one. On the CPU cuDNN has no kernel: PyTorch's next backend runs, as it would where cuDNN lacks one."""
     wp = _patch_module(host)
     monkeypatch.setattr(wp, "COMPILE_BACKEND", "aot_eager")
-    monkeypatch.setattr(_block_weights(host).fp8, "can_run", lambda device: True)
+    monkeypatch.setattr(_block_weights(host).fp8, "can_run", lambda device, dtype=None: True)
     fast = wp.with_fp8_linear(wp.with_attention(_tiny_model(host), "cudnn"))
     reference = _one_step(host, files, fast)
     from torch._dynamo.utils import counters
@@ -472,7 +485,7 @@ def test_held_weights_are_the_hosts_cast_with_its_patches(host, files, monkeypat
     torch._dynamo.reset()
     assert rel_err(_one_step(host, files, wp.with_compiled_blocks(model)), reference) < 1e-5
     torch._dynamo.reset()
-    monkeypatch.setattr(bw.fp8, "can_run", lambda device: True)
+    monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype=None: True)
     fast = wp.with_fp8_linear(model)
     held = _one_step(host, files, fast)
     monkeypatch.setattr(bw, "room_for_weights", lambda *a: 0)
@@ -482,7 +495,7 @@ def test_held_weights_are_the_hosts_cast_with_its_patches(host, files, monkeypat
 
 def test_a_hold_that_fails_lets_go_of_what_it_held(host, files, monkeypatch):
     wp, bw = _patch_module(host), _block_weights(host)
-    monkeypatch.setattr(bw.fp8, "can_run", lambda device: True)
+    monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype=None: True)
     model = _tiny_model(host)
     calls, real = [], bw._cast_once
 
@@ -506,7 +519,7 @@ def test_nothing_is_held_for_a_model_with_weight_hooks(host, files, monkeypatch)
     assert bw.hooks_in_play(types.SimpleNamespace(current_patcher=types.SimpleNamespace(hook_patches={"h": {}})))
     assert not bw.hooks_in_play(types.SimpleNamespace(current_patcher=types.SimpleNamespace(hook_patches={})))
     assert not bw.hooks_in_play(types.SimpleNamespace(current_patcher=None))
-    monkeypatch.setattr(bw.fp8, "can_run", lambda device: True)
+    monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype=None: True)
     monkeypatch.setattr(bw, "hooks_in_play", lambda base: True)
     casts = []
     monkeypatch.setattr(bw, "_cast_once", lambda *a: casts.append(1))
