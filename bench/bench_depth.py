@@ -5,10 +5,10 @@ Rows: fp16 / bf16 x PyTorch SDPA attention (diffusers AttnProcessor2_0) / the cl
 (AttnProcessor, explicit attention matrix), at 512 x 512 x 49 and 1024 x 576 x 49, x how the convolutions run
 (``--variants``): as the library runs them ("published": cuDNN's default choices), with cuDNN's autotuner
 ("cudnn-benchmark"), with the VAE's and UNet's 2-D convolutions in channels-last memory format ("channels-last"),
-or both. Columns: total seconds, split into the
-encode (CLIP + VAE encoder), the denoising and the VAE decode, seconds per denoising step, peak GPU memory,
-the largest difference in relative disparity (in [0, 1]) from the first variant's.
-Each row is the second of two identical runs, so kernels and autotuner choices are already made.
+or both. Columns: total seconds, the encode's (CLIP + VAE encoder) and the VAE decode's seconds in it, seconds per
+denoising step, peak GPU memory, the largest difference in relative disparity (in [0, 1]) from the first variant's.
+Each row is the second of two identical runs, so kernels and autotuner choices are already made. ``--profile N``
+prints the N costliest GPU operations of one more run.
 
     python bench/bench_depth.py [--frames 49] [--steps 5] [--sizes 512x512,1024x576] [--dtypes fp16,bf16]
                                 [--attention sdpa,classic] [--variants published,...] [--out results.jsonl]
@@ -47,13 +47,14 @@ COLUMNS = (
 
 
 VARIANTS = ("published", "cudnn-benchmark", "channels-last", "both")
+STAGES = {"encode_frames": "encode_s", "encode_latents": "encode_s", "decode_disparity": "decode_s"}
 
 
 def timed_stages(model, gpu: Gpu) -> dict[str, float]:
     """Seconds spent in the model's encode and decode stages, filled in as ``model`` runs (its methods wrapped
     on the instance)."""
-    seconds = {"encode_s": 0.0, "decode_s": 0.0}
-    for name, key in (("encode_frames", "encode_s"), ("encode_latents", "encode_s"), ("decode_disparity", "decode_s")):
+    seconds = dict.fromkeys(STAGES.values(), 0.0)
+    for name, key in STAGES.items():
         method = getattr(type(model), name)
 
         def timed(*a, _method=method, _key=key, **k):
@@ -78,7 +79,8 @@ def set_memory_format(model, variant: str) -> None:
 
 
 def kernel_table(model, frames: torch.Tensor, steps: int, rows: int) -> str:
-    """The ``rows`` GPU kernels that took longest in one more run, with their share of the run's GPU time."""
+    """The ``rows`` GPU operations and kernels that took longest in one more run, with their share of its GPU
+    time."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
@@ -97,7 +99,7 @@ def run_once(model, frames: torch.Tensor, steps: int, gpu: Gpu, variant: str = "
             out = model.estimate(frames, steps=steps, progress=timer.step)
     finally:
         torch.backends.cudnn.benchmark = benchmark
-        for name in ("encode_frames", "encode_latents", "decode_disparity"):
+        for name in STAGES:
             vars(model).pop(name, None)
     later = timer.steps[1:]
     return {
@@ -119,7 +121,7 @@ def main() -> None:
     ap.add_argument("--attention", default="sdpa,classic")
     ap.add_argument("--variants", default="published", help=f"comma-separated, of {', '.join(VARIANTS)}")
     ap.add_argument("--profile", type=int, default=0, metavar="N",
-                    help="after each row, one more run under torch.profiler: its N costliest GPU kernels")
+                    help="after each row, one more run under torch.profiler: its N costliest GPU operations")
     arguments.add_results(ap, table=False)
     args = ap.parse_args()
     if not torch.cuda.is_available():
