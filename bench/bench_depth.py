@@ -5,7 +5,9 @@ Rows: fp16 / bf16 x PyTorch SDPA attention (diffusers AttnProcessor2_0) / the cl
 (AttnProcessor, explicit attention matrix), at 512 x 512 x 49 and 1024 x 576 x 49, x how the convolutions run
 (``--variants``): as the library runs them ("published": cuDNN's default choices), with cuDNN's autotuner
 ("cudnn-benchmark"), with the VAE's and UNet's 2-D convolutions in channels-last memory format ("channels-last"),
-or both. Columns: total seconds, the encode's (CLIP + VAE encoder) and the VAE decode's seconds in it, seconds per
+or both; or with every GroupNorm of the VAE and UNet run by ``torch.compile`` (inductor: the statistics split over
+many thread blocks and the normalisation fused with the affine; "compiled-groupnorm", its compile in the untimed
+run). Columns: total seconds, the encode's (CLIP + VAE encoder) and the VAE decode's seconds in it, seconds per
 denoising step, peak GPU memory, the largest difference in relative disparity (in [0, 1]) from the first variant's.
 Each row is the second of two identical runs, so kernels and autotuner choices are already made. ``--profile N``
 prints the N costliest GPU operations of one more run.
@@ -16,9 +18,11 @@ prints the N costliest GPU operations of one more run.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import sys
 import time
+import types
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -26,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a pack
 
 import arguments  # noqa: E402
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from records import Column, append_records, table_header, table_row  # noqa: E402
 from timing import Gpu, Timer  # noqa: E402
 
@@ -46,7 +51,7 @@ COLUMNS = (
 )
 
 
-VARIANTS = ("published", "cudnn-benchmark", "channels-last", "both")
+VARIANTS = ("published", "cudnn-benchmark", "channels-last", "both", "compiled-groupnorm")
 STAGES = {"encode_frames": "encode_s", "encode_latents": "encode_s", "decode_disparity": "decode_s"}
 
 
@@ -69,13 +74,29 @@ def timed_stages(model, gpu: Gpu) -> dict[str, float]:
     return seconds
 
 
-def set_memory_format(model, variant: str) -> None:
+@functools.cache
+def compiled_group_norm():
+    """``F.group_norm`` compiled for any size: one graph per rank, group count, eps and dtype the models use (more
+    than dynamo's default limit of 8 recompiles)."""
+    torch._dynamo.config.recompile_limit = 64
+    return torch.compile(F.group_norm, dynamic=True)
+
+
+def _compiled_group_norm_forward(module: torch.nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
+    return compiled_group_norm()(x, module.num_groups, module.weight, module.bias, module.eps)
+
+
+def prepare_variant(model, variant: str) -> None:
     """The 2-D convolutions of the UNet and the VAE in channels-last format for those variants (the 3-D ones, a
-    few temporal layers, stay as they are)."""
+    few temporal layers, stay as they are); their GroupNorms compiled for "compiled-groupnorm"."""
     fmt = torch.channels_last if variant in ("channels-last", "both") else torch.contiguous_format
     for module in (*model.unet.modules(), *model.vae.modules()):
         if isinstance(module, torch.nn.Conv2d):
             module.to(memory_format=fmt)
+        elif isinstance(module, torch.nn.GroupNorm):
+            vars(module).pop("forward", None)
+            if variant == "compiled-groupnorm":
+                module.forward = types.MethodType(_compiled_group_norm_forward, module)
 
 
 def kernel_table(model, frames: torch.Tensor, steps: int, rows: int) -> str:
@@ -145,7 +166,7 @@ def main() -> None:
             if variant not in VARIANTS:
                 sys.exit(f"--variants: {variant!r} is not one of {', '.join(VARIANTS)}")
             model.set_attention(attn)
-            set_memory_format(model, variant)
+            prepare_variant(model, variant)
             for w, h in sizes:
                 gen = torch.Generator().manual_seed(0)
                 frames = torch.rand(args.frames, h, w, 3, generator=gen)
