@@ -18,11 +18,13 @@ prints the N costliest GPU operations of one more run.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import sys
 import time
 import types
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -99,12 +101,23 @@ def prepare_variant(model, variant: str) -> None:
                 module.forward = types.MethodType(_compiled_group_norm_forward, module)
 
 
-def kernel_table(model, frames: torch.Tensor, steps: int, rows: int) -> str:
+@contextlib.contextmanager
+def cudnn_autotuner(variant: str) -> Iterator[None]:
+    """cuDNN's autotuner on for the variants that ask for it, as it was after."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = variant in ("cudnn-benchmark", "both")
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def kernel_table(model, frames: torch.Tensor, steps: int, rows: int, variant: str) -> str:
     """The ``rows`` GPU operations and kernels that took longest in one more run, with their share of its GPU
-    time."""
+    time (an operation's row and its kernels' rows count the same time)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+    with cudnn_autotuner(variant), profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         model.estimate(frames, steps=steps)
         torch.cuda.synchronize()
     return prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=rows, max_name_column_width=70)
@@ -113,13 +126,10 @@ def kernel_table(model, frames: torch.Tensor, steps: int, rows: int) -> str:
 def run_once(model, frames: torch.Tensor, steps: int, gpu: Gpu, variant: str = "published") -> dict:
     gpu.reset_peak()
     stages = timed_stages(model, gpu)
-    benchmark = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = variant in ("cudnn-benchmark", "both")
     try:
-        with Timer(gpu) as timer:
+        with cudnn_autotuner(variant), Timer(gpu) as timer:
             out = model.estimate(frames, steps=steps, progress=timer.step)
     finally:
-        torch.backends.cudnn.benchmark = benchmark
         for name in STAGES:
             vars(model).pop(name, None)
     later = timer.steps[1:]
@@ -145,13 +155,16 @@ def main() -> None:
                     help="after each row, one more run under torch.profiler: its N costliest GPU operations")
     arguments.add_results(ap, table=False)
     args = ap.parse_args()
+    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    if unknown:
+        sys.exit(f"--variants: {', '.join(unknown)} not among {', '.join(VARIANTS)}")
     if not torch.cuda.is_available():
         sys.exit("bench_depth needs a CUDA GPU")
 
     gpu = Gpu(torch)
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     rows = []
-    published: dict[tuple, torch.Tensor] = {}  # the first variant's disparity per setting, to compare with
+    first_disparity: dict[tuple, torch.Tensor] = {}  # the first variant's, per setting, to compare with
     print(
         f"# {torch.cuda.get_device_name()}, torch {torch.__version__}, {args.frames} frames, {args.steps} steps"
     )
@@ -163,8 +176,6 @@ def main() -> None:
         model = build_full_size_depthcrafter(DTYPES[dname], "cuda")
         build_s = time.perf_counter() - t0
         for attn, variant in itertools.product(args.attention.split(","), args.variants.split(",")):
-            if variant not in VARIANTS:
-                sys.exit(f"--variants: {variant!r} is not one of {', '.join(VARIANTS)}")
             model.set_attention(attn)
             prepare_variant(model, variant)
             for w, h in sizes:
@@ -177,14 +188,14 @@ def main() -> None:
                     run_once(model, frames, args.steps, gpu, variant)  # warm-up: kernels, cuDNN choices
                     row.update(run_once(model, frames, args.steps, gpu, variant))
                     disparity = row.pop("disparity")
-                    reference = published.setdefault((dname, attn, w, h), disparity)
+                    reference = first_disparity.setdefault((dname, attn, w, h), disparity)
                     row["max_diff_vs_first"] = float((disparity - reference).abs().max())
                     shown = row
                 except torch.cuda.OutOfMemoryError:
                     row["oom"] = True
                     shown = {**row, "peak_gib": gpu.peak()[0]}  # shown, not recorded: the run did not finish
                 if args.profile and not row.get("oom"):
-                    print(kernel_table(model, frames, args.steps, args.profile), flush=True)
+                    print(kernel_table(model, frames, args.steps, args.profile, variant), flush=True)
                 torch.cuda.empty_cache()
                 note = "" if row.get("finite", True) else "  (non-finite output: random weights)"
                 print(table_row(COLUMNS, shown, " ") + note, flush=True)

@@ -1,5 +1,5 @@
-"""The Wan 2.1 VAE encodes of EX-4D Apply, one video per call (as the node calls the host's VAE.encode today:
-colour, mask, and WanImageToVideo's start video) against the same videos as one batch given to the VAE's encoder,
+"""The Wan 2.1 VAE encodes of EX-4D Apply (colour, mask, and WanImageToVideo's start video), one video per call of
+the host's VAE.encode, as EX-4D Apply makes them, against the same videos as one batch given to the VAE's encoder,
 side by side in one process. The VAE is the host's, loaded from a file through its loader (``comfy.sd.VAE``), on
 the host's dynamic VRAM where it has it.
 
@@ -45,6 +45,7 @@ def main() -> None:
     gpu = Gpu(torch)
     host_root = Path(args.comfyui).resolve()
     dynamic = setup_host(host_root, None, cpu=not gpu.cuda, dynamic_vram=gpu.cuda)
+    import comfy.model_management
     import comfy.sd
     import comfy.utils
 
@@ -57,6 +58,7 @@ def main() -> None:
             return torch.cat([vae.encode((video + 1) / 2) for video in batch])
 
     def batched(batch: torch.Tensor) -> torch.Tensor:
+        comfy.model_management.load_models_gpu([vae.patcher])  # as VAE.encode does before it calls the encoder
         pixels = batch.movedim(-1, 1).to(vae.device, vae.vae_dtype)
         with torch.no_grad():
             return vae.first_stage_model.encode(pixels).float().cpu()

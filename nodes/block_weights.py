@@ -52,7 +52,7 @@ class Fp8Devices:
     def __init__(self):
         self.usable: dict[torch.device, bool] = {}
 
-    def decide(self, device: torch.device, dtype: torch.dtype = torch.bfloat16) -> bool:
+    def decide(self, device: torch.device, dtype: torch.dtype) -> bool:
         """``dtype``: the one the model computes in (the probe compiles the quantizer for it)."""
         if device not in self.usable:
             usable = self.usable.setdefault(device, fp8.can_run(device, dtype))

@@ -40,6 +40,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module", params=list(RENDERERS))
 def ui(request, server):
+    server.free()  # each renderer's tests queue their prompts afresh, as on a server of their own
     with Frontend(server, {**NO_FIRST_RUN, **RENDERERS[request.param]}) as frontend:
         yield frontend
 

@@ -47,7 +47,8 @@ KNOWN_MESSAGES: tuple[tuple[str, str], ...] = ()
 
 @pytest.fixture(scope="module")
 def server(bad_input_server):
-    """The bad-input suite's server (tests/conftest.py)."""
+    """The bad-input suite's server (tests/conftest.py), without a code-run marker another suite left."""
+    (bad_input_server.work_dir / MARKER).unlink(missing_ok=True)
     return bad_input_server
 
 

@@ -248,7 +248,7 @@ def test_fp8_linear_patches_follow_each_device_clone(host, files, multigpu, monk
     rebound on the host's device-clone callbacks), and one step equals the one-device fp8 step."""
     wp, bw = _patch_module(host, "speed"), _patch_module(host, "block_weights")
     colour, mask, pos, neg = _inputs(host, files)
-    monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype=None: True)  # the CPU computes the quantized product, as a GPU would
+    monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype: True)  # the CPU computes the quantized product, as a GPU would
     fast = wp.with_fp8_linear(_tiny_model(host))
     out = _apply(host, fast, colour, mask, pos, neg, clip_vision_output=_clip_output(3))
     one = _sample(host, out, 1, 3.0)

@@ -66,12 +66,16 @@ def test_scaled_linear_in_token_chunks_is_the_same_product(monkeypatch):
     assert got.shape == whole.shape and rel_err(got, whole) < 1e-6
 
 
-@pytest.mark.parametrize("probe_dtype, graphs", [(torch.float16, 1), (torch.bfloat16, 2)])
-def test_the_probe_leaves_one_quantizer_for_every_weight_shape(monkeypatch, probe_dtype, graphs):
+@pytest.mark.parametrize("probe_dtype, weight_dtype, graphs", [
+    (torch.bfloat16, torch.bfloat16, 1),  # a bf16 file
+    (torch.float16, torch.float16, 1),  # an fp8_e4m3fn file, which the host computes in fp16 on NVIDIA
+    (torch.bfloat16, torch.float16, 2),  # why the probe takes the compute dtype
+])
+def test_the_probe_leaves_one_quantizer_for_every_weight_shape(monkeypatch, probe_dtype, weight_dtype, graphs):
     """The fused quantizer (as the GPU gets it, here on aot_eager) is compiled for any shape at its first call,
     can_run's probe: square weights and the others after it find that one compiled code (a square probe made every
-    other weight compile it again, at each start of ComfyUI). Probed in another dtype than the model computes in
-    (fp16 here, as the host computes an fp8_e4m3fn file on NVIDIA), it is compiled twice."""
+    other weight compile it again, at each start of ComfyUI), as long as the probe ran in the dtype the weights
+    come in."""
     from torch._dynamo.utils import counters
 
     compile_ = torch.compile
@@ -87,7 +91,7 @@ def test_the_probe_leaves_one_quantizer_for_every_weight_shape(monkeypatch, prob
         x, weight, _ = fp8.probe_inputs(torch.device("cpu"), probe_dtype)
         quantize(x), quantize(weight)
         for shape in ((5120, 5120), (13824, 5120), (5120, 13824), (49, 5120)):
-            quantize(torch.randn(shape, dtype=torch.float16))
+            quantize(torch.randn(shape, dtype=weight_dtype))
         assert counters["stats"]["unique_graphs"] == graphs
     finally:
         fp8._fused_quantize_rows.cache_clear()
@@ -112,7 +116,7 @@ def _block_weights(host):
 def _fp8_model(host, base, runs_here: bool, monkeypatch):
     wp, bw = _patch_module(host), _block_weights(host)
     if runs_here:  # as on a GPU with fp8 tensor cores: the CPU computes the same quantized product
-        monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype=None: True)
+        monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype: True)
     patched = wp.with_fp8_linear(base)
     return patched, [p for p in patched.object_patches.values()
                      if bw.is_block_forward(p) and isinstance(p.__self__, torch.nn.Linear)]
@@ -121,7 +125,7 @@ def _fp8_model(host, base, runs_here: bool, monkeypatch):
 def test_fp8_is_probed_in_the_dtype_the_blocks_compute_in(host, files, monkeypatch):
     bw = _block_weights(host)
     probed = []
-    monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype=None: (probed.append((device, dtype)), True)[1])
+    monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype: (probed.append((device, dtype)), True)[1])
     base = _tiny_model(host)
     patched = _patch_module(host).with_fp8_linear(base)
     _one_step(host, files, patched)
@@ -181,10 +185,10 @@ def test_fp8_linear_takes_the_hosts_cast_where_the_host_casts(host, files, monke
     weight the host casts at each call is multiplied with the cast weight: a weight patch applied on the fly (as
     dynamic VRAM or lowvram loading applies LoRAs), or an fp8_e4m3fn file cast to the compute dtype."""
     bw = _block_weights(host)
-    monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype=None: True)
+    monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype: True)
     layer = next(iter(bw.block_linears(_tiny_model(host)).values()))
     devices = bw.Fp8Devices()
-    devices.decide(torch.device("cpu"))
+    devices.decide(torch.device("cpu"), layer.weight.dtype)
     forward = bw.block_forward(bw.BlockSpeed(fp8=True), devices)
     real, taken = bw.fp8.scaled_linear, []
     monkeypatch.setattr(bw.fp8, "scaled_linear", lambda x, w, b: (taken.append(w), real(x, w, b))[1])
@@ -322,7 +326,7 @@ def test_compiled_blocks_with_every_ex4d_patch_trace_whole(host, files, monkeypa
     one. On the CPU cuDNN has no kernel: PyTorch's next backend runs, as it would where cuDNN lacks one."""
     wp = _patch_module(host)
     monkeypatch.setattr(wp, "COMPILE_BACKEND", "aot_eager")
-    monkeypatch.setattr(_block_weights(host).fp8, "can_run", lambda device, dtype=None: True)
+    monkeypatch.setattr(_block_weights(host).fp8, "can_run", lambda device, dtype: True)
     fast = wp.with_fp8_linear(wp.with_attention(_tiny_model(host), "cudnn"))
     reference = _one_step(host, files, fast)
     from torch._dynamo.utils import counters
@@ -485,7 +489,7 @@ def test_held_weights_are_the_hosts_cast_with_its_patches(host, files, monkeypat
     torch._dynamo.reset()
     assert rel_err(_one_step(host, files, wp.with_compiled_blocks(model)), reference) < 1e-5
     torch._dynamo.reset()
-    monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype=None: True)
+    monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype: True)
     fast = wp.with_fp8_linear(model)
     held = _one_step(host, files, fast)
     monkeypatch.setattr(bw, "room_for_weights", lambda *a: 0)
@@ -495,7 +499,7 @@ def test_held_weights_are_the_hosts_cast_with_its_patches(host, files, monkeypat
 
 def test_a_hold_that_fails_lets_go_of_what_it_held(host, files, monkeypatch):
     wp, bw = _patch_module(host), _block_weights(host)
-    monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype=None: True)
+    monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype: True)
     model = _tiny_model(host)
     calls, real = [], bw._cast_once
 
@@ -519,7 +523,7 @@ def test_nothing_is_held_for_a_model_with_weight_hooks(host, files, monkeypatch)
     assert bw.hooks_in_play(types.SimpleNamespace(current_patcher=types.SimpleNamespace(hook_patches={"h": {}})))
     assert not bw.hooks_in_play(types.SimpleNamespace(current_patcher=types.SimpleNamespace(hook_patches={})))
     assert not bw.hooks_in_play(types.SimpleNamespace(current_patcher=None))
-    monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype=None: True)
+    monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype: True)
     monkeypatch.setattr(bw, "hooks_in_play", lambda base: True)
     casts = []
     monkeypatch.setattr(bw, "_cast_once", lambda *a: casts.append(1))
