@@ -99,17 +99,14 @@ class ServerHost:
                                      headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
-                return json.loads(r.read())
+                return json.loads(r.read() or b"null")  # some routes answer with an empty body
         except urllib.error.HTTPError as e:
             return {"http_status": e.code, **json.loads(e.read() or b"{}")}
 
-    def free(self, timeout: float = 30) -> None:
+    def free(self) -> None:
         """What the frontend's "free model and node cache" does (POST /free): the server unloads its models and
         drops its cached node outputs before the next prompt, so a prompt queued again runs again."""
-        req = urllib.request.Request(self.url + "/free", data=json.dumps({"unload_models": True,
-                                                                          "free_memory": True}).encode(),
-                                     headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(req, timeout=timeout).close()
+        self.post_json("/free", {"unload_models": True, "free_memory": True})
 
     def upload(self, path: Path, kind: str = "input") -> dict[str, Any]:
         """Upload a file the way the frontend's upload button does (``/upload/image``)."""

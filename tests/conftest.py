@@ -1,4 +1,5 @@
-"""Shared fixtures: one in-process ComfyUI host per session, tiny-model files, GPU marker."""
+"""Shared fixtures: one in-process ComfyUI host per session, the browser tests' frontend, the bad-input suites'
+server, tiny-model files, GPU marker."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from harness.frontend import NO_FIRST_RUN, RENDERERS, Frontend  # noqa: E402
+
 
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
@@ -20,6 +23,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module", params=list(RENDERERS))
+def ui(request, server):
+    """The real frontend in headless Chromium, in each node renderer, on the browser test module's own ``server``
+    (one per module, shared by both renderers' pages: a server start takes about 10 s on two cores). Each
+    renderer's tests start on a freed server, so the prompts they queue run afresh."""
+    server.free()
+    with Frontend(server, {**NO_FIRST_RUN, **RENDERERS[request.param]}) as frontend:
+        yield frontend
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ex4d.camera.lens import projection_matrix
-from harness.frontend import NO_FIRST_RUN, RENDERERS, Frontend, chromium_path
+from harness.frontend import chromium_path
 from harness.host import ServerHost
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,21 +49,14 @@ def editor_prompt() -> dict:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """One server for both renderers' pages (a server start takes about 10 s on two cores), the example clip and
-    its depth in its input folder."""
+    """The server of this module's ``ui`` (tests/conftest.py): the example clip and its depth in its input
+    folder."""
     work = tmp_path_factory.mktemp("editor")
     (work / "input").mkdir()
     for f in (REPO / "assets" / "example").iterdir():
         shutil.copy(f, work / "input" / f.name)
     with ServerHost(work) as server:
         yield server
-
-
-@pytest.fixture(scope="module", params=list(RENDERERS))
-def ui(request, server):
-    server.free()  # each renderer's tests queue their prompts afresh, as on a server of their own
-    with Frontend(server, {**NO_FIRST_RUN, **RENDERERS[request.param]}) as frontend:
-        yield frontend
 
 
 @pytest.fixture(autouse=True)

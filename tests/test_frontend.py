@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.frontend import NO_FIRST_RUN, RENDERERS, Frontend, chromium_path
+from harness.frontend import chromium_path
 from harness.host import ServerHost
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,17 +32,10 @@ NODE_COLORS = dict(re.findall(r'\b(color|bgcolor)[\s:=]+"(#[0-9a-f]{6})"', (REPO
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """One server for both renderers' pages (a server start takes about 10 s on two cores); an empty input
-    folder, so the workflows' file widgets keep the values they were saved with."""
+    """The server of this module's ``ui`` (tests/conftest.py): an empty input folder, so the workflows' file
+    widgets keep the values they were saved with."""
     with ServerHost(tmp_path_factory.mktemp("frontend")) as server:
         yield server
-
-
-@pytest.fixture(scope="module", params=list(RENDERERS))
-def ui(request, server):
-    server.free()  # each renderer's tests queue their prompts afresh, as on a server of their own
-    with Frontend(server, {**NO_FIRST_RUN, **RENDERERS[request.param]}) as frontend:
-        yield frontend
 
 
 @pytest.fixture(autouse=True)
