@@ -2,7 +2,9 @@
 
 The weight (as the host hands it over: cast to the compute dtype, LoRA merged) has each row scaled so its largest
 magnitude lands on e4m3's largest finite value (448): :func:`quantize_weight`, either at each call
-(:func:`scaled_linear`) or once, the caller keeping the result (:func:`quantized_linear`). The activation is
+(:func:`scaled_linear`) or once, the caller keeping the result (:func:`quantized_linear`). A weight already
+stored in e4m3 without scales (an fp8_e4m3fn file) is multiplied as it is, at scale 1 (:func:`unit_scale`): its
+values are exactly those the host would cast up, so quantizing it again would only add error. The activation is
 quantized likewise per token at each call, so no activation is clamped. On GPUs with fp8 tensor cores (compute
 capability 8.9 and up) ``torch._scaled_mm`` multiplies them and applies both scales and the bias in its epilogue.
 Elsewhere the same quantized product is computed in float32, which is what the tests hold the GPU path to.
@@ -82,6 +84,11 @@ def _quantizer(x: torch.Tensor) -> Callable[[torch.Tensor], tuple[torch.Tensor, 
 def quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """A Linear's ``weight`` [N, K] -> (e4m3 [N, K], float32 scale [N, 1]), as :func:`quantized_linear` takes it."""
     return _quantizer(weight)(weight)
+
+
+def unit_scale(wq: torch.Tensor) -> torch.Tensor:
+    """Scale 1 for every row of an e4m3 weight [N, K] stored without scales, as :func:`quantized_linear` takes it."""
+    return torch.ones(wq.shape[0], 1, dtype=torch.float32, device=wq.device)
 
 
 def scaled_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

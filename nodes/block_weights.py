@@ -101,6 +101,35 @@ def _cast_scaled_linear(module: torch.nn.Linear, x: torch.Tensor) -> torch.Tenso
     return out
 
 
+def stores_e4m3(module: torch.nn.Module) -> bool:
+    """Whether the host keeps the layer's weight in e4m3 (an fp8_e4m3fn file, or a file loaded as one) with no
+    weight function to apply at its cast: the host's e4m3 weight, LoRAs merged as the host stores them, is then
+    the one to multiply with, as it is (scale 1)."""
+    stored = getattr(module, "weight_comfy_model_dtype", None) or module.weight.dtype
+    return stored == fp8.E4M3 and not getattr(module, "weight_function", None)
+
+
+def e4m3_cast(module: torch.nn.Module, device: torch.device, bias_dtype: torch.dtype):
+    """The host's cast of a :func:`stores_e4m3` layer, kept in e4m3 (``cast_bias_weight``'s triple). Under dynamic
+    VRAM (a layer with the host's ``_v``) that is its copy on the device, into which the host merges the layer's
+    patches as it brings it in, computed in its LoRA dtype and rounded back to e4m3 (``want_requant``, as the
+    host's own fp8 Linear asks): no cast to the compute dtype and no second quantizing at each call."""
+    merged = {}
+    if hasattr(module, "_v"):
+        merged = {"compute_dtype": comfy.model_management.lora_compute_dtype(device), "want_requant": True}
+    return comfy.ops.cast_bias_weight(module, None, dtype=fp8.E4M3, device=device, bias_dtype=bias_dtype,
+                                      offloadable=True, **merged)
+
+
+@torch.compiler.disable
+def _e4m3_linear(module: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """Scaled fp8 with the host's e4m3 weight as it is (:func:`e4m3_cast`), never traced."""
+    weight, bias, offload_stream = e4m3_cast(module, x.device, x.dtype)
+    out = fp8.quantized_linear(x, weight, fp8.unit_scale(weight), bias)
+    comfy.ops.uncast_bias_weight(module, weight, bias, offload_stream)
+    return out
+
+
 def _held_forward(module: torch.nn.Module, x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None,
                   bias: torch.Tensor | None) -> torch.Tensor:
     if scale is not None:
@@ -122,7 +151,8 @@ def block_forward(speed: BlockSpeed, devices: Fp8Devices):
     else under FP8 Linear :func:`ex4d.fp8.scaled_linear` with the weight as the host's Linear takes it (stored, or
     the host's cast outside any compiled graph); else the layer's own forward (outside the graph where it casts).
     On a device where fp8 cannot run (or one not decided: a call from outside the sampler's passes) and for sizes
-    ``torch._scaled_mm`` does not take, the host's Linear runs."""
+    ``torch._scaled_mm`` does not take, the host's Linear runs. A layer the host keeps in e4m3 is multiplied with
+    that weight (:func:`e4m3_cast`)."""
 
     def forward(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         held = getattr(module, HELD, None)
@@ -131,6 +161,8 @@ def block_forward(speed: BlockSpeed, devices: Fp8Devices):
             return _held_forward(module, x, *held)
         if uses_fp8(module, x, speed, devices):
             comfy.ops.run_every_op()
+            if stores_e4m3(module):
+                return _e4m3_linear(module, x)
             if not casts_weights(module):  # as the host's Linear: its stored weight as it is (and no graph break)
                 return fp8.scaled_linear(x, module.weight, module.bias)
             return _cast_scaled_linear(module, x)
@@ -257,7 +289,12 @@ class HeldWeights:
 def _cast_once(module: torch.nn.Module, quantize: bool, dtype: torch.dtype,
                device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """The layer's weight and bias as the host casts them (patches applied), quantized or copied (a cast may hand
-    back the host's own buffer)."""
+    back the host's own buffer); a weight the host keeps in e4m3 copied as it is."""
+    if quantize and stores_e4m3(module):
+        weight, bias, offload_stream = e4m3_cast(module, device, dtype)
+        held = (weight.clone(), fp8.unit_scale(weight), None if bias is None else bias.clone())
+        comfy.ops.uncast_bias_weight(module, weight, bias, offload_stream)
+        return held
     weight, bias, offload_stream = comfy.ops.cast_bias_weight(module, None, dtype=dtype, device=device,
                                                               bias_dtype=dtype, offloadable=True)
     if quantize:

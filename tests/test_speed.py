@@ -182,8 +182,8 @@ def test_fp8_linear_uses_the_lora_merged_weight(host, files, monkeypatch):
 
 def test_fp8_linear_takes_the_hosts_cast_where_the_host_casts(host, files, monkeypatch):
     """A layer the host takes as stored is multiplied with its stored weight (no cast, no copy); a layer whose
-    weight the host casts at each call is multiplied with the cast weight: a weight patch applied on the fly (as
-    dynamic VRAM or lowvram loading applies LoRAs), or an fp8_e4m3fn file cast to the compute dtype."""
+    weight the host casts at each call is multiplied with the cast weight (a weight patch applied on the fly, as
+    lowvram loading applies LoRAs); a weight the host keeps in e4m3 as it is, unless a patch applies on the fly."""
     bw = _block_weights(host)
     monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype: True)
     layer = next(iter(bw.block_linears(_tiny_model(host)).values()))
@@ -208,9 +208,37 @@ def test_fp8_linear_takes_the_hosts_cast_where_the_host_casts(host, files, monke
     stored = layer.weight.detach().to(torch.float8_e4m3fn)
     monkeypatch.setattr(layer, "weight", torch.nn.Parameter(stored, requires_grad=False))
     monkeypatch.setattr(layer, "comfy_cast_weights", True)
-    assert bw.casts_weights(layer)
+    assert bw.casts_weights(layer) and bw.stores_e4m3(layer)
+    taken.clear()
     got = forward(layer, x)
-    assert taken[-1].dtype == x.dtype and torch.equal(got, real(x, stored.to(x.dtype), layer.bias))
+    as_stored = bw.fp8.quantized_linear(x, stored, torch.ones(stored.shape[0], 1), layer.bias)
+    assert not taken and torch.equal(got, as_stored)  # the e4m3 weight as stored, scale 1: not quantized again
+    assert not torch.equal(got, real(x, stored.to(x.dtype), layer.bias))
+
+    monkeypatch.setattr(layer, "weight_function", [lambda w: -w])  # a patch on the fly: cast up, then quantized
+    assert not bw.stores_e4m3(layer)
+    got = forward(layer, x)
+    assert taken[-1].dtype == x.dtype and torch.equal(got, real(x, -stored.to(x.dtype), layer.bias))
+
+
+def test_an_e4m3_file_is_multiplied_as_the_host_keeps_it(host, files, monkeypatch):
+    """A DiT loaded in e4m3 (an fp8_e4m3fn file, or UNETLoader's weight_dtype): FP8 Linear multiplies the host's
+    e4m3 weights, EX-4D LoRA merged, at scale 1, quantizing no weight, held or cast at each call alike; the step
+    differs from the host's by the activations' quantizing only."""
+    import comfy.sd
+
+    bw = _block_weights(host)
+    path = host.models_dir / "diffusion_models" / "ex4d_tiny_i2v.safetensors"
+    base = comfy.sd.load_diffusion_model(str(path), model_options={"dtype": torch.float8_e4m3fn})
+    assert all(bw.stores_e4m3(m) for m in bw.block_linears(base).values())
+    reference = _one_step(host, files, base)
+    patched, _ = _fp8_model(host, base, runs_here=True, monkeypatch=monkeypatch)
+    quantized = []
+    monkeypatch.setattr(bw.fp8, "quantize_weight", lambda w: quantized.append(w) or fp8.quantize_rows(w))
+    held = _one_step(host, files, patched)
+    monkeypatch.setattr(bw, "room_for_weights", lambda *a: 0)
+    assert torch.equal(_one_step(host, files, patched), held) and not quantized
+    assert 1e-4 < rel_err(held, reference) < 0.1
 
 
 def test_fp8_linear_without_fp8_tensor_cores_is_the_host_exactly(host, files):
