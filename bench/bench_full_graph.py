@@ -133,6 +133,10 @@ def parse_args() -> argparse.Namespace:
                    help="after the runs, one more cached run of the first setting under cProfile (with --first-only: "
                    "the first run itself): the functions that took the most time printed (cumulative and own), the "
                    "profile saved beside --out")
+    p.add_argument("--gpu-profile", type=int, default=0, metavar="N",
+                   help="after the runs, one more cached run of the first setting under torch.profiler: the N "
+                   "costliest GPU operations and kernels printed (an operation's row and its kernels' rows count "
+                   "the same time)")
     arguments.add_results(p)
     args = p.parse_args()
     arguments.require(p, args, bool(args.models and (args.config or args.weights)),
@@ -345,6 +349,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         results += [graph(recipe, speed, "cached") for recipe, speed in settings]
         if args.profile:
             results.append(profiled(lambda: graph(*settings[0], "cached (profiled)"), args.out))
+        if args.gpu_profile:
+            results.append(gpu_profiled(lambda: graph(*settings[0], "cached (GPU profiled)"), args.gpu_profile))
     if args.oom_check:
         from harness import media as video
 
@@ -374,6 +380,19 @@ def profiled(run_graph, out: str | None) -> dict[str, Any]:
     for order, count in (("cumulative", 60), ("tottime", 30)):
         print(f"--- profile by {order} ---")
         stats.sort_stats(order).print_stats(count)
+    return record
+
+
+def gpu_profiled(run_graph, rows: int) -> dict[str, Any]:
+    """``run_graph()`` under torch.profiler: the ``rows`` costliest GPU operations and kernels of the whole run,
+    by self GPU time, which says what a stage's seconds are made of."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        record = run_graph()
+    print("--- GPU profile (self GPU time) ---")
+    print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=rows, max_name_column_width=90),
+          flush=True)
     return record
 
 
