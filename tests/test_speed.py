@@ -207,6 +207,7 @@ def test_fp8_linear_takes_the_hosts_cast_where_the_host_casts(host, files, monke
 
     stored = layer.weight.detach().to(torch.float8_e4m3fn)
     monkeypatch.setattr(layer, "weight", torch.nn.Parameter(stored, requires_grad=False))
+    monkeypatch.setattr(layer, "weight_comfy_model_dtype", stored.dtype, raising=False)  # 0.33 records it at load
     monkeypatch.setattr(layer, "comfy_cast_weights", True)
     assert bw.casts_weights(layer) and bw.stores_e4m3(layer)
     taken.clear()
