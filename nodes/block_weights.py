@@ -125,9 +125,17 @@ def e4m3_cast(module: torch.nn.Module, device: torch.device, bias_dtype: torch.d
 def _e4m3_linear(module: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """Scaled fp8 with the host's e4m3 weight as it is (:func:`e4m3_cast`), never traced."""
     weight, bias, offload_stream = e4m3_cast(module, x.device, x.dtype)
-    out = fp8.quantized_linear(x, weight, fp8.unit_scale(weight), bias)
+    out = fp8.quantized_linear(x, *_as_e4m3(weight), bias)
     comfy.ops.uncast_bias_weight(module, weight, bias, offload_stream)
     return out
+
+
+def _as_e4m3(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weight and its row scales as :func:`ex4d.fp8.quantized_linear` takes them: the host's e4m3 weight at
+    scale 1; a weight the host handed back in another dtype quantized as any cast weight."""
+    if weight.dtype == fp8.E4M3:
+        return weight, fp8.unit_scale(weight)
+    return fp8.quantize_weight(weight)
 
 
 def _held_forward(module: torch.nn.Module, x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None,
@@ -292,7 +300,8 @@ def _cast_once(module: torch.nn.Module, quantize: bool, dtype: torch.dtype,
     back the host's own buffer); a weight the host keeps in e4m3 copied as it is."""
     if quantize and stores_e4m3(module):
         weight, bias, offload_stream = e4m3_cast(module, device, dtype)
-        held = (weight.clone(), fp8.unit_scale(weight), None if bias is None else bias.clone())
+        wq, scale = _as_e4m3(weight)
+        held = (wq.clone() if wq is weight else wq, scale, None if bias is None else bias.clone())
         comfy.ops.uncast_bias_weight(module, weight, bias, offload_stream)
         return held
     weight, bias, offload_stream = comfy.ops.cast_bias_weight(module, None, dtype=dtype, device=device,

@@ -134,9 +134,11 @@ class FP8Linear(CheckedNode):
             "weight row and per token, so nothing is clamped. Opt-in: faster on GPUs with fp8 tensor cores "
             "(Ada, Hopper), at an error stated in the README; elsewhere the layers run as before. Works on bf16, "
             "fp16 and fp8_e4m3fn weight files (a scaled fp8 file's layers stay the host's); LoRAs (EX-4D's too) "
-            "are applied before quantising. Each block weight is quantized once per run and held in fp8 while "
-            "sampling where it fits beside it (about 13 GiB for the 14B DiT, given back when the run ends); "
-            "elsewhere it is quantized at each call. To compare, bypass the node (Ctrl+B).",
+            "are applied before quantising. An fp8_e4m3fn file's weights are multiplied as ComfyUI keeps them "
+            "(LoRAs merged), not quantized again; a bf16 or fp16 weight is quantized once per run. The fp8 "
+            "weights are held while sampling where they fit beside it (about 13 GiB for the 14B DiT, given back "
+            "when the run ends); elsewhere a bf16 or fp16 weight is quantized at each call. To compare, bypass "
+            "the node (Ctrl+B).",
             inputs=[
                 io.Model.Input("model", tooltip="A Wan 2.1 DiT; for EX-4D, the output of EX-4D LoRA."),
             ],

@@ -222,6 +222,18 @@ def test_fp8_linear_takes_the_hosts_cast_where_the_host_casts(host, files, monke
     assert taken[-1].dtype == x.dtype and torch.equal(got, real(x, -stored.to(x.dtype), layer.bias))
 
 
+def test_a_cast_handed_back_in_another_dtype_is_quantized(host):
+    """Should the host's cast of an e4m3 layer hand back another dtype, the weight is quantized as any cast weight
+    (torch._scaled_mm takes e4m3 operands only); an e4m3 weight is taken as it is, at scale 1."""
+    bw = _block_weights(host)
+    w = torch.randn(32, 16, generator=torch.Generator().manual_seed(5))
+    stored = w.to(torch.float8_e4m3fn)
+    wq, scale = bw._as_e4m3(stored)
+    assert wq is stored and torch.equal(scale, torch.ones(32, 1))
+    for got, want in zip(bw._as_e4m3(w), fp8.quantize_weight(w), strict=True):
+        assert torch.equal(got, want)
+
+
 def test_an_e4m3_file_is_multiplied_as_the_host_keeps_it(host, files, monkeypatch):
     """A DiT loaded in e4m3 (an fp8_e4m3fn file, or UNETLoader's weight_dtype): FP8 Linear multiplies the host's
     e4m3 weights, EX-4D LoRA merged, at scale 1, quantizing no weight, held or cast at each call alike; the step
