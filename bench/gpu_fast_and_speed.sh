@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Issues 22 and 26 in one lease, most wanted first, each part's output in RESULTS_DIR (JSON lines and logs):
+#   fast24   the fast recipe on the fp8 file at 24 GiB: EX-4D FP8 Linear, then as shipped, side by side in one host
+#            process (first run with FP8 Linear, then one cached run each), and one more cached run under
+#            torch.profiler (its costliest GPU work printed)
+#   depth    DepthCrafter at 512 x 512 x 49, fp16: PyTorch's GroupNorm against split-groupnorm, with a profile
+#   fast12   the fast recipe on the fp8 file at 12 GiB, FP8 Linear and as shipped
+#   pub      the published recipe on the bf16 file, whole GPU: FP8 Linear + Compile Blocks and as shipped on an
+#            empty compile cache; then a new host on the cache the first left (its first run), then a new host
+#            as shipped (its first run)
+# Needs bench/gpu_env.sh sourced (and nvdiffrast importable, as on a user's machine).
+#   bench/gpu_fast_and_speed.sh RESULTS_DIR MODELS_DIR
+# The disk holds one DiT file beside the rest: the fp8 file is removed before the bf16 file is written.
+set -u
+res=${1:?results folder}
+models=${2:?models folder}
+mkdir -p "$res" "$models"
+step() { echo "[lease $(date +%H:%M:%S)] $*"; }
+graph() {  # NAME TIMEOUT ARGS...: one bench_full_graph process, its output in NAME.log
+  local name=$1 limit=$2
+  shift 2
+  timeout "$limit" python3 bench/bench_full_graph.py --models "$models" "$@" > "$res/$name.log" 2>&1
+  step "$name done (exit $?)"
+}
+step "weights: VAE, text and image encoders, DepthCrafter, EX-4D, the distillation LoRA, the fp8 DiT"
+python3 bench/full_weights.py --comfyui "$COMFYUI_PATH" --models "$models" --wan none \
+  --only vae,text_encoder,clip_vision,depthcrafter,ex4d > "$res/weights.log" 2>&1 || tail -5 "$res/weights.log"
+python3 bench/distill_lora.py --models "$models" >> "$res/weights.log" 2>&1 || tail -5 "$res/weights.log"
+python3 bench/full_weights.py --comfyui "$COMFYUI_PATH" --models "$models" --wan fp8 --only wan \
+  >> "$res/weights.log" 2>&1 || tail -5 "$res/weights.log"
+graph fast24 480 --weights fp8 --budget-gb 24 --recipe fast --speed fp8,none --gpu-profile 45 --out "$res/fast24.jsonl"
+timeout 300 python3 bench/bench_depth.py --sizes 512x512 --dtypes fp16 --attention sdpa \
+  --variants published,split-groupnorm --profile 14 --out "$res/depth.jsonl" > "$res/depth.log" 2>&1
+step "depth done (exit $?)"
+graph fast12 420 --weights fp8 --budget-gb 12 --recipe fast --speed fp8,none --out "$res/fast12.jsonl"
+rm -f "$models"/diffusion_models/*fp8*
+python3 bench/full_weights.py --comfyui "$COMFYUI_PATH" --models "$models" --wan bf16 --only wan \
+  >> "$res/weights.log" 2>&1 || tail -5 "$res/weights.log"
+cache=$(mktemp -d)
+graph pub 560 --weights bf16 --speed fp8+compile,none --compile-cache "$cache" --out "$res/pub.jsonl"
+graph pub_warm 300 --weights bf16 --speed fp8+compile --first-only --compile-cache "$cache" --out "$res/pub.jsonl"
+graph pub_none_first 300 --weights bf16 --speed none --first-only --out "$res/pub.jsonl"
+touch "$res/DONE"
