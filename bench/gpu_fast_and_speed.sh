@@ -8,6 +8,8 @@
 #   pub      the published recipe on the bf16 file, whole GPU: FP8 Linear + Compile Blocks and as shipped on an
 #            empty compile cache; then a new host on the cache the first left (its first run), then a new host
 #            as shipped (its first run)
+#   wan      bench_wan.py's whole-model step with FP8 Linear + Compile Blocks on this machine, the figure pub's step
+#            is held to (the same host and kernels: comfy-kitchen's CUDA RoPE is carried only where it fits)
 # Needs bench/gpu_env.sh sourced (and nvdiffrast importable, as on a user's machine).
 #   bench/gpu_fast_and_speed.sh RESULTS_DIR MODELS_DIR
 # The disk holds one DiT file beside the rest: the fp8 file is removed before the bf16 file is written.
@@ -40,4 +42,7 @@ cache=$(mktemp -d)
 graph pub 560 --weights bf16 --speed fp8+compile,none --compile-cache "$cache" --out "$res/pub.jsonl"
 graph pub_warm 300 --weights bf16 --speed fp8+compile --first-only --compile-cache "$cache" --out "$res/pub.jsonl"
 graph pub_none_first 300 --weights bf16 --speed none --first-only --out "$res/pub.jsonl"
+timeout 300 python3 bench/bench_wan.py --config bf16 --steps 4 --settings cudnn+fp8+compile --profile \
+  --out "$res/wan.jsonl" > "$res/wan.log" 2>&1
+step "wan done (exit $?)"
 touch "$res/DONE"
