@@ -119,7 +119,8 @@ def _split_group_norm_forward(module: torch.nn.GroupNorm, x: torch.Tensor) -> to
 
 def prepare_variant(model, variant: str) -> None:
     """The 2-D convolutions of the UNet and the VAE in channels-last format for those variants (the 3-D ones, a
-    few temporal layers, stay as they are); their GroupNorms compiled for "compiled-groupnorm"."""
+    few temporal layers, stay as they are); their GroupNorms compiled for "compiled-groupnorm", computed by
+    :func:`split_group_norm` for "split-groupnorm"."""
     fmt = torch.channels_last if variant in ("channels-last", "both") else torch.contiguous_format
     for module in (*model.unet.modules(), *model.vae.modules()):
         if isinstance(module, torch.nn.Conv2d):

@@ -9,11 +9,13 @@
 #            empty compile cache; then a new host on the cache the first left (its first run), then a new host
 #            as shipped (its first run)
 #   wan      bench_wan.py's whole-model step with FP8 Linear + Compile Blocks on this machine, the figure pub's step
-#            is held to (the same host and kernels: comfy-kitchen's CUDA RoPE is carried only where it fits)
+#            is held to (the same host and kernels: comfy-kitchen's CUDA RoPE is carried only where it fits; its
+#            weights built on the GPU and loaded whole, where pub loads files under dynamic VRAM)
 # Needs bench/gpu_env.sh sourced (and nvdiffrast importable, as on a user's machine).
 #   bench/gpu_fast_and_speed.sh RESULTS_DIR MODELS_DIR
 # The disk holds one DiT file beside the rest: the fp8 file is removed before the bf16 file is written.
 set -u
+: "${COMFYUI_PATH:?source bench/gpu_env.sh first}"
 res=${1:?results folder}
 models=${2:?models folder}
 mkdir -p "$res" "$models"

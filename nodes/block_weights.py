@@ -14,9 +14,11 @@ ends, so the memory goes back to the host between runs. Blocks that do not fit c
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import types
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import comfy.model_management
@@ -92,49 +94,57 @@ def _host_forward(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return type(module).forward(module, x)
 
 
+@contextlib.contextmanager
+def host_cast(module: torch.nn.Module, x: torch.Tensor | None = None,
+              **kwargs) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """The layer's weight and bias as the host's ``cast_bias_weight`` hands them over (``kwargs`` passed on), given
+    back however the block ends: under dynamic VRAM the cast pins the layer's pages until then."""
+    weight, bias, offload_stream = comfy.ops.cast_bias_weight(module, x, offloadable=True, **kwargs)
+    try:
+        yield weight, bias
+    finally:
+        comfy.ops.uncast_bias_weight(module, weight, bias, offload_stream)
+
+
 @torch.compiler.disable
 def _cast_scaled_linear(module: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """Scaled fp8 with the weight as the host casts it for this call, never traced."""
-    weight, bias, offload_stream = comfy.ops.cast_bias_weight(module, x, offloadable=True)
-    out = fp8.scaled_linear(x, weight, bias)
-    comfy.ops.uncast_bias_weight(module, weight, bias, offload_stream)
-    return out
+    with host_cast(module, x) as (weight, bias):
+        return fp8.scaled_linear(x, weight, bias)
 
 
 def stores_e4m3(module: torch.nn.Module) -> bool:
-    """Whether the host keeps the layer's weight in e4m3 (an fp8_e4m3fn file, or a file loaded as one) with no
-    weight function to apply at its cast: the host's e4m3 weight, LoRAs merged as the host stores them, is then
-    the one to multiply with, as it is (scale 1)."""
-    stored = getattr(module, "weight_comfy_model_dtype", None) or module.weight.dtype
-    return stored == fp8.E4M3 and not getattr(module, "weight_function", None)
+    """Whether the host casts the layer's weight from e4m3 (an fp8_e4m3fn file, or a file loaded as one) with no
+    weight function to apply: the host's e4m3 weight, LoRAs merged as the host keeps them, is then the one to
+    multiply with, as it is (scale 1). Under dynamic VRAM (a layer with the host's ``_v``) the host casts from its
+    device copy in the model's dtype; elsewhere from the weight as stored."""
+    model_dtype = getattr(module, "weight_comfy_model_dtype", None) if hasattr(module, "_v") else None
+    return (model_dtype or module.weight.dtype) == fp8.E4M3 and not getattr(module, "weight_function", None)
 
 
 def e4m3_cast(module: torch.nn.Module, device: torch.device, bias_dtype: torch.dtype):
-    """The host's cast of a :func:`stores_e4m3` layer, kept in e4m3 (``cast_bias_weight``'s triple). Under dynamic
-    VRAM (a layer with the host's ``_v``) that is its copy on the device, into which the host merges the layer's
-    patches as it brings it in, computed in its LoRA dtype and rounded back to e4m3 (``want_requant``, as the
-    host's own fp8 Linear asks): no cast to the compute dtype and no second quantizing at each call."""
+    """:func:`host_cast` of a :func:`stores_e4m3` layer, kept in e4m3. Under dynamic VRAM that is the host's copy
+    on the device, into which it merges the layer's patches as it brings it in, computed in its LoRA dtype and
+    rounded back to e4m3 (``want_requant``, as the host's own fp8 Linear asks): no cast to the compute dtype and
+    no second quantizing at each call. Other hosts' casts take no such arguments."""
     merged = {}
     if hasattr(module, "_v"):
         merged = {"compute_dtype": comfy.model_management.lora_compute_dtype(device), "want_requant": True}
-    return comfy.ops.cast_bias_weight(module, None, dtype=fp8.E4M3, device=device, bias_dtype=bias_dtype,
-                                      offloadable=True, **merged)
+    return host_cast(module, dtype=fp8.E4M3, device=device, bias_dtype=bias_dtype, **merged)
 
 
 @torch.compiler.disable
 def _e4m3_linear(module: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """Scaled fp8 with the host's e4m3 weight as it is (:func:`e4m3_cast`), never traced."""
-    weight, bias, offload_stream = e4m3_cast(module, x.device, x.dtype)
-    out = fp8.quantized_linear(x, *_as_e4m3(weight), bias)
-    comfy.ops.uncast_bias_weight(module, weight, bias, offload_stream)
-    return out
+    with e4m3_cast(module, x.device, x.dtype) as (weight, bias):
+        return fp8.quantized_linear(x, *_as_e4m3(weight), bias)
 
 
 def _as_e4m3(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The weight and its row scales as :func:`ex4d.fp8.quantized_linear` takes them: the host's e4m3 weight at
     scale 1; a weight the host handed back in another dtype quantized as any cast weight."""
     if weight.dtype == fp8.E4M3:
-        return weight, fp8.unit_scale(weight)
+        return weight.contiguous(), fp8.unit_scale(weight)  # torch._scaled_mm takes a row-major weight
     return fp8.quantize_weight(weight)
 
 
@@ -299,20 +309,13 @@ def _cast_once(module: torch.nn.Module, quantize: bool, dtype: torch.dtype,
     """The layer's weight and bias as the host casts them (patches applied), quantized or copied (a cast may hand
     back the host's own buffer); a weight the host keeps in e4m3 copied as it is."""
     if quantize and stores_e4m3(module):
-        weight, bias, offload_stream = e4m3_cast(module, device, dtype)
-        wq, scale = _as_e4m3(weight)
-        held = (wq.clone() if wq is weight else wq, scale, None if bias is None else bias.clone())
-        comfy.ops.uncast_bias_weight(module, weight, bias, offload_stream)
-        return held
-    weight, bias, offload_stream = comfy.ops.cast_bias_weight(module, None, dtype=dtype, device=device,
-                                                              bias_dtype=dtype, offloadable=True)
-    if quantize:
-        wq, scale = fp8.quantize_weight(weight)
-        held = (wq, scale, None if bias is None else bias.clone())
-    else:
-        held = (weight.clone(), None, None if bias is None else bias.clone())
-    comfy.ops.uncast_bias_weight(module, weight, bias, offload_stream)
-    return held
+        with e4m3_cast(module, device, dtype) as (weight, bias):
+            wq, scale = _as_e4m3(weight)
+            return wq.clone() if wq is weight else wq, scale, None if bias is None else bias.clone()
+    with host_cast(module, dtype=dtype, device=device, bias_dtype=dtype) as (weight, bias):
+        if quantize:
+            return (*fp8.quantize_weight(weight), None if bias is None else bias.clone())
+        return weight.clone(), None, None if bias is None else bias.clone()
 
 
 def block_speed(model) -> BlockSpeed:

@@ -210,10 +210,11 @@ def test_fp8_linear_takes_the_hosts_cast_where_the_host_casts(host, files, monke
     monkeypatch.setattr(layer, "weight_comfy_model_dtype", stored.dtype, raising=False)  # 0.33 records it at load
     monkeypatch.setattr(layer, "comfy_cast_weights", True)
     assert bw.casts_weights(layer) and bw.stores_e4m3(layer)
-    taken.clear()
+    taken.clear(), casts.clear()
     got = forward(layer, x)
     as_stored = bw.fp8.quantized_linear(x, stored, torch.ones(stored.shape[0], 1), layer.bias)
     assert not taken and torch.equal(got, as_stored)  # the e4m3 weight as stored, scale 1: not quantized again
+    assert casts  # through the host's cast (its merged copy under dynamic VRAM)
     assert not torch.equal(got, real(x, stored.to(x.dtype), layer.bias))
 
     monkeypatch.setattr(layer, "weight_function", [lambda w: -w])  # a patch on the fly: cast up, then quantized
@@ -234,6 +235,60 @@ def test_a_cast_handed_back_in_another_dtype_is_quantized(host):
         assert torch.equal(got, want)
 
 
+def test_e4m3_is_read_where_the_host_casts_from(host):
+    """Under dynamic VRAM (a layer with the host's ``_v``) the host casts from its device copy in the model's dtype,
+    elsewhere from the weight as stored; a weight function on the layer rules the e4m3 path out."""
+    bw = _block_weights(host)
+    layer = torch.nn.Linear(16, 32)
+    layer.weight_function = []
+    layer.weight_comfy_model_dtype = torch.float8_e4m3fn  # a bf16 file loaded as fp8_e4m3fn
+    assert not bw.stores_e4m3(layer)  # no ``_v``: the host casts from the stored float weight
+    layer._v = object()
+    assert bw.stores_e4m3(layer)
+    layer.weight_function = [lambda w: w]
+    assert not bw.stores_e4m3(layer)
+    layer.weight_function = []
+    layer.weight = torch.nn.Parameter(layer.weight.detach().to(torch.float8_e4m3fn), requires_grad=False)
+    layer.weight_comfy_model_dtype = torch.bfloat16
+    assert not bw.stores_e4m3(layer)  # its device copy is bf16
+    del layer._v
+    assert bw.stores_e4m3(layer)
+
+
+def test_under_dynamic_vram_the_e4m3_cast_merges_patches_and_is_given_back(host, monkeypatch):
+    """A layer with the host's ``_v``: the cast asks for e4m3 with the patches merged in the host's LoRA dtype and
+    rounded back (``want_requant``), and is given back even when the product fails (the cast pins its pages); a
+    layer without ``_v`` passes none of these arguments (0.3.75's cast takes none)."""
+    bw = _block_weights(host)
+    monkeypatch.setattr(bw.fp8, "can_run", lambda device, dtype: True)
+    devices = bw.Fp8Devices()
+    devices.decide(torch.device("cpu"), torch.float32)
+    forward = bw.block_forward(bw.BlockSpeed(fp8=True), devices)
+    layer = torch.nn.Linear(16, 32)
+    layer.weight = torch.nn.Parameter(layer.weight.detach().to(torch.float8_e4m3fn), requires_grad=False)
+    layer.weight_function, layer.comfy_cast_weights = [], True
+    asked, given_back = [], []
+
+    def cast(module, x=None, **kwargs):
+        asked.append(kwargs)
+        return module.weight, module.bias, "stream"
+
+    monkeypatch.setattr(bw.comfy.ops, "cast_bias_weight", cast)
+    monkeypatch.setattr(bw.comfy.ops, "uncast_bias_weight", lambda m, w, b, stream: given_back.append(stream))
+    x = torch.randn(3, 16, generator=torch.Generator().manual_seed(6))
+    forward(layer, x)
+    assert "want_requant" not in asked[-1] and "compute_dtype" not in asked[-1] and given_back == ["stream"]
+    layer._v = object()  # only 0.33 (dynamic VRAM) gives layers ``_v``, and has the LoRA dtype asked for
+    monkeypatch.setattr(bw.comfy.model_management, "lora_compute_dtype", lambda device: torch.float16, raising=False)
+    forward(layer, x)
+    assert asked[-1]["dtype"] == torch.float8_e4m3fn and asked[-1]["want_requant"] is True
+    assert asked[-1]["compute_dtype"] == torch.float16
+    monkeypatch.setattr(bw.fp8, "quantized_linear", lambda *a: (_ for _ in ()).throw(torch.OutOfMemoryError("oom")))
+    with pytest.raises(torch.OutOfMemoryError):
+        forward(layer, x)
+    assert given_back == ["stream"] * 3
+
+
 def test_an_e4m3_file_is_multiplied_as_the_host_keeps_it(host, files, monkeypatch):
     """A DiT loaded in e4m3 (an fp8_e4m3fn file, or UNETLoader's weight_dtype): FP8 Linear multiplies the host's
     e4m3 weights, EX-4D LoRA merged, at scale 1, quantizing no weight, held or cast at each call alike; the step
@@ -246,9 +301,11 @@ def test_an_e4m3_file_is_multiplied_as_the_host_keeps_it(host, files, monkeypatc
     assert all(bw.stores_e4m3(m) for m in bw.block_linears(base).values())
     reference = _one_step(host, files, base)
     patched, _ = _fp8_model(host, base, runs_here=True, monkeypatch=monkeypatch)
-    quantized = []
+    quantized, holds, real_hold = [], [], bw._cast_once
     monkeypatch.setattr(bw.fp8, "quantize_weight", lambda w: quantized.append(w) or fp8.quantize_rows(w))
+    monkeypatch.setattr(bw, "_cast_once", lambda *a: holds.append(1) or real_hold(*a))
     held = _one_step(host, files, patched)
+    assert len(holds) == len(bw.block_linears(base))  # every Linear held (the norms are not: no compile)
     monkeypatch.setattr(bw, "room_for_weights", lambda *a: 0)
     assert torch.equal(_one_step(host, files, patched), held) and not quantized
     assert 1e-4 < rel_err(held, reference) < 0.1
