@@ -225,9 +225,18 @@ def hooks_in_play(base) -> bool:
     return bool(getattr(patcher, "hook_patches", None))
 
 
-def held_bytes(module: torch.nn.Module, quantize: bool, dtype: torch.dtype) -> int:
+def holds_stored_e4m3(module: torch.nn.Module, device: torch.device) -> bool:
+    """Whether holding the layer under FP8 Linear takes the host's own stored weight, no copy: kept in e4m3 on
+    ``device`` outside dynamic VRAM (the host merged its patches into it at load and changes it only between
+    runs)."""
+    return stores_e4m3(module) and not hasattr(module, "_v") and module.weight.device == device
+
+
+def held_bytes(module: torch.nn.Module, quantize: bool, dtype: torch.dtype, device: torch.device) -> int:
     out = module.weight.shape[0]
     bias = 0 if getattr(module, "bias", None) is None else module.bias.numel() * dtype.itemsize
+    if quantize and holds_stored_e4m3(module, device):
+        return 4 * out + bias
     if quantize:
         return module.weight.numel() + 4 * out + bias
     return module.weight.numel() * dtype.itemsize + bias
@@ -285,7 +294,7 @@ class HeldWeights:
             for index, block in enumerate(blocks):
                 plan = [(m, q) for m in block.modules() if is_block_forward(getattr(m, "forward", None))
                         and (q := self.wanted(m, x)) is not None]
-                need = sum(held_bytes(m, q, dtype) for m, q in plan)
+                need = sum(held_bytes(m, q, dtype, device) for m, q in plan)
                 if need > room_for_weights(device, reserve):
                     log.info("EX-4D: block weights held for %d of %d blocks (the next needs %.2f GiB more)", index,
                              len(blocks), need / 1024**3)
@@ -307,11 +316,14 @@ class HeldWeights:
 def _cast_once(module: torch.nn.Module, quantize: bool, dtype: torch.dtype,
                device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """The layer's weight and bias as the host casts them (patches applied), quantized or copied (a cast may hand
-    back the host's own buffer); a weight the host keeps in e4m3 copied as it is."""
+    back the host's own buffer); a weight the host keeps in e4m3 as it is (:func:`holds_stored_e4m3`: not
+    copied)."""
     if quantize and stores_e4m3(module):
         with e4m3_cast(module, device, dtype) as (weight, bias):
             wq, scale = _as_e4m3(weight)
-            return wq.clone() if wq is weight else wq, scale, None if bias is None else bias.clone()
+            if wq is weight:  # the host's own tensor: its stored weight taken as it is, any other copied
+                wq = wq.detach() if holds_stored_e4m3(module, device) else wq.clone()
+            return wq, scale, None if bias is None else bias.clone()
     with host_cast(module, dtype=dtype, device=device, bias_dtype=dtype) as (weight, bias):
         if quantize:
             return (*fp8.quantize_weight(weight), None if bias is None else bias.clone())

@@ -303,9 +303,12 @@ def test_an_e4m3_file_is_multiplied_as_the_host_keeps_it(host, files, monkeypatc
     patched, _ = _fp8_model(host, base, runs_here=True, monkeypatch=monkeypatch)
     quantized, holds, real_hold = [], [], bw._cast_once
     monkeypatch.setattr(bw.fp8, "quantize_weight", lambda w: quantized.append(w) or fp8.quantize_rows(w))
-    monkeypatch.setattr(bw, "_cast_once", lambda *a: holds.append(1) or real_hold(*a))
+    monkeypatch.setattr(bw, "_cast_once", lambda m, *a: holds.append((m, real_hold(m, *a))) or holds[-1][1])
     held = _one_step(host, files, patched)
     assert len(holds) == len(bw.block_linears(base))  # every Linear held (the norms are not: no compile)
+    for module, (weight, _, _) in holds:  # the host's stored weight itself, no copy
+        assert weight.data_ptr() == module.weight.data_ptr()
+        assert bw.held_bytes(module, True, torch.float32, weight.device) < module.weight.numel()
     monkeypatch.setattr(bw, "room_for_weights", lambda *a: 0)
     assert torch.equal(_one_step(host, files, patched), held) and not quantized
     assert 1e-4 < rel_err(held, reference) < 0.1
