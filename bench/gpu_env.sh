@@ -6,7 +6,8 @@
 # and name those folders in the call's carry. .whl/: py3.12 manylinux wheels of the packages the image lacks
 # (torchsde, trampoline, comfy-aimdo, blake3, simpleeval, alembic, sqlalchemy, mako, pydantic, pydantic-core,
 # pydantic-settings, python-dotenv, typing-inspection, annotated-types, typing-extensions; av for the video nodes,
-# diffusers for DepthCrafter, gguf for ComfyUI-GGUF and GGUF weight files).
+# diffusers for DepthCrafter, gguf for ComfyUI-GGUF and GGUF weight files, diffrp-nvdiffrast and ninja for the
+# CUDA rasteriser, built at its first use).
 # .devhost/host033.tar.xz: ComfyUI/ (the 0.33 tree without tests/, comfy_api_nodes/, blueprints/ and the tokenizers
 # Wan does not use) and site/ (comfy-kitchen 0.2.31 without its compiled CUDA/HIP kernels, which the host imports
 # but the EX-4D paths do not use: its eager backend stays). .devpacks/ComfyUI-GGUF.tar.xz, where carried: city96's

@@ -11,8 +11,12 @@
 #   wan      bench_wan.py's whole-model step with FP8 Linear + Compile Blocks on this machine, the figure pub's step
 #            is held to (the same host and kernels: comfy-kitchen's CUDA RoPE is carried only where it fits; its
 #            weights built on the GPU and loaded whole, where pub loads files under dynamic VRAM)
-# Needs bench/gpu_env.sh sourced (and nvdiffrast importable, as on a user's machine).
+# Needs bench/gpu_env.sh sourced (it installs nvdiffrast, as a user's machine has it).
 #   bench/gpu_fast_and_speed.sh RESULTS_DIR MODELS_DIR
+# It outlasts one device call (about 21 minutes with the weights written): start it in the background from a copy
+# of the tree (later calls copy the tree again) and collect RESULTS_DIR in each call until RESULTS_DIR/DONE, e.g.
+#   . bench/gpu_env.sh && cp -r . /tmp/snap && cd /tmp/snap &&
+#     (setsid nohup bash bench/gpu_fast_and_speed.sh /tmp/res /tmp/models > /tmp/lease.log 2>&1 &)
 # The disk holds one DiT file beside the rest: the fp8 file is removed before the bf16 file is written.
 set -u
 : "${COMFYUI_PATH:?source bench/gpu_env.sh first}"

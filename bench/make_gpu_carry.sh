@@ -44,6 +44,7 @@ wheels=(
   av==18.1.0                                  # the pack's video loading and saving
   diffusers==0.42.1  # DepthCrafter (on 3.12 it reads importlib.metadata: its importlib-metadata requirement idles)
   gguf==0.19.0                                # ComfyUI-GGUF and bench/full_weights.py --wan q8_0|q4_k_m
+  "$(grep -o 'diffrp-nvdiffrast==[0-9.]*' pyproject.toml)" ninja==1.13.2  # Render Views' CUDA rasteriser (its JIT build)
 )
 rm -rf .whl && mkdir .whl
 download -d .whl "${wheels[@]}"
