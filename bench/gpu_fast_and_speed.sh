@@ -30,6 +30,17 @@ graph() {  # NAME TIMEOUT ARGS...: one bench_full_graph process, its output in N
   timeout "$limit" python3 bench/bench_full_graph.py --models "$models" "$@" > "$res/$name.log" 2>&1
   step "$name done (exit $?)"
 }
+python3 - <<'PY'  # the GPU kernel against the CPU's quantized product (tests/test_speed.py's GPU tests)
+import torch
+from ex4d import fp8
+g = torch.Generator("cuda").manual_seed(3)
+x = torch.randn(300, 512, generator=g, device="cuda", dtype=torch.float16)
+w = (torch.randn(1024, 512, generator=g, device="cuda") * 0.02).to(fp8.E4M3)
+b = torch.randn(1024, generator=g, device="cuda", dtype=torch.float16)
+got = fp8.quantized_linear(x, w, fp8.unit_scale(w), b).cpu().float()
+cpu = fp8.quantized_linear(x.cpu(), w.cpu(), fp8.unit_scale(w).cpu(), b.cpu()).float()
+print("e4m3 weight at scale 1, GPU vs CPU quantized product: rel err %.2e" % ((got - cpu).norm() / cpu.norm()).item())
+PY
 step "weights: VAE, text and image encoders, DepthCrafter, EX-4D, the distillation LoRA, the fp8 DiT"
 python3 bench/full_weights.py --comfyui "$COMFYUI_PATH" --models "$models" --wan none \
   --only vae,text_encoder,clip_vision,depthcrafter,ex4d > "$res/weights.log" 2>&1 || tail -5 "$res/weights.log"

@@ -421,6 +421,19 @@ def test_gpu_scaled_mm_equals_the_quantized_product():
     assert rel_err(got.cpu(), cpu) < 4e-3
 
 
+@pytest.mark.skipif(not (torch.cuda.is_available() and fp8.can_run(torch.device("cuda"), torch.float16)),
+                    reason="needs a GPU with fp8 tensor cores")
+def test_gpu_scaled_mm_takes_an_e4m3_weight_at_unit_scale():
+    """An fp8_e4m3fn file's weight, as the host keeps it, in the fp16 its blocks compute in on NVIDIA."""
+    g = torch.Generator("cuda").manual_seed(3)
+    x = torch.randn(300, 512, generator=g, device="cuda", dtype=torch.float16)
+    w = (torch.randn(1024, 512, generator=g, device="cuda") * 0.02).to(fp8.E4M3)
+    b = torch.randn(1024, generator=g, device="cuda", dtype=torch.float16)
+    got = fp8.quantized_linear(x, w, fp8.unit_scale(w), b)
+    cpu = fp8.quantized_linear(x.cpu(), w.cpu(), fp8.unit_scale(w).cpu(), b.cpu())
+    assert got.dtype == torch.float16 and rel_err(got.cpu(), cpu) < 4e-3
+
+
 def test_compiled_blocks_with_every_ex4d_patch_trace_whole(host, files, monkeypatch):
     """EX-4D on, cuDNN attention, fp8 Linear, compiled: dynamo traces each block without a graph break (a break
     cuts the block's graph where it sits, and the code around it runs unfused), and the result is the uncompiled
