@@ -210,7 +210,8 @@ def test_fp8_linear_takes_the_hosts_cast_where_the_host_casts(host, files, monke
     monkeypatch.setattr(layer, "weight_comfy_model_dtype", stored.dtype, raising=False)  # 0.33 records it at load
     monkeypatch.setattr(layer, "comfy_cast_weights", True)
     assert bw.casts_weights(layer) and bw.stores_e4m3(layer)
-    taken.clear(), casts.clear()
+    taken.clear()
+    casts.clear()
     got = forward(layer, x)
     as_stored = bw.fp8.quantized_linear(x, stored, torch.ones(stored.shape[0], 1), layer.bias)
     assert not taken and torch.equal(got, as_stored)  # the e4m3 weight as stored, scale 1: not quantized again
