@@ -34,7 +34,7 @@ import arguments  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from records import Column, append_records, table_header, table_row  # noqa: E402
-from timing import Gpu, Timer  # noqa: E402
+from timing import Gpu, Timer, gpu_profile_table  # noqa: E402
 
 from harness.tiny_depth import build_full_size_depthcrafter  # noqa: E402
 
@@ -147,12 +147,8 @@ def cudnn_autotuner(variant: str) -> Iterator[None]:
 def kernel_table(model, frames: torch.Tensor, steps: int, rows: int, variant: str) -> str:
     """The ``rows`` GPU operations and kernels that took longest in one more run, with their share of its GPU
     time (an operation's row and its kernels' rows count the same time)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with cudnn_autotuner(variant), profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        model.estimate(frames, steps=steps)
-        torch.cuda.synchronize()
-    return prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=rows, max_name_column_width=70)
+    with cudnn_autotuner(variant):
+        return gpu_profile_table(lambda: model.estimate(frames, steps=steps), rows)[1]
 
 
 def run_once(model, frames: torch.Tensor, steps: int, gpu: Gpu, variant: str = "published") -> dict:

@@ -76,7 +76,7 @@ from full_graph_prompts import (  # noqa: E402
 from full_graph_table import print_runs  # noqa: E402
 from records import append_records, read_records  # noqa: E402
 from residency import Residency, evictions  # noqa: E402
-from timing import DevicePeak, GiB, Gpu, Timer  # noqa: E402
+from timing import DevicePeak, GiB, Gpu, Timer, gpu_profile_table  # noqa: E402
 
 from harness.host import host_root  # noqa: E402
 from harness.speed_nodes import SPEEDS  # noqa: E402
@@ -386,13 +386,9 @@ def profiled(run_graph, out: str | None) -> dict[str, Any]:
 def gpu_profiled(run_graph, rows: int) -> dict[str, Any]:
     """``run_graph()`` under torch.profiler: the ``rows`` costliest GPU operations and kernels of the whole run,
     by self GPU time, which says what a stage's seconds are made of."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        record = run_graph()
+    record, table = gpu_profile_table(run_graph, rows, width=90)
     print("--- GPU profile (self GPU time) ---")
-    print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=rows, max_name_column_width=90),
-          flush=True)
+    print(table, flush=True)
     return record
 
 

@@ -1,12 +1,15 @@
 """The benchmarks' one GPU timer: seconds of a region split at steps, each stamp taken after the devices'
-queued work; peak memory per device (torch's allocator) and on the whole device (polled)."""
+queued work; peak memory per device (torch's allocator) and on the whole device (polled); the costliest GPU work
+of a region (torch.profiler)."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 GiB = 1024**3
 
@@ -92,6 +95,21 @@ def best_seconds(fn: Callable[[], object], gpu: Gpu, repeat: int) -> float:
             fn()
         best = min(best, timer.seconds)
     return best
+
+
+def gpu_profile_table(run: Callable[[], T], rows: int, width: int = 70) -> tuple[T, str]:
+    """``run()`` under torch.profiler: its result and a table of the ``rows`` costliest GPU operations and kernels
+    by self GPU time (an operation's row and its kernels' rows count the same time), names cut at ``width``."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = torch.cuda.is_available()
+    with profile(activities=[ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]) as prof:
+        result = run()
+        if cuda:
+            torch.cuda.synchronize()
+    table = prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=rows, max_name_column_width=width)
+    return result, table
 
 
 class Poller:
