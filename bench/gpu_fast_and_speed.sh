@@ -6,11 +6,11 @@
 #   depth    DepthCrafter at 512 x 512 x 49, fp16: PyTorch's GroupNorm against split-groupnorm, with a profile
 #   fast12   the fast recipe on the fp8 file at 12 GiB, FP8 Linear and as shipped
 #   pub      the published recipe on the bf16 file, whole GPU: FP8 Linear + Compile Blocks and as shipped on an
-#            empty compile cache; then a new host on the cache the first left (its first run), then a new host
-#            as shipped (its first run)
+#            empty compile cache; then a new host on the cache the first left (its first run)
 #   wan      bench_wan.py's whole-model step with FP8 Linear + Compile Blocks on this machine, the figure pub's step
 #            is held to (the same host and kernels: comfy-kitchen's CUDA RoPE is carried only where it fits; its
 #            weights built on the GPU and loaded whole, where pub loads files under dynamic VRAM)
+#   pub_none_first  a new host as shipped, its first run (last: measured before, least wanted)
 # Needs bench/gpu_env.sh sourced (it installs nvdiffrast, as a user's machine has it).
 #   bench/gpu_fast_and_speed.sh RESULTS_DIR MODELS_DIR
 # It outlasts one device call (about 21 minutes with the weights written): start it in the background from a copy
@@ -58,8 +58,8 @@ python3 bench/full_weights.py --comfyui "$COMFYUI_PATH" --models "$models" --wan
 cache=$(mktemp -d)
 graph pub 560 --weights bf16 --speed fp8+compile,none --compile-cache "$cache" --out "$res/pub.jsonl"
 graph pub_warm 300 --weights bf16 --speed fp8+compile --first-only --compile-cache "$cache" --out "$res/pub.jsonl"
-graph pub_none_first 300 --weights bf16 --speed none --first-only --out "$res/pub.jsonl"
 timeout 300 python3 bench/bench_wan.py --config bf16 --steps 4 --settings cudnn+fp8+compile --profile \
   --out "$res/wan.jsonl" > "$res/wan.log" 2>&1
 step "wan done (exit $?)"
+graph pub_none_first 300 --weights bf16 --speed none --first-only --out "$res/pub.jsonl"
 touch "$res/DONE"
