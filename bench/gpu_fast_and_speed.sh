@@ -4,20 +4,20 @@
 #            process (first run with FP8 Linear, then one cached run each), and one more cached run under
 #            torch.profiler (its costliest GPU work printed)
 #   depth    DepthCrafter at 512 x 512 x 49, fp16: PyTorch's GroupNorm against split-groupnorm, with a profile
-#   fast12   the fast recipe on the fp8 file at 12 GiB, FP8 Linear and as shipped
 #   pub      the published recipe on the bf16 file, whole GPU: FP8 Linear + Compile Blocks and as shipped on an
 #            empty compile cache; then a new host on the cache the first left (its first run)
 #   wan      bench_wan.py's whole-model step with FP8 Linear + Compile Blocks on this machine, the figure pub's step
 #            is held to (the same host and kernels: comfy-kitchen's CUDA RoPE is carried only where it fits; its
 #            weights built on the GPU and loaded whole, where pub loads files under dynamic VRAM)
-#   pub_none_first  a new host as shipped, its first run (last: measured before, least wanted)
+#   pub_none_first  a new host as shipped, its first run (measured before on an H100)
+#   fast12   the fast recipe on the fp8 file (written again) at 12 GiB, FP8 Linear and as shipped
 # Needs bench/gpu_env.sh sourced (it installs nvdiffrast, as a user's machine has it).
 #   bench/gpu_fast_and_speed.sh RESULTS_DIR MODELS_DIR
 # It outlasts one device call (about 21 minutes with the weights written): start it in the background from a copy
 # of the tree (later calls copy the tree again) and collect RESULTS_DIR in each call until RESULTS_DIR/DONE, e.g.
 #   . bench/gpu_env.sh && cp -r . /tmp/snap && cd /tmp/snap &&
 #     (setsid nohup bash bench/gpu_fast_and_speed.sh /tmp/res /tmp/models > /tmp/lease.log 2>&1 &)
-# The disk holds one DiT file beside the rest: the fp8 file is removed before the bf16 file is written.
+# The disk holds one DiT file beside the rest: each is removed before the other is written.
 set -u
 : "${COMFYUI_PATH:?source bench/gpu_env.sh first}"
 res=${1:?results folder}
@@ -51,7 +51,6 @@ graph fast24 480 --weights fp8 --budget-gb 24 --recipe fast --speed fp8,none --g
 timeout 300 python3 bench/bench_depth.py --sizes 512x512 --dtypes fp16 --attention sdpa \
   --variants published,split-groupnorm --profile 14 --out "$res/depth.jsonl" > "$res/depth.log" 2>&1
 step "depth done (exit $?)"
-graph fast12 420 --weights fp8 --budget-gb 12 --recipe fast --speed fp8,none --out "$res/fast12.jsonl"
 rm -f "$models"/diffusion_models/*fp8*
 python3 bench/full_weights.py --comfyui "$COMFYUI_PATH" --models "$models" --wan bf16 --only wan \
   >> "$res/weights.log" 2>&1 || tail -5 "$res/weights.log"
@@ -62,4 +61,8 @@ timeout 300 python3 bench/bench_wan.py --config bf16 --steps 4 --settings cudnn+
   --out "$res/wan.jsonl" > "$res/wan.log" 2>&1
 step "wan done (exit $?)"
 graph pub_none_first 300 --weights bf16 --speed none --first-only --out "$res/pub.jsonl"
+rm -f "$models"/diffusion_models/*bf16*
+python3 bench/full_weights.py --comfyui "$COMFYUI_PATH" --models "$models" --wan fp8 --only wan \
+  >> "$res/weights.log" 2>&1 || tail -5 "$res/weights.log"
+graph fast12 420 --weights fp8 --budget-gb 12 --recipe fast --speed fp8,none --out "$res/fast12.jsonl"
 touch "$res/DONE"
