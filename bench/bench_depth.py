@@ -3,11 +3,12 @@ downloads), the published inference (5 steps, guidance 1, one window for 49 fram
 
 Rows: fp16 / bf16 x PyTorch SDPA attention (diffusers AttnProcessor2_0) / the classic processor
 (AttnProcessor, explicit attention matrix), at 512 x 512 x 49 and 1024 x 576 x 49, x how the convolutions run
-(``--variants``): as the library runs them ("published": cuDNN's default choices), with cuDNN's autotuner
-("cudnn-benchmark"), with the VAE's and UNet's 2-D convolutions in channels-last memory format ("channels-last"),
-or both; or with every GroupNorm of the VAE and UNet run by ``torch.compile`` (inductor: the statistics split over
-many thread blocks and the normalisation fused with the affine; "compiled-groupnorm", its compile in the untimed
-run), or by PyTorch's general reductions, no compile ("split-groupnorm": :func:`split_group_norm`). Columns: total seconds, the encode's (CLIP + VAE encoder) and the VAE decode's seconds in it, seconds per
+(``--variants``): as the library runs them ("published": cuDNN's default choices, the GroupNorms computed by
+:func:`ex4d.depth.group_norm.split_group_norm`), with cuDNN's autotuner ("cudnn-benchmark"), with the VAE's and
+UNet's 2-D convolutions in channels-last memory format ("channels-last"), or both; or with every GroupNorm of the
+VAE and UNet run by PyTorch's own kernel ("torch-groupnorm", as the library ran them before) or by ``torch.compile``
+(inductor: the statistics split over many thread blocks and the normalisation fused with the affine;
+"compiled-groupnorm", its compile in the untimed run). Columns: total seconds, the encode's (CLIP + VAE encoder) and the VAE decode's seconds in it, seconds per
 denoising step, peak GPU memory, the largest difference in relative disparity (in [0, 1]) from the first variant's.
 Each row is the second of two identical runs, so kernels and autotuner choices are already made. ``--profile N``
 prints the N costliest GPU operations of one more run.
@@ -53,7 +54,7 @@ COLUMNS = (
 )
 
 
-VARIANTS = ("published", "cudnn-benchmark", "channels-last", "both", "compiled-groupnorm", "split-groupnorm")
+VARIANTS = ("published", "cudnn-benchmark", "channels-last", "both", "torch-groupnorm", "compiled-groupnorm")
 STAGES = {"encode_frames": "encode_s", "encode_latents": "encode_s", "decode_disparity": "decode_s"}
 
 
@@ -88,39 +89,10 @@ def _compiled_group_norm_forward(module: torch.nn.GroupNorm, x: torch.Tensor) ->
     return compiled_group_norm()(x, module.num_groups, module.weight, module.bias, module.eps)
 
 
-def split_group_norm(x: torch.Tensor, groups: int, weight: torch.Tensor | None, bias: torch.Tensor | None,
-                     eps: float) -> torch.Tensor:
-    """``F.group_norm`` from PyTorch's general reductions, which split a long row over many thread blocks (its
-    own statistics kernel reduces each (sample, group) row in one block): the mean in float32, the input
-    centred on it in the input's dtype (exact where they are close), the variance from the centred values
-    (no cancellation), then one multiply-add in place; float32 statistics, as PyTorch's own kernel keeps."""
-    n, c = x.shape[:2]
-    rows = x.reshape(n, groups, -1)
-    mean = rows.mean(-1, dtype=torch.float32)
-    mean_x = mean.to(x.dtype)
-    centred = rows - mean_x[..., None]
-    offset = mean - mean_x.float()  # what centring on the rounded mean left in
-    var = (torch.linalg.vector_norm(centred, dim=-1, dtype=torch.float32).square() / rows.shape[-1]
-           - offset.square()).clamp_min(0)
-    per_channel = c // groups
-    rstd = torch.rsqrt(var + eps).repeat_interleave(per_channel, dim=1)
-    scale = rstd if weight is None else rstd * weight.float()
-    shift = -offset.repeat_interleave(per_channel, dim=1) * scale
-    if bias is not None:
-        shift = shift + bias.float()
-    view = (n, c) + (1,) * (x.ndim - 2)
-    centred = centred.reshape(x.shape)
-    return torch.addcmul(shift.to(x.dtype).view(view), centred, scale.to(x.dtype).view(view), out=centred)
-
-
-def _split_group_norm_forward(module: torch.nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
-    return split_group_norm(x, module.num_groups, module.weight, module.bias, module.eps)
-
-
 def prepare_variant(model, variant: str) -> None:
     """The 2-D convolutions of the UNet and the VAE in channels-last format for those variants (the 3-D ones, a
-    few temporal layers, stay as they are); their GroupNorms compiled for "compiled-groupnorm", computed by
-    :func:`split_group_norm` for "split-groupnorm"."""
+    few temporal layers, stay as they are); their GroupNorms compiled for "compiled-groupnorm", by PyTorch's own
+    kernel for "torch-groupnorm", as the library runs them otherwise."""
     fmt = torch.channels_last if variant in ("channels-last", "both") else torch.contiguous_format
     for module in (*model.unet.modules(), *model.vae.modules()):
         if isinstance(module, torch.nn.Conv2d):
@@ -129,8 +101,8 @@ def prepare_variant(model, variant: str) -> None:
             vars(module).pop("forward", None)
             if variant == "compiled-groupnorm":
                 module.forward = types.MethodType(_compiled_group_norm_forward, module)
-            elif variant == "split-groupnorm":
-                module.forward = types.MethodType(_split_group_norm_forward, module)
+            elif variant == "torch-groupnorm":
+                module.forward = types.MethodType(torch.nn.GroupNorm.forward, module)
 
 
 @contextlib.contextmanager

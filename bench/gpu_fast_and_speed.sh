@@ -3,7 +3,7 @@
 #   fast24   the fast recipe on the fp8 file at 24 GiB: EX-4D FP8 Linear, then as shipped, side by side in one host
 #            process (first run with FP8 Linear, then one cached run each), and one more cached run under
 #            torch.profiler (its costliest GPU work printed)
-#   depth    DepthCrafter at 512 x 512 x 49, fp16: PyTorch's GroupNorm against split-groupnorm, with a profile
+#   depth    DepthCrafter at 512 x 512 x 49, fp16: as the library runs it against PyTorch's GroupNorm, with a profile
 #   pub      the published recipe on the bf16 file, whole GPU: FP8 Linear + Compile Blocks and as shipped on an
 #            empty compile cache; then a new host on the cache the first left (its first run)
 #   wan      bench_wan.py's whole-model step with FP8 Linear + Compile Blocks on this machine, the figure pub's step
@@ -49,7 +49,7 @@ python3 bench/full_weights.py --comfyui "$COMFYUI_PATH" --models "$models" --wan
   >> "$res/weights.log" 2>&1 || tail -5 "$res/weights.log"
 graph fast24 480 --weights fp8 --budget-gb 24 --recipe fast --speed fp8,none --gpu-profile 45 --out "$res/fast24.jsonl"
 timeout 300 python3 bench/bench_depth.py --sizes 512x512 --dtypes fp16 --attention sdpa \
-  --variants published,split-groupnorm --profile 14 --out "$res/depth.jsonl" > "$res/depth.log" 2>&1
+  --variants published,torch-groupnorm --profile 14 --out "$res/depth.jsonl" > "$res/depth.log" 2>&1
 step "depth done (exit $?)"
 rm -f "$models"/diffusion_models/*fp8*
 python3 bench/full_weights.py --comfyui "$COMFYUI_PATH" --models "$models" --wan bf16 --only wan \

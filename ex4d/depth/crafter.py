@@ -14,7 +14,8 @@ by chunks of 4 frames here, not the published 8: the VAE's encoder and CLIP work
 changes no result, and it keeps the encode (in fp32 for an fp16 VAE) below the decode's memory.
 
 The folder it loads from: :mod:`crafter_files`; the UNet: :mod:`crafter_unet`; windows: :mod:`windows`; the
-memory it needs: :mod:`crafter_memory`.
+memory it needs: :mod:`crafter_memory`; the GroupNorm the UNet and the VAE run (``F.group_norm``'s result, faster on
+a GPU): :mod:`group_norm`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from .crafter_settings import (
 )
 from .crafter_unet import depthcrafter_unet_class, set_attention
 from .folders import FolderCheck
+from .group_norm import use_split_group_norm
 from .windows import blend_windows, window_starts
 
 # The names this module held before it was split by job, for code that imports them from here.
@@ -114,6 +116,8 @@ class DepthCrafter:
         image_std: tuple[float, float, float],
         device: torch.device | str = "cpu",
     ) -> None:
+        use_split_group_norm(unet)
+        use_split_group_norm(vae)
         self.unet = unet
         self.vae = vae
         self.image_encoder = image_encoder
