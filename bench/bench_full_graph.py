@@ -29,9 +29,10 @@ starts, so the device really has N GiB (CUDA context included) and the host's fr
 a card reports (the peaks below leave the ballast out). ``--config`` names the earlier rows' combinations:
 normal = bf16; budget24 = bf16 at 24 GiB; fp8 = the fp8 file with ``--fp8-matmul``.
 
-Speed settings (``--speed``, a comma-separated list; default none): the pack's opt-in speed nodes inserted
-before EX-4D Apply's model input:
-  none         the workflow as shipped
+Speed settings (``--speed``, a comma-separated list; default none): the pack's speed nodes before EX-4D Apply's
+model input, exactly these (a workflow that ships one keeps it where the setting lists it, loses it where not;
+ex4d_fast ships EX-4D FP8 Linear, so its "fp8" is the workflow as shipped):
+  none         ... -> EX-4D Apply (the full and long workflows as shipped)
   fp8          ... -> EX-4D FP8 Linear -> EX-4D Apply
   compile      ... -> EX-4D Compile Blocks -> EX-4D Apply
   fp8+compile  ... -> EX-4D FP8 Linear -> EX-4D Compile Blocks -> EX-4D Apply

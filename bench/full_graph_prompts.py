@@ -11,7 +11,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from harness.speed_nodes import insert_speed  # noqa: E402  (shared with the UI workflows' writer)
+from harness.speed_nodes import set_speed  # noqa: E402  (shared with the UI workflows' writer)
 
 WORKFLOWS = {"full": REPO / "workflows" / "api" / "ex4d_full_api.json",  # 49 frames, DepthCrafter depth
              "fast": REPO / "workflows" / "api" / "ex4d_fast_api.json",  # the same, 4 steps at CFG 1 (distilled)
@@ -29,7 +29,7 @@ RECIPES = {"published": "full", "fast": "fast"}
 def prompt_for(weights: str, video: str, frames: int, attention: str = "workflow", workflow: str = "full",
                speed: str = "none", steps: int | None = None) -> dict[str, Any]:
     prompt = json.loads(WORKFLOWS[workflow].read_text())
-    insert_speed(prompt, speed)
+    set_speed(prompt, speed)
     for node in prompt.values():
         inputs = node["inputs"]
         match node["class_type"]:

@@ -1,29 +1,42 @@
-"""The pack's opt-in speed nodes in a workflow (API format): inserted, in order, between EX-4D Apply's model input
-and what fed it. The whole-graph bench runs them this way; the UI workflows ship them there, bypassed."""
+"""The pack's opt-in speed nodes in a workflow (API format), in order between EX-4D Apply's model input and what fed
+it. The whole-graph bench sets them per run; the UI workflows ship those their API twin lacks there, bypassed."""
 
 from __future__ import annotations
 
 from typing import Any
 
-# speed setting -> the speed nodes it inserts, in order
+# speed setting -> the speed nodes before EX-4D Apply, in order
 SPEEDS: dict[str, tuple[str, ...]] = {
     "none": (),
     "fp8": ("EX4DFP8Linear",),
     "compile": ("EX4DCompileBlocks",),
     "fp8+compile": ("EX4DFP8Linear", "EX4DCompileBlocks"),
 }
+SPEED_NODES = frozenset(SPEEDS["fp8+compile"])
 
 
-def insert_speed(prompt: dict[str, Any], speed: str) -> list[str]:
-    """Insert ``speed``'s nodes into ``prompt`` (in place) under the next free numeric ids; returns those ids."""
+def set_speed(prompt: dict[str, Any], speed: str) -> list[str]:
+    """Make the speed nodes right before EX-4D Apply in ``prompt`` (in place) exactly ``speed``'s: those it lists
+    and the prompt has keep their ids and inputs, the others are taken out, the missing ones are inserted under the
+    next free numeric ids. Returns the inserted ids."""
     apply = next(node for node in prompt.values() if node["class_type"] == "EX4DApply")
+    present: dict[str, str] = {}  # class type -> node id, of the speed nodes feeding EX-4D Apply
     upstream = apply["inputs"]["model"]
+    while prompt[upstream[0]]["class_type"] in SPEED_NODES:
+        present[prompt[upstream[0]]["class_type"]] = upstream[0]
+        upstream = prompt[upstream[0]]["inputs"]["model"]
+    for class_type, node_id in present.items():
+        if class_type not in SPEEDS[speed]:
+            del prompt[node_id]
     next_id = max(int(node_id) for node_id in prompt if node_id.isdigit()) + 1
-    added = []
+    inserted = []
     for class_type in SPEEDS[speed]:
-        node_id = str(next_id + len(added))
-        prompt[node_id] = {"class_type": class_type, "inputs": {"model": upstream}}
+        node_id = present.get(class_type)
+        if node_id is None:
+            node_id = str(next_id + len(inserted))
+            prompt[node_id] = {"class_type": class_type, "inputs": {}}
+            inserted.append(node_id)
+        prompt[node_id]["inputs"]["model"] = upstream
         upstream = [node_id, 0]
-        added.append(node_id)
     apply["inputs"]["model"] = upstream
-    return added
+    return inserted

@@ -4,8 +4,9 @@
 
 The frontend itself maps API inputs to widgets (``app.loadApiJson``) and serialises the graph, so the
 UI files are exactly what a user would get by dropping the API file onto the canvas and saving. A workflow
-that generates (it has EX-4D Apply) also gets the opt-in speed nodes before EX-4D Apply, bypassed: the user
-turns them on with Ctrl+B, and queued as shipped the graph is its API twin.
+that generates (it has EX-4D Apply) also gets the speed nodes its API twin lacks before EX-4D Apply (EX-4D FP8
+Linear, EX-4D Compile Blocks), bypassed: the user turns them on with Ctrl+B, and queued as shipped the graph is its
+API twin.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ sys.path.insert(0, str(REPO))
 
 from harness.frontend import Frontend  # noqa: E402
 from harness.host import ServerHost  # noqa: E402
-from harness.speed_nodes import insert_speed  # noqa: E402
+from harness.speed_nodes import set_speed  # noqa: E402
 
 
 def ui_name(api_path: Path) -> Path:
@@ -34,7 +35,7 @@ def main() -> None:
             if sys.argv[1:] and api_path.name.removesuffix("_api.json") not in sys.argv[1:]:
                 continue
             prompt = json.loads(api_path.read_text())
-            speed_nodes = insert_speed(prompt, "fp8+compile") if any(
+            speed_nodes = set_speed(prompt, "fp8+compile") if any(
                 node["class_type"] == "EX4DApply" for node in prompt.values()) else []
             ui.load_api(prompt)
             ui.bypass(speed_nodes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -12,6 +13,9 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import bench_full_graph as bfg  # noqa: E402
 import distill_lora  # noqa: E402
+import full_graph_prompts  # noqa: E402
+
+from harness.speed_nodes import SPEEDS, set_speed  # noqa: E402
 
 
 def by_class(prompt: dict) -> dict[str, dict]:
@@ -25,6 +29,31 @@ def test_gguf_weights_load_through_comfyui_gguf_and_change_nothing_else(weights)
     assert gguf[loader_id] == {"class_type": "UnetLoaderGGUF", "inputs": {"unet_name": bfg.WAN_FILES[weights]}}
     assert not any(n["class_type"] == "UNETLoader" for n in gguf.values())
     assert {i: n for i, n in gguf.items() if i != loader_id} == {i: n for i, n in fp8.items() if i != loader_id}
+
+
+def speed_chain(prompt: dict) -> list[str]:
+    """The class types between EX-4D Attention and EX-4D Apply, in order."""
+    chain, upstream = [], by_class(prompt)["EX4DApply"]["inputs"]["model"]
+    while prompt[upstream[0]]["class_type"] != "EX4DAttention":
+        chain.insert(0, prompt[upstream[0]]["class_type"])
+        upstream = prompt[upstream[0]]["inputs"]["model"]
+    return chain
+
+
+@pytest.mark.parametrize("workflow", ["full", "fast"])
+@pytest.mark.parametrize("speed", list(SPEEDS))
+def test_a_speed_setting_is_exactly_the_speed_nodes_before_apply(workflow, speed):
+    shipped = json.loads(full_graph_prompts.WORKFLOWS[workflow].read_text())
+    prompt = json.loads(json.dumps(shipped))
+    inserted = set_speed(prompt, speed)
+    assert speed_chain(prompt) == list(SPEEDS[speed])
+    assert {prompt[i]["class_type"] for i in inserted} == set(SPEEDS[speed]) - set(speed_chain(shipped))
+    kept = set(prompt) - set(inserted)
+    assert all(prompt[i]["class_type"] == shipped[i]["class_type"] for i in kept)  # no id changes meaning
+    assert set(shipped) - kept == {i for i, n in shipped.items() if n["class_type"] not in SPEEDS[speed]
+                                   and n["class_type"] in SPEEDS["fp8+compile"]}
+    as_shipped = "fp8" if workflow == "fast" else "none"
+    assert (prompt == shipped) == (speed == as_shipped)
 
 
 def test_recipes_are_the_shipped_workflows_settings():

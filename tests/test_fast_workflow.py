@@ -85,11 +85,16 @@ def test_fast_workflow_is_the_full_one_with_the_distillation_lora():
     assert fast[ex4d_lora]["inputs"]["model"] == [lora, 0]  # the EX-4D LoRA stacks on the distilled model
     assert {k: fast[sampler]["inputs"][k] for k in ("steps", "cfg", "shift")} == {"steps": 4, "cfg": 1.0, "shift": 5.0}
     assert int(lora) == max(int(i) for i in full) + 1
+    # EX-4D FP8 Linear on: the fast path is for the cards people own, where an fp8 file is what they load
+    fp8, attention, apply = (_node_id(fast, t) for t in ("EX4DFP8Linear", "EX4DAttention", "EX4DApply"))
+    assert fast[fp8]["inputs"] == {"model": [attention, 0]} and fast[apply]["inputs"]["model"] == [fp8, 0]
     rest = json.loads(json.dumps(fast))
-    del rest[lora]
+    del rest[lora], rest[fp8]
     rest[ex4d_lora]["inputs"]["model"] = [unet, 0]
+    rest[apply]["inputs"]["model"] = [attention, 0]
     rest[sampler]["inputs"].update(steps=25, cfg=5.0)
-    assert rest == full, "ex4d_fast differs from ex4d_full beyond the distillation LoRA and the sampler settings"
+    assert rest == full, ("ex4d_fast differs from ex4d_full beyond the distillation LoRA, EX-4D FP8 Linear and the "
+                          "sampler settings")
 
 
 def test_fast_schedule_is_lightx2vs():
