@@ -13,7 +13,8 @@
 # but the EX-4D paths do not use: its eager backend stays). .devpacks/ComfyUI-GGUF.tar.xz, where carried: city96's
 # ComfyUI-GGUF, put into the host's custom_nodes (its UnetLoaderGGUF loads GGUF DiT files). Optional, where
 # carried: .devhost-ck/_C.abi3.so.xz (comfy-kitchen's CUDA kernels, 21 MB packed: with them the host's Wan RoPE
-# runs its CUDA kernel, as on a user's machine with a CUDA 13 PyTorch; it fits only without av).
+# runs its CUDA kernel, as on a user's machine with a CUDA 13 PyTorch; it fits only without av, or in a second
+# call on the same warm machine: bench/gpu_fast_and_speed.sh says how).
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
   || return 1
 mkdir -p /tmp/host && tar xJf .devhost/host033.tar.xz -C /tmp/host || return 1
