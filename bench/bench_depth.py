@@ -8,8 +8,9 @@ Rows: fp16 / bf16 x PyTorch SDPA attention (diffusers AttnProcessor2_0) / the cl
 UNet's 2-D convolutions in channels-last memory format ("channels-last"), or both; or with every GroupNorm of the
 VAE and UNet run by PyTorch's own kernel ("torch-groupnorm", as the library ran them before) or by ``torch.compile``
 (inductor: the statistics split over many thread blocks and the normalisation fused with the affine;
-"compiled-groupnorm", its compile in the untimed run). Columns: total seconds, the encode's (CLIP + VAE encoder) and the VAE decode's seconds in it, seconds per
-denoising step, peak GPU memory, the largest difference in relative disparity (in [0, 1]) from the first variant's.
+"compiled-groupnorm", its compile in the untimed run). Columns: total seconds, the encode's (CLIP + VAE encoder)
+and the VAE decode's seconds in it, seconds per denoising step, peak GPU memory, the largest difference in
+relative disparity (in [0, 1]) from the first variant's.
 Each row is the second of two identical runs, so kernels and autotuner choices are already made. ``--profile N``
 prints the N costliest GPU operations of one more run.
 

@@ -17,9 +17,12 @@ SPEED_NODES = frozenset(SPEEDS["fp8+compile"])
 
 def set_speed(prompt: dict[str, Any], speed: str) -> list[str]:
     """Make the speed nodes right before EX-4D Apply in ``prompt`` (in place) exactly ``speed``'s: those it lists
-    and the prompt has keep their ids and inputs, the others are taken out, the missing ones are inserted under the
-    next free numeric ids. Returns the inserted ids."""
+    and the prompt has keep their ids and inputs, the others are taken out, the missing ones are inserted under ids
+    the prompt never used. Returns the inserted ids."""
+    if speed not in SPEEDS:
+        raise ValueError(f"speed: {speed!r} is not a speed setting; use one of {', '.join(SPEEDS)}")
     apply = next(node for node in prompt.values() if node["class_type"] == "EX4DApply")
+    next_id = max(int(node_id) for node_id in prompt if node_id.isdigit()) + 1
     present: dict[str, str] = {}  # class type -> node id, of the speed nodes feeding EX-4D Apply
     upstream = apply["inputs"]["model"]
     while prompt[upstream[0]]["class_type"] in SPEED_NODES:
@@ -28,7 +31,6 @@ def set_speed(prompt: dict[str, Any], speed: str) -> list[str]:
     for class_type, node_id in present.items():
         if class_type not in SPEEDS[speed]:
             del prompt[node_id]
-    next_id = max(int(node_id) for node_id in prompt if node_id.isdigit()) + 1
     inserted = []
     for class_type in SPEEDS[speed]:
         node_id = present.get(class_type)

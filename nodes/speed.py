@@ -132,8 +132,8 @@ class FP8Linear(CheckedNode):
             category=CATEGORY,
             description="Multiply the Wan DiT's block Linear layers in fp8 (e4m3) with proper scales: a scale per "
             "weight row and per token, so nothing is clamped. Opt-in (on in the fast workflow): faster on GPUs with "
-            "fp8 tensor cores (Ada, Hopper), at an error stated in the README; elsewhere the layers run as before. Works on bf16, "
-            "fp16 and fp8_e4m3fn weight files (a scaled fp8 file's layers stay the host's); LoRAs (EX-4D's too) "
+            "fp8 tensor cores (Ada, Hopper), at an error stated in the README; elsewhere the layers run as before. "
+            "Works on bf16, fp16 and fp8_e4m3fn weight files (a scaled fp8 file's layers stay the host's); LoRAs (EX-4D's too) "
             "are applied before quantising. An fp8_e4m3fn file's weights are multiplied as ComfyUI keeps them "
             "(LoRAs merged), not quantized again; a bf16 or fp16 weight is quantized once per run. The fp8 "
             "weights are held while sampling where they fit beside it (about 13 GiB for the 14B DiT, given back "

@@ -48,12 +48,18 @@ def test_a_speed_setting_is_exactly_the_speed_nodes_before_apply(workflow, speed
     inserted = set_speed(prompt, speed)
     assert speed_chain(prompt) == list(SPEEDS[speed])
     assert {prompt[i]["class_type"] for i in inserted} == set(SPEEDS[speed]) - set(speed_chain(shipped))
+    assert not set(inserted) & set(shipped)  # an id the workflow had is never given to another node
     kept = set(prompt) - set(inserted)
     assert all(prompt[i]["class_type"] == shipped[i]["class_type"] for i in kept)  # no id changes meaning
     assert set(shipped) - kept == {i for i, n in shipped.items() if n["class_type"] not in SPEEDS[speed]
                                    and n["class_type"] in SPEEDS["fp8+compile"]}
     as_shipped = "fp8" if workflow == "fast" else "none"
     assert (prompt == shipped) == (speed == as_shipped)
+
+
+def test_an_unknown_speed_setting_is_named():
+    with pytest.raises(ValueError, match="'fp9' is not a speed setting; use one of none, fp8, compile, fp8"):
+        set_speed(json.loads(full_graph_prompts.WORKFLOWS["fast"].read_text()), "fp9")
 
 
 def test_recipes_are_the_shipped_workflows_settings():

@@ -38,6 +38,43 @@ def test_split_group_norm_is_torch_group_norm_to_round_off(dtype, shape, groups,
     assert error <= max(2 * torch_error, torch.finfo(dtype).eps * exact.abs().max().item()), (error, torch_error)
 
 
+def test_a_channels_last_input_and_a_recorded_gradient():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 16, 6, 5, generator=g).to(memory_format=torch.channels_last).requires_grad_()
+    weight = torch.randn(16, generator=g, requires_grad=True)
+    bias = torch.randn(16, generator=g, requires_grad=True)
+    got = split_group_norm(x, 4, weight, bias, 1e-5)
+    want = F.group_norm(x, 4, weight, bias, 1e-5)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    grads = torch.autograd.grad(got.square().sum(), (x, weight, bias))
+    for a, b in zip(grads, torch.autograd.grad(want.square().sum(), (x, weight, bias)), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_inputs_torch_refuses_are_refused():
+    with pytest.raises(ValueError, match="6 channels do not divide into 4 groups"):
+        split_group_norm(torch.zeros(1, 6, 3), 4, None, None, 1e-5)
+    with pytest.raises(ValueError, match="a single value"):
+        split_group_norm(torch.zeros(1, 4, 1, 1), 4, None, None, 1e-5)
+    with pytest.raises(ValueError, match="Expected more than 1 value"):  # the same input, PyTorch's words
+        F.group_norm(torch.zeros(1, 4, 1, 1), 4)
+    x = torch.randn(3, 4, 1, 1)  # one value per (sample, group), which PyTorch takes: the bias comes out
+    bias = torch.randn(4)
+    got = split_group_norm(x, 4, None, bias, 1e-5)
+    assert torch.equal(got, bias.view(1, 4, 1, 1).expand_as(x))
+    torch.testing.assert_close(got, F.group_norm(x, 4, None, bias, 1e-5), rtol=0, atol=1e-4)  # its E[x^2] - E[x]^2
+
+
+def test_off_cuda_the_module_runs_torchs_own_kernel():
+    """The split gains only on a GPU; on the CPU a half input's float32 statistics would copy it whole."""
+    norm = torch.nn.GroupNorm(4, 8)
+    x = torch.randn(2, 8, 5, 5).half()
+    norm.half()
+    want = norm(x)
+    assert use_split_group_norm(norm) == 1 and type(norm) is SplitGroupNorm
+    assert torch.equal(norm(x), want)
+
+
 def test_every_groupnorm_of_depthcrafter_is_split_with_the_same_parameters(tmp_path):
     from harness.tiny_depth import write_tiny_depthcrafter
 
@@ -65,9 +102,10 @@ def test_depthcrafter_depth_is_the_same_with_torch_group_norm(monkeypatch, tmp_p
 
     model = D.DepthCrafter.from_pretrained(write_tiny_depthcrafter(tmp_path), dtype=torch.float32, device="cpu")
     frames = _clip(6)
+    plain = model.estimate(frames, steps=2).disparity  # on the CPU, PyTorch's kernel
+    monkeypatch.setattr(SplitGroupNorm, "forward",
+                        lambda self, x: split_group_norm(x, self.num_groups, self.weight, self.bias, self.eps))
     split = model.estimate(frames, steps=2).disparity
-    monkeypatch.setattr(SplitGroupNorm, "forward", torch.nn.GroupNorm.forward)
-    plain = model.estimate(frames, steps=2).disparity
     assert split.std() > 1e-3
     assert torch.allclose(split, plain, atol=1e-4), (split - plain).abs().max()
 

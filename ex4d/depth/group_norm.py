@@ -19,45 +19,50 @@ def split_group_norm(x: torch.Tensor, groups: int, weight: torch.Tensor | None, 
 
     The mean in float32; the input centred on it in the input's dtype (exact where the two are close); the
     variance from the centred values (no cancellation), corrected for what centring on the rounded mean left
-    in; then one multiply-add, in place into the centred values (no third buffer of the input's size)."""
+    in; then one multiply-add, in place into the centred values where no gradient is recorded (no third buffer of
+    the input's size). On a CUDA device the float32 statistics of a half input are read in one pass; on the CPU
+    they take a float32 copy of it (:class:`SplitGroupNorm` runs PyTorch's own kernel there)."""
     n, c = x.shape[:2]
+    if c % groups:
+        raise ValueError(f"group norm: {c} channels do not divide into {groups} groups")
     rows = x.reshape(n, groups, -1)
-    mean = rows.mean(-1, dtype=torch.float32)
+    if n * rows.shape[-1] == 1:  # as F.group_norm refuses it
+        raise ValueError(f"group norm: an input of shape {list(x.shape)} in {groups} groups gives each group's "
+                         "statistics a single value")
+    statistics = torch.promote_types(x.dtype, torch.float32)
+    mean = rows.mean(-1, dtype=statistics)
     mean_x = mean.to(x.dtype)
     centred = rows - mean_x[..., None]
-    offset = mean - mean_x.float()
-    var = (torch.linalg.vector_norm(centred, dim=-1, dtype=torch.float32).square() / rows.shape[-1]
+    offset = mean - mean_x.to(statistics)
+    var = (torch.linalg.vector_norm(centred, dim=-1, dtype=statistics).square() / rows.shape[-1]
            - offset.square()).clamp_min(0)
     per_channel = c // groups
     rstd = torch.rsqrt(var + eps).repeat_interleave(per_channel, dim=1)
-    scale = rstd if weight is None else rstd * weight.float()
+    scale = rstd if weight is None else rstd * weight.to(statistics)
     shift = -offset.repeat_interleave(per_channel, dim=1) * scale
     if bias is not None:
-        shift = shift + bias.float()
+        shift = shift + bias.to(statistics)
     view = (n, c) + (1,) * (x.ndim - 2)
     centred = centred.reshape(x.shape)
-    return torch.addcmul(shift.to(x.dtype).view(view), centred, scale.to(x.dtype).view(view), out=centred)
+    recorded = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
+    return torch.addcmul(shift.to(x.dtype).view(view), centred, scale.to(x.dtype).view(view),
+                         out=None if recorded else centred)
 
 
 class SplitGroupNorm(torch.nn.GroupNorm):
-    """``torch.nn.GroupNorm`` (same parameters and state dict) computed by :func:`split_group_norm`."""
+    """``torch.nn.GroupNorm`` computed by :func:`split_group_norm` on a CUDA device, by PyTorch's kernel elsewhere
+    (where the split gains nothing and a half input's statistics would take a float32 copy of it)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.is_cuda:
+            return super().forward(x)
         return split_group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
 
 def use_split_group_norm(root: torch.nn.Module) -> int:
-    """Replace every ``torch.nn.GroupNorm`` under ``root``, in place, by a :class:`SplitGroupNorm` holding the same
-    parameter objects; returns how many were replaced."""
-    replaced = 0
-    for parent in list(root.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is not torch.nn.GroupNorm:
-                continue
-            norm = SplitGroupNorm(child.num_groups, child.num_channels, child.eps, affine=False)
-            norm.affine = child.affine
-            norm.weight, norm.bias = child.weight, child.bias
-            norm.train(child.training)
-            setattr(parent, name, norm)
-            replaced += 1
-    return replaced
+    """Make every ``torch.nn.GroupNorm`` under ``root`` a :class:`SplitGroupNorm`, in place (the same module: its
+    parameters, hooks and device stay); returns how many."""
+    norms = [m for m in root.modules() if type(m) is torch.nn.GroupNorm]
+    for norm in norms:
+        norm.__class__ = SplitGroupNorm
+    return len(norms)

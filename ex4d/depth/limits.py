@@ -2,9 +2,10 @@
 
 DepthCrafter works on frames rounded to multiples of 64 (at least 64): its latent is 1/8 of that and its UNet
 halves it three more times, so a 64-pixel side is one pixel at the UNet's deepest layers. There each group norm
-normalises (frames in the window) x (channels per group) x (deepest pixels) values, and PyTorch refuses a
-group of one value ("Expected more than 1 value per channel when training"). A model whose groups hold several
-channels (the published DepthCrafter: 10 or more) never meets this; a narrow one on one frame of 64 x 64 does.
+normalises (frames in the window) x (channels per group) x (deepest pixels) values, and a group of one value is
+refused (PyTorch's: "Expected more than 1 value per channel when training"; :mod:`group_norm` likewise). A model
+whose groups hold several channels (the published DepthCrafter: 10 or more) never meets this; a narrow one on one
+frame of 64 x 64 does.
 """
 
 from __future__ import annotations
