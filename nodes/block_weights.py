@@ -74,13 +74,15 @@ def block_layers(model) -> dict[str, torch.nn.Module]:
     """The weighted host layers (comfy.ops Linear, LayerNorm, RMSNorm) of the DiT's transformer blocks by
     object-patch key of their ``forward`` (``diffusion_model.blocks.<i>.<path>.forward``). Layers of a scaled fp8
     file (the host's ``scale_weight`` or its quantized layer types) are left out: the host's own forward applies
-    their scales."""
+    their scales. So are layers whose class casts its weight its own way (a ``cast_bias_weight`` method, as
+    ComfyUI-GGUF's layers dequantize there and apply their LoRA patches): the host's cast would miss both."""
     blocks = model.get_model_object("diffusion_model.blocks")
     return {
         f"diffusion_model.blocks.{name}.forward": module
         for name, module in blocks.named_modules()
         if isinstance(module, LAYER_KINDS) and hasattr(module, "comfy_cast_weights")
         and getattr(module, "weight", None) is not None and getattr(module, "scale_weight", None) is None
+        and not callable(getattr(type(module), "cast_bias_weight", None))
     }
 
 

@@ -4,6 +4,7 @@ patches of the block Linears' ``forward``) and compiled blocks (the host's compi
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import comfy.patcher_extension
@@ -18,6 +19,8 @@ from ._comfy import CATEGORY
 from ._validation import CheckedNode
 from .block_weights import block_linears, with_speed
 from .wan_checks import check_wan_dit
+
+log = logging.getLogger(__name__)
 
 ATTENTION_BACKENDS = ("cudnn", "host")
 ATTENTION_OVERRIDE = "optimized_attention_override"  # the host's hook for a model's attention function
@@ -116,10 +119,11 @@ def with_fp8_linear(model):
     and its weights are untouched."""
     check_wan_dit(model)
     if not block_linears(model):
-        raise ValueError(
-            "model: its blocks hold no plain Linear layers (a scaled fp8 or otherwise quantized file, whose "
-            "layers the host multiplies itself); EX-4D FP8 Linear works on bf16, fp16 and fp8_e4m3fn files"
-        )
+        # a speed option the fast workflow ships on: a GGUF or scaled fp8 file runs as the host runs it
+        log.warning("EX-4D FP8 Linear: this model's block Linear layers are quantized by their loader (a GGUF or "
+                    "scaled fp8 file) and multiplied by it; the model is passed on unchanged. EX-4D FP8 Linear "
+                    "works on bf16, fp16 and fp8_e4m3fn files.")
+        return model
     return with_speed(model, fp8=True)
 
 
@@ -133,8 +137,9 @@ class FP8Linear(CheckedNode):
             description="Multiply the Wan DiT's block Linear layers in fp8 (e4m3) with proper scales: a scale per "
             "weight row and per token, so nothing is clamped. Opt-in (on in the fast workflow): faster on GPUs with "
             "fp8 tensor cores (Ada, Hopper), at an error stated in the README; elsewhere the layers run as before. "
-            "Works on bf16, fp16 and fp8_e4m3fn weight files (a scaled fp8 file's layers stay the host's); LoRAs (EX-4D's too) "
-            "are applied before quantising. An fp8_e4m3fn file's weights are multiplied as ComfyUI keeps them "
+            "Works on bf16, fp16 and fp8_e4m3fn weight files (the layers of a scaled fp8 or a GGUF file stay "
+            "with their loader: on such a file the model passes unchanged); LoRAs (EX-4D's too) are applied "
+            "before quantising. An fp8_e4m3fn file's weights are multiplied as ComfyUI keeps them "
             "(LoRAs merged), not quantized again; a bf16 or fp16 weight is quantized once per run. The fp8 "
             "weights are held while sampling where they fit beside it (about 13 GiB for the 14B DiT, given back "
             "when the run ends); elsewhere a bf16 or fp16 weight is quantized at each call. To compare, bypass "

@@ -4,6 +4,7 @@ quantized product in the GPU-only test at the end (and at full size by bench/ben
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -322,20 +323,47 @@ def test_fp8_linear_without_fp8_tensor_cores_is_the_host_exactly(host, files):
     assert torch.equal(_one_step(host, files, patched), _one_step(host, files, base))  # CPU: no fp8 kernels
 
 
-def test_layers_of_a_scaled_fp8_file_are_left_to_the_host(host, files):
+def _patched_linears(bw, patched) -> int:
+    return sum(bw.is_block_forward(p) and isinstance(p.__self__, torch.nn.Linear)
+               for p in patched.object_patches.values())
+
+
+def test_layers_of_a_scaled_fp8_file_are_left_to_the_host(host, files, caplog):
     """A scaled fp8 file's layers carry ``scale_weight`` (0.3.75's scaled fp8 ops apply it in their own forward):
-    they keep the host's forward; a model with no plain Linear at all is refused, naming ``model``."""
+    they keep the host's forward; a model with no plain Linear at all is passed on unchanged, with a warning (the
+    fast workflow ships the node on)."""
     wp, bw = _patch_module(host), _block_weights(host)
     model = _tiny_model(host)  # its own copy: the attributes set below stay on it
     linears = list(bw.block_linears(model).values())
     linears[0].scale_weight = torch.nn.Parameter(torch.ones(()), requires_grad=False)
-    patched = wp.with_fp8_linear(model)
-    assert sum(bw.is_block_forward(p) and isinstance(p.__self__, torch.nn.Linear)
-               for p in patched.object_patches.values()) == len(linears) - 1
+    assert _patched_linears(bw, wp.with_fp8_linear(model)) == len(linears) - 1
     for m in linears[1:]:
         m.scale_weight = torch.nn.Parameter(torch.ones(()), requires_grad=False)
-    with pytest.raises(ValueError, match=r"^model: its blocks hold no plain Linear layers"):
-        wp.with_fp8_linear(model)
+    with caplog.at_level(logging.WARNING):
+        assert wp.with_fp8_linear(model) is model
+    assert "quantized by their loader (a GGUF or scaled fp8 file)" in caplog.text
+
+
+def test_layers_that_cast_their_own_weight_are_left_to_them(host, files):
+    """ComfyUI-GGUF's layers are the host's Linear with a ``cast_bias_weight`` method of their own, which
+    dequantizes the stored blocks and applies the layer's LoRA patches; the host's cast would read the raw blocks
+    and miss the patches. Such layers keep their forward, and so do the held and compiled paths."""
+    wp, bw = _patch_module(host), _block_weights(host)
+    model = _tiny_model(host)
+    linears = list(bw.block_linears(model).values())
+    norms = [m for m in bw.block_layers(model).values() if not isinstance(m, torch.nn.Linear)]
+
+    def own_cast(layer):
+        layer.__class__ = type("OwnCast" + type(layer).__name__, (type(layer),),
+                               {"cast_bias_weight": lambda self, input=None, **kwargs: (self.weight, self.bias)})
+
+    own_cast(linears[0])
+    own_cast(norms[0])
+    assert linears[0] not in bw.block_layers(model).values() and norms[0] not in bw.block_layers(model).values()
+    assert _patched_linears(bw, wp.with_fp8_linear(model)) == len(linears) - 1
+    for layer in linears[1:]:
+        own_cast(layer)
+    assert wp.with_fp8_linear(model) is model
 
 
 def test_speed_nodes_refuse_a_model_that_is_not_wan(host, files):
