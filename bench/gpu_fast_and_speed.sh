@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Issues 22 and 26 in one lease, most wanted first, each part's output in RESULTS_DIR (JSON lines and logs):
 #   fast24   the fast recipe on the fp8 file at 24 GiB: as shipped (EX-4D FP8 Linear on), then without FP8 Linear,
-#            side by side in one host process (first run as shipped, then one cached run each), and one more cached
-#            run under torch.profiler (its costliest GPU work printed)
-#   fast12   the same at 12 GiB (no profile)
-#   depth    DepthCrafter at 512 x 512 x 49, fp16: as the library runs it against PyTorch's GroupNorm, with a profile
+#            side by side in one host process (first run as shipped, then one cached run each); with PROFILE_FAST=1
+#            one more cached run under torch.profiler (its costliest GPU work printed)
+#   fast12, fast16   the same at 12 and 16 GiB
 #   pub      the published recipe on the bf16 file, whole GPU: FP8 Linear + Compile Blocks and as shipped on an
 #            empty compile cache; then a new host on the cache the first left (its first run)
 #   wan      bench_wan.py's whole-model step with FP8 Linear + Compile Blocks on this machine, the figure pub's step
 #            is held to (the same host and kernels: comfy-kitchen's CUDA RoPE is carried only where it fits; its
 #            weights built on the GPU and loaded whole, where pub loads files under dynamic VRAM)
+#   depth    DepthCrafter at 512 x 512 x 49, fp16: as the library runs it against PyTorch's GroupNorm, with a profile
 #   pub_none_first  a new host as shipped, its first run (measured before on an H100)
 # Needs bench/gpu_env.sh sourced (it installs nvdiffrast, as a user's machine has it).
 #   bench/gpu_fast_and_speed.sh RESULTS_DIR MODELS_DIR
@@ -53,11 +53,10 @@ python3 bench/full_weights.py --comfyui "$COMFYUI_PATH" --models "$models" --wan
 python3 bench/distill_lora.py --models "$models" >> "$res/weights.log" 2>&1 || tail -5 "$res/weights.log"
 python3 bench/full_weights.py --comfyui "$COMFYUI_PATH" --models "$models" --wan fp8 --only wan \
   >> "$res/weights.log" 2>&1 || tail -5 "$res/weights.log"
-graph fast24 480 --weights fp8 --budget-gb 24 --recipe fast --speed fp8,none --gpu-profile 45 --out "$res/fast24.jsonl"
+graph fast24 480 --weights fp8 --budget-gb 24 --recipe fast --speed fp8,none ${PROFILE_FAST:+--gpu-profile 45} \
+  --out "$res/fast24.jsonl"
 graph fast12 420 --weights fp8 --budget-gb 12 --recipe fast --speed fp8,none --out "$res/fast12.jsonl"
-timeout 300 python3 bench/bench_depth.py --sizes 512x512 --dtypes fp16 --attention sdpa \
-  --variants published,torch-groupnorm --profile 14 --out "$res/depth.jsonl" > "$res/depth.log" 2>&1
-step "depth done (exit $?)"
+graph fast16 420 --weights fp8 --budget-gb 16 --recipe fast --speed fp8,none --out "$res/fast16.jsonl"
 rm -f "$models"/diffusion_models/*fp8*
 python3 bench/full_weights.py --comfyui "$COMFYUI_PATH" --models "$models" --wan bf16 --only wan \
   >> "$res/weights.log" 2>&1 || tail -5 "$res/weights.log"
@@ -67,5 +66,8 @@ graph pub_warm 300 --weights bf16 --speed fp8+compile --first-only --compile-cac
 timeout 300 python3 bench/bench_wan.py --config bf16 --steps 4 --settings cudnn+fp8+compile --profile \
   --out "$res/wan.jsonl" > "$res/wan.log" 2>&1
 step "wan done (exit $?)"
+timeout 300 python3 bench/bench_depth.py --sizes 512x512 --dtypes fp16 --attention sdpa \
+  --variants published,torch-groupnorm --profile 14 --out "$res/depth.jsonl" > "$res/depth.log" 2>&1
+step "depth done (exit $?)"
 graph pub_none_first 300 --weights bf16 --speed none --first-only --out "$res/pub.jsonl"
 touch "$res/DONE"
