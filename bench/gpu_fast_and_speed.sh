@@ -3,12 +3,12 @@
 #   fast24   the fast recipe on the fp8 file at 24 GiB: as shipped (EX-4D FP8 Linear on), then without FP8 Linear,
 #            side by side in one host process (first run as shipped, then one cached run each); with PROFILE_FAST=1
 #            one more cached run under torch.profiler (its costliest GPU work printed)
-#   fast12, fast16   the same at 12 and 16 GiB
 #   pub      the published recipe on the bf16 file, whole GPU: FP8 Linear + Compile Blocks and as shipped on an
 #            empty compile cache; then a new host on the cache the first left (its first run)
 #   wan      bench_wan.py's whole-model step with FP8 Linear + Compile Blocks on this machine, the figure pub's step
 #            is held to (the same host and kernels: comfy-kitchen's CUDA RoPE is carried only where it fits; its
 #            weights built on the GPU and loaded whole, where pub loads files under dynamic VRAM)
+#   fast12, fast16   the fast recipe at 12 and 16 GiB, as fast24 (the fp8 file written again)
 #   depth    DepthCrafter at 512 x 512 x 49, fp16: as the library runs it against PyTorch's GroupNorm, with a profile
 #   pub_none_first  a new host as shipped, its first run (measured before on an H100)
 # Needs bench/gpu_env.sh sourced (it installs nvdiffrast, as a user's machine has it).
@@ -23,7 +23,6 @@
 #      cp -r . /tmp/snap && cd /tmp/snap && (setsid nohup bash bench/gpu_fast_and_speed.sh /tmp/res /tmp/models &)
 #      then copy /tmp/res's files to $OUT every few seconds until the call's limit
 #   3. no carry: go on copying until /tmp/res/DONE
-# The disk holds one DiT file beside the rest: each is removed before the other is written.
 set -u
 : "${COMFYUI_PATH:?source bench/gpu_env.sh first}"
 res=${1:?results folder}
@@ -47,27 +46,34 @@ got = fp8.quantized_linear(x, w, fp8.unit_scale(w), b).cpu().float()
 cpu = fp8.quantized_linear(x.cpu(), w.cpu(), fp8.unit_scale(w).cpu(), b.cpu()).float()
 print("e4m3 weight at scale 1, GPU vs CPU quantized product: rel err %.2e" % ((got - cpu).norm() / cpu.norm()).item())
 PY
-step "weights: VAE, text and image encoders, DepthCrafter, EX-4D, the distillation LoRA, the fp8 DiT"
+dit() {  # fp8|bf16: that DiT file on the disk, the other one removed (the disk holds one beside the rest)
+  local other=bf16
+  [ "$1" = bf16 ] && other=fp8
+  rm -f "$models"/diffusion_models/*"$other"*
+  step "weights: the $1 DiT"
+  python3 bench/full_weights.py --comfyui "$COMFYUI_PATH" --models "$models" --wan "$1" --only wan \
+    >> "$res/weights.log" 2>&1 || tail -5 "$res/weights.log"
+}
+step "weights: VAE, text and image encoders, DepthCrafter, EX-4D, the distillation LoRA"
 python3 bench/full_weights.py --comfyui "$COMFYUI_PATH" --models "$models" --wan none \
   --only vae,text_encoder,clip_vision,depthcrafter,ex4d > "$res/weights.log" 2>&1 || tail -5 "$res/weights.log"
 python3 bench/distill_lora.py --models "$models" >> "$res/weights.log" 2>&1 || tail -5 "$res/weights.log"
-python3 bench/full_weights.py --comfyui "$COMFYUI_PATH" --models "$models" --wan fp8 --only wan \
-  >> "$res/weights.log" 2>&1 || tail -5 "$res/weights.log"
+dit fp8
 graph fast24 480 --weights fp8 --budget-gb 24 --recipe fast --speed fp8,none ${PROFILE_FAST:+--gpu-profile 45} \
   --out "$res/fast24.jsonl"
-graph fast12 420 --weights fp8 --budget-gb 12 --recipe fast --speed fp8,none --out "$res/fast12.jsonl"
-graph fast16 420 --weights fp8 --budget-gb 16 --recipe fast --speed fp8,none --out "$res/fast16.jsonl"
-rm -f "$models"/diffusion_models/*fp8*
-python3 bench/full_weights.py --comfyui "$COMFYUI_PATH" --models "$models" --wan bf16 --only wan \
-  >> "$res/weights.log" 2>&1 || tail -5 "$res/weights.log"
+dit bf16
 cache=$(mktemp -d)
 graph pub 560 --weights bf16 --speed fp8+compile,none --compile-cache "$cache" --out "$res/pub.jsonl"
 graph pub_warm 300 --weights bf16 --speed fp8+compile --first-only --compile-cache "$cache" --out "$res/pub.jsonl"
 timeout 300 python3 bench/bench_wan.py --config bf16 --steps 4 --settings cudnn+fp8+compile --profile \
   --out "$res/wan.jsonl" > "$res/wan.log" 2>&1
 step "wan done (exit $?)"
+dit fp8
+graph fast12 420 --weights fp8 --budget-gb 12 --recipe fast --speed fp8,none --out "$res/fast12.jsonl"
+graph fast16 420 --weights fp8 --budget-gb 16 --recipe fast --speed fp8,none --out "$res/fast16.jsonl"
 timeout 300 python3 bench/bench_depth.py --sizes 512x512 --dtypes fp16 --attention sdpa \
   --variants published,torch-groupnorm --profile 14 --out "$res/depth.jsonl" > "$res/depth.log" 2>&1
 step "depth done (exit $?)"
+dit bf16
 graph pub_none_first 300 --weights bf16 --speed none --first-only --out "$res/pub.jsonl"
 touch "$res/DONE"
