@@ -13,11 +13,11 @@
 #   pub_none_first  a new host as shipped, its first run (measured before on an H100)
 # Needs bench/gpu_env.sh sourced (it installs nvdiffrast, as a user's machine has it).
 #   bench/gpu_fast_and_speed.sh RESULTS_DIR MODELS_DIR
-# It outlasts one device call (17 minutes on an H100 with the weights written): start it in the background from a
-# copy of the tree and collect RESULTS_DIR in each call until RESULTS_DIR/DONE with bench/lease_poll.sh (one
-# archive: a call brings back only a few files). With comfy-kitchen's CUDA kernels, as a user's CUDA 13 PyTorch has
-# them (bench/make_gpu_carry.sh builds all three folders), three calls on one warm machine (it is given back after
-# 30 s idle):
+# It outlasts one device call (17 minutes on an H100 in its earlier order, before fast16 and the fp8 file written
+# twice): start it in the background from a copy of the tree and collect RESULTS_DIR in each call until
+# RESULTS_DIR/DONE with bench/lease_poll.sh (one archive: a call brings back only a few files). With comfy-kitchen's
+# CUDA kernels, as a user's CUDA 13 PyTorch has them (bench/make_gpu_carry.sh builds all three folders), three calls
+# on one warm machine (it is given back after 30 s idle):
 #   1. carry .whl .devhost:  . bench/gpu_env.sh        (installs into /tmp/site and /tmp/host, which stay)
 #   2. carry .devhost-ck:    xz -dc .devhost-ck/_C.abi3.so.xz > /tmp/host/site/comfy_kitchen/backends/cuda/_C.abi3.so
 #      export PYTHONPATH=/tmp/site:/tmp/host/site PYTHONUNBUFFERED=1 COMFYUI_PATH=/tmp/host/ComfyUI
